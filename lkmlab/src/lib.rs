@@ -1,2 +1,24 @@
 //! lkmlab: build a pinned kernel, build Rust modules against exactly its tree,
 //! and test them in a VM.
+
+pub mod accel;
+pub mod ar;
+pub mod cli;
+pub mod commands;
+pub mod cpio;
+pub mod doctor;
+pub mod fetch;
+pub mod guest;
+pub mod junit;
+pub mod kconfig;
+pub mod kernel;
+pub mod ktap;
+pub mod logscan;
+pub mod module;
+pub mod paths;
+pub mod progress;
+pub mod project;
+pub mod report;
+pub mod toolchain;
+pub mod util;
+pub mod vmtest;

@@ -1,0 +1,208 @@
+//! `lkmlab doctor`: is every tool the pipeline needs here, new enough, and
+//! how to fix it when not.
+
+use crate::accel;
+use crate::paths::Paths;
+use crate::project::Project;
+use crate::toolchain::{self, LibSrc, Version};
+use std::path::Path;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    /// Works, but worth knowing (e.g. no KVM: tests run under TCG).
+    Note,
+    /// The pipeline cannot run until this is fixed.
+    Fail,
+}
+
+pub struct Check {
+    pub name: String,
+    pub status: Status,
+    pub detail: String,
+    pub fix: Option<String>,
+}
+
+fn check(name: &str, status: Status, detail: impl Into<String>, fix: Option<String>) -> Check {
+    Check {
+        name: name.to_string(),
+        status,
+        detail: detail.into(),
+        fix,
+    }
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+}
+
+fn apt(pkg: &str) -> Option<String> {
+    Some(format!("sudo apt-get install {pkg}"))
+}
+
+fn versioned(name: &str, found: anyhow::Result<Version>, min: &str, fix: String) -> Check {
+    let min_v = Version::parse(min);
+    match (found, min_v) {
+        (Ok(v), Some(min_v)) if v >= min_v => {
+            check(name, Status::Ok, format!("{v} (>= {min})"), None)
+        }
+        (Ok(v), _) => check(
+            name,
+            Status::Fail,
+            format!("{v} is older than the kernel's minimum {min}"),
+            Some(fix),
+        ),
+        (Err(e), _) => check(name, Status::Fail, format!("{e:#}"), Some(fix)),
+    }
+}
+
+/// Run every check.
+pub fn run(project: &Project, paths: &Paths) -> Vec<Check> {
+    let tc = &project.pin.toolchain;
+    let mut checks = vec![versioned(
+        "rustc",
+        toolchain::rustc_version(),
+        &tc.rustc_min,
+        "install Rust: https://rustup.rs (then `rustup default stable`)".into(),
+    )];
+    checks.push(match toolchain::lib_src_source() {
+        LibSrc::Env(p) if p.join("core/src/lib.rs").is_file() => check(
+            "rust library source",
+            Status::Ok,
+            format!("RUST_LIB_SRC={}", p.display()),
+            None,
+        ),
+        LibSrc::Env(p) => check(
+            "rust library source",
+            Status::Fail,
+            format!("RUST_LIB_SRC={} has no core/src/lib.rs", p.display()),
+            Some("unset RUST_LIB_SRC or point it at a Rust `library` directory".into()),
+        ),
+        LibSrc::Sysroot(p) => check(
+            "rust library source",
+            Status::Ok,
+            format!("rustc sysroot: {}", p.display()),
+            None,
+        ),
+        LibSrc::Pinned => check(
+            "rust library source",
+            Status::Note,
+            format!(
+                "not in the rustc sysroot; `lkmlab fetch` provides the pinned {}",
+                tc.rust_src.file
+            ),
+            None,
+        ),
+    });
+    checks.push(versioned(
+        "bindgen",
+        toolchain::bindgen_version(),
+        &tc.bindgen_min,
+        format!(
+            "cargo install bindgen-cli --locked --version {}",
+            tc.bindgen_cli
+        ),
+    ));
+    let libclang_path = toolchain::libclang_path(project);
+    checks.push(if on_path("bindgen") {
+        let mut c = versioned(
+            "libclang",
+            toolchain::libclang_version(libclang_path.as_deref()),
+            &tc.libclang_min,
+            format!(
+                "sudo apt-get install libclang-19-dev (and LIBCLANG_PATH={} if bindgen picks an older one)",
+                tc.libclang_path
+            ),
+        );
+        if let Some(p) = &libclang_path {
+            c.detail.push_str(&format!(" from {}", p.display()));
+        }
+        c
+    } else {
+        check("libclang", Status::Fail, "cannot check without bindgen", apt("libclang-19-dev"))
+    });
+    for (program, pkg) in [
+        ("make", "make"),
+        ("gcc", "gcc"),
+        ("ld", "binutils"),
+        ("flex", "flex"),
+        ("bison", "bison"),
+        ("bc", "bc"),
+        ("perl", "perl"),
+        ("cpio", "cpio"),
+        ("tar", "tar"),
+        ("xz", "xz-utils"),
+        ("curl", "curl"),
+        ("cargo", "rustup's cargo"),
+        ("qemu-system-x86_64", "qemu-system-x86"),
+    ] {
+        checks.push(if on_path(program) {
+            check(program, Status::Ok, "found", None)
+        } else {
+            check(
+                program,
+                Status::Fail,
+                "not found on PATH",
+                if pkg.contains(' ') {
+                    Some(format!("install {pkg}"))
+                } else {
+                    apt(pkg)
+                },
+            )
+        });
+    }
+    for (name, header, pkg) in [
+        ("libelf headers", "/usr/include/libelf.h", "libelf-dev"),
+        (
+            "openssl headers",
+            "/usr/include/openssl/ssl.h",
+            "libssl-dev",
+        ),
+        (
+            "static glibc (guest runner)",
+            "/usr/lib/x86_64-linux-gnu/libc.a",
+            "libc6-dev",
+        ),
+    ] {
+        checks.push(if Path::new(header).is_file() {
+            check(name, Status::Ok, header, None)
+        } else {
+            check(name, Status::Fail, format!("{header} missing"), apt(pkg))
+        });
+    }
+    if on_path("qemu-system-x86_64") {
+        checks.push(match accel::probe_kvm(paths) {
+            Ok(()) => check("KVM", Status::Ok, "usable (boot-sector probe passed)", None),
+            Err(why) => check(
+                "KVM",
+                Status::Note,
+                format!("not usable: {why}; tests run under TCG (slower, same results)"),
+                None,
+            ),
+        });
+    }
+    checks
+}
+
+/// Print the checks; true when the pipeline can run.
+pub fn print(checks: &[Check]) -> bool {
+    for c in checks {
+        let tag = match c.status {
+            Status::Ok => "ok  ",
+            Status::Note => "note",
+            Status::Fail => "FAIL",
+        };
+        println!("{tag} {:<28} {}", c.name, c.detail);
+        if let Some(fix) = &c.fix {
+            println!("     {:<28} fix: {fix}", "");
+        }
+    }
+    let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
+    if failed == 0 {
+        println!("lkmlab doctor: the pipeline can run");
+    } else {
+        println!("lkmlab doctor: {failed} problem(s) stop the pipeline; fix them and run `lkmlab doctor` again");
+    }
+    failed == 0
+}

@@ -1,0 +1,155 @@
+//! Getting pinned files: mirror directory first, then the pinned URLs; every
+//! file is sha256-verified before anything uses it.
+
+use crate::paths::Paths;
+use crate::project::PinnedFile;
+use crate::util::run_quiet;
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The sha256 of a file, as lowercase hex.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Refuse a file whose sha256 is not the pinned one, naming both hashes.
+pub fn verify(path: &Path, want: &str) -> Result<()> {
+    let got = sha256_file(path)?;
+    if got != want {
+        bail!(
+            "sha256 mismatch for {}\n  expected {want}\n  got      {got}\n\
+             The file is not the pinned one: it was refused and nothing was unpacked. \
+             Delete it (or fix the mirror) and run `lkmlab fetch` again.",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Where a pinned file comes from.
+pub struct Fetcher<'a> {
+    pub paths: &'a Paths,
+    pub mirror: Option<PathBuf>,
+}
+
+impl Fetcher<'_> {
+    /// A verified local copy of `pinned`, fetched if the cache lacks it.
+    pub fn get(&self, pinned: &PinnedFile) -> Result<PathBuf> {
+        let dest = self.paths.downloads().join(&pinned.file);
+        if dest.is_file() {
+            if sha256_file(&dest)? == pinned.sha256 {
+                return Ok(dest);
+            }
+            eprintln!(
+                "lkmlab: cached {} does not match its pin; fetching it again",
+                dest.display()
+            );
+            std::fs::remove_file(&dest).with_context(|| format!("removing {}", dest.display()))?;
+        }
+        std::fs::create_dir_all(self.paths.downloads())?;
+        let partial = dest.with_extension("partial");
+
+        if let Some(mirror) = &self.mirror {
+            let candidate = mirror.join(&pinned.file);
+            if candidate.is_file() {
+                eprintln!("lkmlab: {} from mirror {}", pinned.file, mirror.display());
+                // Verify the mirror's copy before taking it into the cache.
+                verify(&candidate, &pinned.sha256)?;
+                std::fs::copy(&candidate, &partial)
+                    .with_context(|| format!("copying {}", candidate.display()))?;
+                return self.finish(&partial, &dest, pinned);
+            }
+            eprintln!(
+                "lkmlab: mirror {} has no {}; trying the pinned URLs",
+                mirror.display(),
+                pinned.file
+            );
+        }
+
+        let mut errors = Vec::new();
+        for url in &pinned.urls {
+            eprintln!("lkmlab: downloading {url}");
+            match download(url, &partial) {
+                Ok(()) => return self.finish(&partial, &dest, pinned),
+                Err(e) => errors.push(format!("  {url}: {e:#}")),
+            }
+        }
+        let _ = std::fs::remove_file(&partial);
+        bail!(
+            "could not fetch {} from any source:\n{}\nPut the file (sha256 {}) into a directory \
+             and point LKMLAB_MIRROR (or --mirror) at it.",
+            pinned.file,
+            errors.join("\n"),
+            pinned.sha256
+        )
+    }
+
+    fn finish(&self, partial: &Path, dest: &Path, pinned: &PinnedFile) -> Result<PathBuf> {
+        if let Err(e) = verify(partial, &pinned.sha256) {
+            let _ = std::fs::remove_file(partial);
+            return Err(e.context(format!("fetching {}", pinned.file)));
+        }
+        std::fs::rename(partial, dest)
+            .with_context(|| format!("moving {} into place", dest.display()))?;
+        Ok(dest.to_path_buf())
+    }
+}
+
+fn download(url: &str, to: &Path) -> Result<()> {
+    let status = Command::new("curl")
+        .args(["--fail", "--location", "--silent", "--show-error"])
+        .args(["--retry", "2", "--connect-timeout", "20", "--output"])
+        .arg(to)
+        .arg(url)
+        .status()
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => {
+                anyhow::anyhow!("curl is not installed (apt-get install curl)")
+            }
+            _ => anyhow::anyhow!("running curl: {e}"),
+        })?;
+    if !status.success() {
+        bail!("curl failed ({status})");
+    }
+    Ok(())
+}
+
+/// Extract one member of a Debian package's data archive to `dest`.
+/// A .deb is an `ar` archive whose `data.tar.*` member holds the files.
+pub fn extract_from_deb(deb: &Path, member: &str, dest_dir: &Path) -> Result<()> {
+    let data = crate::ar::extract_member_prefix(deb, "data.tar", dest_dir)
+        .with_context(|| format!("reading {} as a Debian package", deb.display()))?;
+    let result = run_quiet(
+        Command::new("tar")
+            .arg("-xf")
+            .arg(&data)
+            .arg("-C")
+            .arg(dest_dir)
+            .arg(format!("./{member}")),
+        "tar",
+    );
+    let _ = std::fs::remove_file(&data);
+    result
+        .map(drop)
+        .with_context(|| format!("extracting {member} from {}", deb.display()))
+}

@@ -1,0 +1,269 @@
+//! The pinned kernel: unpack the source, configure it from the fragments
+//! (verifying every requested option), and build it into a cached tree.
+
+use crate::fetch::{extract_from_deb, hex, sha256_file, verify, Fetcher};
+use crate::kconfig;
+use crate::paths::Paths;
+use crate::progress::run_logged;
+use crate::project::Project;
+use crate::toolchain;
+use crate::util::{human_duration, run_quiet, write_atomic};
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// Bump when the way lkmlab configures or builds the kernel changes, so old
+/// cached trees are not taken for new ones.
+const RECIPE: &str = "lkmlab-kernel-recipe-1";
+pub const ARCH: &str = "x86_64";
+const STAMP: &str = "lkmlab-build.json";
+
+/// A built kernel tree: `make -C dir M=…` builds modules against it.
+#[derive(Debug, Clone)]
+pub struct KernelTree {
+    pub dir: PathBuf,
+    pub release: String,
+    pub flavor: String,
+}
+
+impl KernelTree {
+    pub fn bzimage(&self) -> PathBuf {
+        self.dir.join("arch/x86/boot/bzImage")
+    }
+}
+
+/// The unpacked, verified kernel source tree, unpacking it if needed.
+pub fn source(project: &Project, paths: &Paths, fetcher: &Fetcher) -> Result<PathBuf> {
+    let k = &project.pin.kernel;
+    let root = paths.kernel_source(&k.tarball.sha256);
+    let top = root.join(&k.tarball.top_dir);
+    let marker = root.join(".lkmlab-unpacked");
+    if marker.is_file() && top.is_dir() {
+        return Ok(top);
+    }
+    let deb = fetcher.get(&k.deb)?;
+    let staging = root.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging)?;
+    eprintln!("lkmlab: extracting {} from {}", k.tarball.path, k.deb.file);
+    extract_from_deb(&deb, &k.tarball.path, &staging)?;
+    let tarball = staging.join(&k.tarball.path);
+    verify(&tarball, &k.tarball.sha256).context(
+        "the kernel tarball inside the pinned .deb does not match [kernel.tarball] sha256",
+    )?;
+    eprintln!("lkmlab: unpacking the kernel source (about a minute)");
+    run_quiet(
+        Command::new("tar")
+            .arg("-xf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(&staging),
+        "tar",
+    )?;
+    std::fs::remove_file(&tarball)?;
+    if !staging.join(&k.tarball.top_dir).is_dir() {
+        bail!(
+            "{} has no top directory {}; fix [kernel.tarball] top_dir",
+            k.tarball.path,
+            k.tarball.top_dir
+        );
+    }
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::rename(&staging, &root)?;
+    std::fs::write(&marker, &k.tarball.sha256)?;
+    Ok(top)
+}
+
+/// Every option the fragments of `flavor` request, merged in order.
+pub fn requested_options(
+    project: &Project,
+    flavor: &str,
+) -> Result<BTreeMap<String, kconfig::Entry>> {
+    let mut parsed = Vec::new();
+    for path in project.fragments(flavor)? {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading Kconfig fragment {}", path.display()))?;
+        let rel = path.strip_prefix(&project.root).unwrap_or(&path);
+        parsed.push(kconfig::parse_fragment(&text, &rel.display().to_string())?);
+    }
+    Ok(kconfig::merge(&parsed))
+}
+
+fn make(src: &Path, out: &Path, env: &[(String, OsString)]) -> Command {
+    let mut cmd = Command::new("make");
+    cmd.arg("-C")
+        .arg(src)
+        .arg(format!("O={}", out.display()))
+        .arg(format!("ARCH={ARCH}"));
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    cmd
+}
+
+/// `tinyconfig` + fragments + `olddefconfig` in `out`, then verify that every
+/// requested option survived.
+pub fn configure(
+    project: &Project,
+    flavor: &str,
+    src: &Path,
+    out: &Path,
+    env: &[(String, OsString)],
+) -> Result<()> {
+    let requested = requested_options(project, flavor)?;
+    std::fs::create_dir_all(out)?;
+    run_quiet(make(src, out, env).arg("tinyconfig"), "make tinyconfig")?;
+    let config_path = out.join(".config");
+    let base = std::fs::read_to_string(&config_path)?;
+    std::fs::write(&config_path, kconfig::apply(&base, &requested))?;
+    run_quiet(make(src, out, env).arg("olddefconfig"), "make olddefconfig")?;
+    let actual = kconfig::parse_dotconfig(&std::fs::read_to_string(&config_path)?);
+    let dropped = kconfig::verify(&requested, &actual);
+    if dropped.is_empty() {
+        return Ok(());
+    }
+    let mut msg = format!(
+        "{} requested Kconfig option(s) did not survive `make olddefconfig` (a dependency \
+         is missing or the option does not exist in {}):",
+        dropped.len(),
+        project.pin.kernel.version
+    );
+    for d in &dropped {
+        msg.push_str(&format!("\n  {d}"));
+    }
+    if dropped.iter().any(|d| d.name == "CONFIG_RUST") {
+        let why = run_quiet(make(src, out, env).arg("rustavailable"), "make rustavailable")
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_else(|| "`make rustavailable` says Rust is available: check RUST's other dependencies (MODVERSIONS, RANDSTRUCT, DEBUG_INFO_BTF)".into());
+        msg.push_str(&format!(
+            "\nCONFIG_RUST needs a usable Rust toolchain: {why}"
+        ));
+    }
+    msg.push_str(
+        "\nFix the fragment (add the missing dependency, or drop the option), \
+         or see `make menuconfig` in the build tree for what it depends on.",
+    );
+    bail!(msg)
+}
+
+/// The hash of every input of a kernel build.
+pub fn cache_key(project: &Project, flavor: &str, lib_src: &str) -> Result<(String, String)> {
+    let mut inputs = vec![
+        ("recipe".to_string(), RECIPE.to_string()),
+        ("arch".into(), ARCH.into()),
+        ("source".into(), project.pin.kernel.tarball.sha256.clone()),
+        ("base".into(), project.pin.kconfig.base.clone()),
+        ("rust_lib_src".into(), lib_src.to_string()),
+    ];
+    for path in project.fragments(flavor)? {
+        let rel = path.strip_prefix(&project.root).unwrap_or(&path);
+        inputs.push((format!("fragment {}", rel.display()), sha256_file(&path)?));
+    }
+    inputs.extend(toolchain::fingerprint(project)?);
+    let description = serde_json::to_string_pretty(
+        &inputs.iter().cloned().collect::<BTreeMap<String, String>>(),
+    )?;
+    let mut h = Sha256::new();
+    for (k, v) in &inputs {
+        h.update(k.as_bytes());
+        h.update([0]);
+        h.update(v.as_bytes());
+        h.update([0]);
+    }
+    Ok((hex(&h.finalize()), description))
+}
+
+/// An up-to-date kernel tree for `flavor`, building it only when an input changed.
+pub fn build(
+    project: &Project,
+    paths: &Paths,
+    fetcher: &Fetcher,
+    flavor: &str,
+) -> Result<KernelTree> {
+    let started = Instant::now();
+    let lib_src = toolchain::lib_src_source();
+    let lib_src_id = match &lib_src {
+        toolchain::LibSrc::Env(p) | toolchain::LibSrc::Sysroot(p) => p.display().to_string(),
+        toolchain::LibSrc::Pinned => format!("pinned {}", project.pin.toolchain.rust_src.sha256),
+    };
+    let (key, description) = cache_key(project, flavor, &lib_src_id)?;
+    let dir = paths.kernel_build(flavor, &key);
+    let stamp = dir.join(STAMP);
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(description.as_str()) {
+        let tree = tree(&dir, flavor)?;
+        eprintln!(
+            "lkmlab: kernel {} ({flavor}) is up to date: nothing to do ({}; {})",
+            tree.release,
+            human_duration(started.elapsed()),
+            dir.display()
+        );
+        return Ok(tree);
+    }
+
+    let src = source(project, paths, fetcher)?;
+    let rust_lib_src = toolchain::rust_lib_src(project, paths, fetcher)?;
+    let env = toolchain::make_env(project, Some(&rust_lib_src));
+    eprintln!(
+        "lkmlab: configuring kernel {} ({flavor}) in {}",
+        project.pin.kernel.version,
+        dir.display()
+    );
+    configure(project, flavor, &src, &dir, &env)?;
+    std::fs::write(dir.join("lkmlab-inputs.json"), &description)?;
+
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let log = dir.join("build.log");
+    eprintln!(
+        "lkmlab: building bzImage and modules with {jobs} jobs (several minutes; log: {})",
+        log.display()
+    );
+    let mut cmd = make(&src, &dir, &env);
+    cmd.arg(format!("-j{jobs}")).args(["bzImage", "modules"]);
+    run_logged(&mut cmd, &log, "kernel build")?;
+    if !dir.join("Module.symvers").is_file() {
+        bail!(
+            "the kernel build left no Module.symvers; out-of-tree modules cannot link. See {}",
+            log.display()
+        );
+    }
+    let tree = tree(&dir, flavor)?;
+    if tree.release != project.pin.kernel.version {
+        bail!(
+            "the pinned source builds kernel release {} but lkmlab.toml says version = {:?}; \
+             fix [kernel] version",
+            tree.release,
+            project.pin.kernel.version
+        );
+    }
+    write_atomic(&stamp, description.as_bytes())?;
+    eprintln!(
+        "lkmlab: kernel {} ({flavor}) built in {}: {}",
+        tree.release,
+        human_duration(started.elapsed()),
+        tree.bzimage().display()
+    );
+    Ok(tree)
+}
+
+/// A configured and built tree at `dir`.
+pub fn tree(dir: &Path, flavor: &str) -> Result<KernelTree> {
+    let release_file = dir.join("include/config/kernel.release");
+    let release = std::fs::read_to_string(&release_file)
+        .with_context(|| {
+            format!(
+                "{} is not a built kernel tree (no {})",
+                dir.display(),
+                release_file.display()
+            )
+        })?
+        .trim()
+        .to_string();
+    Ok(KernelTree {
+        dir: dir.to_path_buf(),
+        release,
+        flavor: flavor.to_string(),
+    })
+}

@@ -1,0 +1,1077 @@
+//! Finds kernel trouble in a console log: BUGs, warnings, oopses, panics,
+//! sanitizer reports (KASAN, UBSAN, kmemleak, lockdep), hangs, and taint
+//! flags that say something went wrong.
+//!
+//! # How a finding is delimited
+//!
+//! A leading printk timestamp (`[   12.345678] `, optionally followed by a
+//! caller id such as `[    T1] `) is removed from every line. A *trigger*
+//! line (see [`scan`]) starts a finding; its excerpt is the trigger line plus
+//! the lines that follow it, at most [`MAX_EXCERPT`] in all:
+//!
+//! 1. If an end marker appears before anything that clearly starts another
+//!    message, the excerpt runs through it. End markers are `---[ end ...`
+//!    lines (`---[ end trace ... ]---`, `---[ end Kernel panic ...`) and, for
+//!    KASAN and UBSAN reports, the closing `=====...` rule.
+//! 2. Otherwise the excerpt stops before the first line that clearly starts
+//!    another message — another trigger (except an `Oops` line right after a
+//!    `BUG:` line, which is the same report), a `cut here` line, a `=====`
+//!    rule, or a KTAP line (`ok`/`not ok`/`# ...`/version/plan) — and is cut
+//!    shorter still after the first `</TASK>` line, before the first line
+//!    shaped like an ordinary `subsystem: message` log line (lowercase
+//!    subsystem, other than the ones reports print themselves, such as
+//!    `preempt_count:`), and, for kmemleak object reports, before the first
+//!    unindented line.
+//!
+//! Lines inside an excerpt never start a finding of their own, except taint
+//! lines that reveal more than the finding already implies (see
+//! [`FindingKind::Taint`]).
+
+use serde::Serialize;
+use std::fmt;
+
+/// The most lines an excerpt holds, trigger line included.
+pub const MAX_EXCERPT: usize = 40;
+
+/// What kind of trouble a finding is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum FindingKind {
+    /// `BUG: ...` or `kernel BUG at ...`.
+    Bug,
+    /// `WARNING: ...` (`WARN()` and friends), or a call trace that is not part
+    /// of any other report.
+    Warning,
+    /// `Oops: ...` (including general protection faults).
+    Oops,
+    /// `Kernel panic - not syncing: ...`.
+    Panic,
+    /// `BUG: KASAN: ...`.
+    Kasan,
+    /// `UBSAN: ...`.
+    Ubsan,
+    /// kmemleak's `unreferenced object` reports or its summary line.
+    Kmemleak,
+    /// Lockdep's `WARNING: possible circular locking dependency detected` and
+    /// the like.
+    Lockdep,
+    /// Hung tasks, soft and hard lockups, RCU stalls, workqueue lockups.
+    Hung,
+    /// The kernel was tainted by something other than an out-of-tree (`O`),
+    /// unsigned (`E`) or test (`N`, set by KUnit) module; holds the taint
+    /// letters, e.g. `"P"` or `"BL"`. Reported once per new letter, never for
+    /// `W` or `D` on a taint line inside another finding's excerpt (those
+    /// reports imply them), and not for letters an earlier finding explains
+    /// (`W` after a warning, `D` after a BUG or oops, `L` after a lockup, `B`
+    /// after KASAN).
+    Taint(String),
+}
+
+impl fmt::Display for FindingKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FindingKind::Bug => f.write_str("kernel BUG"),
+            FindingKind::Warning => f.write_str("kernel warning"),
+            FindingKind::Oops => f.write_str("kernel oops"),
+            FindingKind::Panic => f.write_str("kernel panic"),
+            FindingKind::Kasan => f.write_str("memory error (KASAN)"),
+            FindingKind::Ubsan => f.write_str("undefined behaviour (UBSAN)"),
+            FindingKind::Kmemleak => f.write_str("memory leak (kmemleak)"),
+            FindingKind::Lockdep => f.write_str("locking problem (lockdep)"),
+            FindingKind::Hung => f.write_str("hang or stall"),
+            FindingKind::Taint(flags) => write!(f, "kernel tainted ({flags})"),
+        }
+    }
+}
+
+/// One problem found in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// What it is.
+    pub kind: FindingKind,
+    /// The 1-based line number of the trigger line in the log.
+    pub line: usize,
+    /// The trigger line and the report lines after it, without timestamps.
+    pub excerpt: Vec<String>,
+}
+
+/// Taint letters that are expected in this lab: out-of-tree (`O`), unsigned
+/// (`E`) and test (`N`) modules.
+const EXPECTED_TAINTS: &[char] = &['O', 'E', 'N'];
+
+/// Scans a console log. Findings are in log order.
+///
+/// Triggers (after the timestamp is removed, at the start of the line):
+/// `BUG:` (`BUG: KASAN:` is [`FindingKind::Kasan`], `BUG: workqueue lockup`
+/// is [`FindingKind::Hung`]), `kernel BUG at`, `WARNING:` (lockdep's
+/// `WARNING: possible ... locking ...`, `... lock ...` and `suspicious RCU
+/// usage` reports are [`FindingKind::Lockdep`]), `Oops:` / `Oops -` /
+/// `Internal error: Oops` / `general protection fault`, `Kernel panic - not
+/// syncing`, `UBSAN:`, `unreferenced object 0x...`, `kmemleak: N new
+/// suspected memory leaks`, `INFO: task ... blocked for more than`,
+/// `watchdog: BUG: soft lockup` / `watchdog: Watchdog detected hard LOCKUP`,
+/// RCU stall reports (`rcu: INFO: ... stall ...`), and a `Call Trace:` that
+/// is not part of another finding (reported as a [`FindingKind::Warning`]).
+/// Taint lines (`... Tainted: G        W  O  7.3.4 #1` or `Tainted: [W]=WARN,
+/// [O]=OOT_MODULE`) give [`FindingKind::Taint`] findings as described there.
+pub fn scan(log: &str) -> Vec<Finding> {
+    let lines: Vec<&str> = log.lines().map(strip_timestamp).collect();
+    let mut findings = Vec::new();
+    let mut taints = TaintState::default();
+    let mut i = 0;
+    while i < lines.len() {
+        let Some(kind) = trigger(lines[i]) else {
+            if let Some(flags) = taint_flags(lines[i]) {
+                taints.check(&flags, &[], i, lines[i], &mut findings);
+            }
+            i += 1;
+            continue;
+        };
+        let end = excerpt_end(&lines, i, &kind);
+        taints.explain(kind.implied_taints());
+        findings.push(Finding {
+            kind: kind.finding.clone(),
+            line: i + 1,
+            excerpt: lines[i..end]
+                .iter()
+                .map(|l| l.trim_end().to_string())
+                .collect(),
+        });
+        for (j, line) in lines.iter().enumerate().take(end).skip(i + 1) {
+            if let Some(flags) = taint_flags(line) {
+                // W and D come with the reports themselves.
+                taints.check(&flags, &['W', 'D'], j, line, &mut findings);
+            }
+        }
+        i = end;
+    }
+    findings
+}
+
+/// Removes leading `[...]` groups (timestamp, caller id) and the space after
+/// them.
+fn strip_timestamp(line: &str) -> &str {
+    let mut rest = line;
+    let mut stripped = false;
+    while let Some(after) = rest.strip_prefix('[') {
+        let Some(end) = after.find(']') else { break };
+        let inner = &after[..end];
+        if inner.is_empty()
+            || !inner
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == '.' || c == ' ' || c == 'T' || c == 'C')
+        {
+            break;
+        }
+        rest = &after[end + 1..];
+        stripped = true;
+    }
+    if stripped {
+        rest.strip_prefix(' ').unwrap_or(rest)
+    } else {
+        line
+    }
+}
+
+/// A trigger line's meaning.
+struct Trigger {
+    finding: FindingKind,
+    /// A `BUG:` line that an `Oops` line may follow within the same report.
+    may_oops: bool,
+    /// A `Call Trace:` outside any report.
+    bare_trace: bool,
+    /// A kmemleak object report, whose body is indented.
+    indented_body: bool,
+    /// The subsystem prefix of the trigger (`rcu`, `watchdog`, ...), whose
+    /// further lines belong to the report.
+    subsystem: Option<String>,
+}
+
+impl Trigger {
+    fn new(finding: FindingKind) -> Self {
+        Trigger {
+            finding,
+            may_oops: false,
+            bare_trace: false,
+            indented_body: false,
+            subsystem: None,
+        }
+    }
+
+    fn implied_taints(&self) -> &'static [char] {
+        match self.finding {
+            FindingKind::Warning | FindingKind::Lockdep => &['W'],
+            FindingKind::Bug | FindingKind::Oops | FindingKind::Panic => &['D'],
+            FindingKind::Hung => &['L'],
+            FindingKind::Kasan => &['B'],
+            _ => &[],
+        }
+    }
+}
+
+fn trigger(line: &str) -> Option<Trigger> {
+    use FindingKind::*;
+    let subsystem = subsystem_prefix(line).map(str::to_string);
+    let mut t = if line.starts_with("BUG: KASAN:") {
+        Trigger::new(Kasan)
+    } else if line.starts_with("BUG: workqueue lockup") {
+        Trigger::new(Hung)
+    } else if line.starts_with("BUG:") || line.starts_with("kernel BUG at ") {
+        Trigger {
+            may_oops: true,
+            ..Trigger::new(Bug)
+        }
+    } else if let Some(what) = line.strip_prefix("WARNING:") {
+        let what = what.trim_start();
+        let lockdep = !what.starts_with("CPU:")
+            && !what.starts_with("at ")
+            && (what.contains("lock") || what.contains("LOCK") || what.contains("RCU usage"));
+        Trigger::new(if lockdep { Lockdep } else { Warning })
+    } else if line.starts_with("Oops:")
+        || line.starts_with("Oops -")
+        || line.starts_with("Internal error: Oops")
+        || line.starts_with("general protection fault")
+    {
+        Trigger::new(Oops)
+    } else if line.starts_with("Kernel panic - not syncing") {
+        Trigger::new(Panic)
+    } else if line.starts_with("UBSAN:") {
+        Trigger::new(Ubsan)
+    } else if line.starts_with("unreferenced object 0x") {
+        Trigger {
+            indented_body: true,
+            ..Trigger::new(Kmemleak)
+        }
+    } else if line.starts_with("kmemleak: ") && line.contains("new suspected memory leak") {
+        Trigger::new(Kmemleak)
+    } else if is_hang(line) {
+        Trigger::new(Hung)
+    } else if line.starts_with("Call Trace:") {
+        Trigger {
+            bare_trace: true,
+            ..Trigger::new(Warning)
+        }
+    } else {
+        return None;
+    };
+    t.subsystem = subsystem;
+    Some(t)
+}
+
+/// Hung tasks, lockups and RCU stalls.
+fn is_hang(line: &str) -> bool {
+    (line.starts_with("INFO: task ") && line.contains(" blocked for more than "))
+        || line.starts_with("watchdog: BUG: soft lockup")
+        || line.starts_with("watchdog: Watchdog detected hard LOCKUP")
+        || ((line.starts_with("rcu: INFO: ") || line.starts_with("INFO: rcu"))
+            && line.contains("stall"))
+}
+
+/// `subsys` of a line shaped like `subsys: message`, with a lowercase
+/// subsystem name (the shape of ordinary log lines).
+fn subsystem_prefix(line: &str) -> Option<&str> {
+    let (name, _) = line.split_once(": ")?;
+    let mut chars = name.chars();
+    let first = chars.next()?;
+    (first.is_ascii_lowercase()
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-.".contains(c)))
+    .then_some(name)
+}
+
+/// Lowercase `name:` keys that kernel reports print themselves.
+const REPORT_KEYS: &[&str] = &["preempt_count", "note", "flags", "raw", "head", "page_type"];
+
+fn is_rule(line: &str) -> bool {
+    let line = line.trim();
+    line.len() >= 20 && line.bytes().all(|b| b == b'=')
+}
+
+fn is_ktap(line: &str) -> bool {
+    let t = line.trim_start();
+    let numbered = |rest: &str| rest.starts_with(|c: char| c.is_ascii_digit());
+    t.strip_prefix("ok ").is_some_and(numbered)
+        || t.strip_prefix("not ok ").is_some_and(numbered)
+        || t.starts_with("# ")
+        || t.starts_with("KTAP version ")
+        || t.starts_with("TAP version ")
+        || t.strip_prefix("1..").is_some_and(numbered)
+}
+
+/// The index after the last line of the excerpt starting at `start`.
+fn excerpt_end(lines: &[&str], start: usize, kind: &Trigger) -> usize {
+    let sanitizer = matches!(kind.finding, FindingKind::Kasan | FindingKind::Ubsan);
+    let limit = lines.len().min(start + MAX_EXCERPT);
+
+    // Up to the first line that clearly starts something else, or an end
+    // marker.
+    let mut hard_stop = limit;
+    for (j, line) in lines.iter().enumerate().take(limit).skip(start + 1) {
+        if line.starts_with("---[ end ") || (sanitizer && is_rule(line)) {
+            return j + 1;
+        }
+        let other_trigger = trigger(line)
+            .is_some_and(|t| !(t.bare_trace || kind.may_oops && t.finding == FindingKind::Oops));
+        if other_trigger || line.contains("[ cut here ]") || is_rule(line) || is_ktap(line) {
+            hard_stop = j;
+            break;
+        }
+    }
+
+    // No end marker: cut at the softer signs of the report's end.
+    for (j, line) in lines.iter().enumerate().take(hard_stop).skip(start + 1) {
+        if line.trim() == "</TASK>" {
+            return j + 1;
+        }
+        if kind.indented_body && !line.starts_with([' ', '\t']) {
+            return j;
+        }
+        if let Some(subsystem) = subsystem_prefix(line) {
+            let own = kind.subsystem.as_deref() == Some(subsystem);
+            if !own && !REPORT_KEYS.contains(&subsystem) {
+                return j;
+            }
+        }
+    }
+    hard_stop
+}
+
+/// The taint letters on a line, if it shows any.
+fn taint_flags(line: &str) -> Option<Vec<char>> {
+    let pos = line.find("Tainted: ")?;
+    if pos > 0 && !line[..pos].ends_with(' ') {
+        return None;
+    }
+    let rest = &line[pos + "Tainted: ".len()..];
+    let mut flags = Vec::new();
+    if rest.starts_with('[') {
+        // `Tainted: [W]=WARN, [O]=OOT_MODULE`
+        for part in rest.split('[').skip(1) {
+            let mut chars = part.chars();
+            if let (Some(c), Some(']')) = (chars.next(), chars.next()) {
+                flags.push(c);
+            }
+        }
+    } else {
+        // `Tainted: G        W  O        7.3.4 #1`: letter columns, then the
+        // kernel release.
+        for word in rest.split_whitespace() {
+            if !word.chars().all(|c| c.is_ascii_uppercase()) {
+                break;
+            }
+            flags.extend(word.chars());
+        }
+        // The first column is `G` (no proprietary module) or `P`.
+        if flags.first() == Some(&'G') {
+            flags.remove(0);
+        }
+    }
+    (!flags.is_empty() || rest.starts_with('G') || rest.starts_with('P')).then_some(flags)
+}
+
+/// Which taint letters were already reported or explained by a finding.
+#[derive(Default)]
+struct TaintState {
+    known: Vec<char>,
+}
+
+impl TaintState {
+    fn explain(&mut self, flags: &[char]) {
+        for &f in flags {
+            if !self.known.contains(&f) {
+                self.known.push(f);
+            }
+        }
+    }
+
+    /// Reports the letters in `flags` that are neither expected, nor already
+    /// known, nor in `explained`.
+    fn check(
+        &mut self,
+        flags: &[char],
+        explained: &[char],
+        index: usize,
+        line: &str,
+        findings: &mut Vec<Finding>,
+    ) {
+        let new: String = flags
+            .iter()
+            .filter(|f| {
+                !EXPECTED_TAINTS.contains(f) && !self.known.contains(f) && !explained.contains(f)
+            })
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        self.explain(&new.chars().collect::<Vec<_>>());
+        findings.push(Finding {
+            kind: FindingKind::Taint(new),
+            line: index + 1,
+            excerpt: vec![line.trim().to_string()],
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(findings: &[Finding]) -> Vec<FindingKind> {
+        findings.iter().map(|f| f.kind.clone()).collect()
+    }
+
+    /// Adds printk timestamps to every line, as the serial console shows them.
+    fn stamped(text: &str) -> String {
+        text.lines()
+            .enumerate()
+            .map(|(i, l)| format!("[{:>5}.{:06}] {l}\n", 3 + i / 10, i * 1371 % 1_000_000))
+            .collect()
+    }
+
+    const BOOT: &str = "\
+Linux version 7.3.4 (nixbld@localhost) (gcc (GCC) 14.2.0) #1 SMP PREEMPT_DYNAMIC
+Command line: console=ttyS0 panic=-1 rdinit=/init
+rcu: Preemptible hierarchical RCU implementation.
+rcu: 	RCU event tracing is enabled.
+printk: legacy console [ttyS0] enabled
+PCI: Fatal: No config space access function found
+virtio-mmio: Registering device virtio-mmio.0 at 0xfeb00e00-0xfeb00fff, IRQ 12.
+hello: `abc' invalid for parameter `count'
+hello: this driver has a bug workaround and a warning counter
+debug: no bugs found, no warnings issued
+Run /init as init process
+KTAP version 1
+1..1
+    KTAP version 1
+    # Subtest: scull_buffer
+    1..2
+    # not_a_bug: BUG: this is KTAP diagnostic text
+    ok 1 not_a_bug
+    not ok 2 WARNING: test name
+not ok 1 scull_buffer
+";
+
+    #[test]
+    fn quiet_boot_has_no_findings() {
+        assert_eq!(scan(BOOT), []);
+        assert_eq!(scan(&stamped(BOOT)), []);
+        assert_eq!(scan(""), []);
+    }
+
+    #[test]
+    fn harmless_taint_is_ignored() {
+        let log = stamped(
+            "CPU: 0 UID: 0 PID: 1 Comm: init Tainted: G           O     N  7.3.4 #1\n\
+             Tainted: [O]=OOT_MODULE, [N]=TEST, [E]=UNSIGNED_MODULE\n\
+             CPU: 0 PID: 1 Comm: init Not tainted 7.3.4 #1\n",
+        );
+        assert_eq!(scan(&log), []);
+    }
+
+    #[test]
+    fn null_pointer_dereference() {
+        let report = "\
+BUG: kernel NULL pointer dereference, address: 0000000000000008
+#PF: supervisor read access in kernel mode
+#PF: error_code(0x0000) - not-present page
+PGD 0 P4D 0
+Oops: Oops: 0000 [#1] PREEMPT SMP NOPTI
+CPU: 0 UID: 0 PID: 95 Comm: insmod Tainted: G           O       7.3.4 #1
+Tainted: [O]=OOT_MODULE
+Hardware name: QEMU Standard PC (i440FX + PIIX, 1996), BIOS rel-1.16.3 04/01/2014
+RIP: 0010:scull_init+0x1c/0x40 [scull]
+Code: 48 8b 47 08 c3 cc cc cc cc 0f 1f 40 00 90 90 90 90 90 90 90 90 90 90 90 90
+RSP: 0018:ffffc900001f7c98 EFLAGS: 00010246
+RAX: 0000000000000000 RBX: ffffffffc0002000 RCX: 0000000000000000
+Call Trace:
+ <TASK>
+ ? __die+0x23/0x70
+ ? page_fault_oops+0x17d/0x4c0
+ do_one_initcall+0x58/0x310
+ do_init_module+0x90/0x250
+ __do_sys_finit_module+0x2b2/0x340
+ do_syscall_64+0x9e/0x1a0
+ entry_SYSCALL_64_after_hwframe+0x77/0x7f
+ </TASK>
+Modules linked in: scull(O+)
+CR2: 0000000000000008
+---[ end trace 0000000000000000 ]---
+RIP: 0010:scull_init+0x1c/0x40 [scull]
+Kernel panic - not syncing: Fatal exception
+Kernel Offset: disabled
+---[ end Kernel panic - not syncing: Fatal exception ]---
+";
+        let log = stamped(&format!("Run /init as init process\n{report}"));
+        let findings = scan(&log);
+        assert_eq!(kinds(&findings), [FindingKind::Bug, FindingKind::Panic]);
+        let bug = &findings[0];
+        assert_eq!(bug.line, 2);
+        assert_eq!(bug.excerpt.len(), 25);
+        assert_eq!(
+            bug.excerpt[0],
+            "BUG: kernel NULL pointer dereference, address: 0000000000000008"
+        );
+        assert_eq!(bug.excerpt[24], "---[ end trace 0000000000000000 ]---");
+        let panic = &findings[1];
+        assert_eq!(panic.line, 28);
+        assert_eq!(
+            panic.excerpt,
+            [
+                "Kernel panic - not syncing: Fatal exception",
+                "Kernel Offset: disabled",
+                "---[ end Kernel panic - not syncing: Fatal exception ]---",
+            ]
+        );
+        assert_eq!(FindingKind::Bug.to_string(), "kernel BUG");
+    }
+
+    #[test]
+    fn page_fault_and_general_protection_fault() {
+        let log = "\
+BUG: unable to handle page fault for address: ffffffffc0003000
+#PF: supervisor write access in kernel mode
+#PF: error_code(0x0003) - permissions violation
+Oops: 0003 [#1] PREEMPT SMP NOPTI
+CPU: 0 PID: 96 Comm: insmod Tainted: G           O      6.12.0 #1
+RIP: 0010:hello_init+0x10/0x20 [hello]
+---[ end trace 0000000000000000 ]---
+Oops: general protection fault, probably for non-canonical address 0xdead000000000100: 0000 [#2] PREEMPT SMP NOPTI
+CPU: 0 UID: 0 PID: 97 Comm: rmmod Tainted: G      D    O       7.3.4 #1
+RIP: 0010:list_del+0x8/0x30
+---[ end trace 0000000000000000 ]---
+Oops: 0002 [#3] SMP
+RIP: 0010:[<ffffffffa0000010>]  [<ffffffffa0000010>] old_init+0x10/0x20 [old]
+---[ end trace 0123456789abcdef ]---
+";
+        let findings = scan(log);
+        assert_eq!(
+            kinds(&findings),
+            [FindingKind::Bug, FindingKind::Oops, FindingKind::Oops]
+        );
+        assert_eq!(findings[0].excerpt.len(), 7);
+        assert_eq!(findings[1].line, 8);
+        assert_eq!(findings[2].line, 12);
+        assert_eq!(findings[2].excerpt.len(), 3);
+    }
+
+    #[test]
+    fn kernel_bug_at() {
+        let log = stamped(
+            "\
+------------[ cut here ]------------
+kernel BUG at drivers/misc/scull.c:42!
+Oops: invalid opcode: 0000 [#1] PREEMPT SMP NOPTI
+CPU: 0 UID: 0 PID: 95 Comm: insmod Tainted: G           O       7.3.4 #1
+RIP: 0010:scull_write+0x5/0x10 [scull]
+Call Trace:
+ <TASK>
+ vfs_write+0xf1/0x420
+ </TASK>
+---[ end trace 0000000000000000 ]---
+scull: unloaded
+",
+        );
+        let findings = scan(&log);
+        assert_eq!(kinds(&findings), [FindingKind::Bug]);
+        assert_eq!(findings[0].line, 2);
+        assert_eq!(findings[0].excerpt.len(), 9);
+    }
+
+    #[test]
+    fn warning_with_new_taint() {
+        let log = stamped(
+            "\
+------------[ cut here ]------------
+WARNING: CPU: 0 PID: 1 at mm/slub.c:123 kmem_cache_destroy+0x1d/0x30
+Modules linked in: scull(O)
+CPU: 0 UID: 0 PID: 1 Comm: init Tainted: G        W  O        7.3.4 #1
+Tainted: [W]=WARN, [O]=OOT_MODULE
+Hardware name: QEMU Standard PC (i440FX + PIIX, 1996), BIOS rel-1.16.3 04/01/2014
+RIP: 0010:kmem_cache_destroy+0x1d/0x30
+Call Trace:
+ <TASK>
+ scull_exit+0x15/0x20 [scull]
+ __do_sys_delete_module+0x1a5/0x2a0
+ </TASK>
+---[ end trace 0000000000000000 ]---
+CPU: 0 UID: 0 PID: 1 Comm: init Tainted: G        W  O        7.3.4 #1
+",
+        );
+        let findings = scan(&log);
+        assert_eq!(kinds(&findings), [FindingKind::Warning]);
+        assert_eq!(findings[0].line, 2);
+        assert_eq!(findings[0].excerpt.len(), 12);
+        assert_eq!(FindingKind::Warning.to_string(), "kernel warning");
+
+        // A proprietary module or a forced load is news even inside a report.
+        let log = "\
+WARNING: CPU: 0 PID: 1 at lib/foo.c:1 foo+0x1/0x2
+CPU: 0 UID: 0 PID: 1 Comm: init Tainted: P  R     W  O        7.3.4 #1
+Tainted: [P]=PROPRIETARY_MODULE, [R]=FORCED_RMMOD, [W]=WARN, [O]=OOT_MODULE
+---[ end trace 0000000000000000 ]---
+";
+        let findings = scan(log);
+        assert_eq!(
+            kinds(&findings),
+            [FindingKind::Warning, FindingKind::Taint("PR".to_string())]
+        );
+        assert_eq!(findings[1].line, 2);
+        assert_eq!(
+            FindingKind::Taint("PR".into()).to_string(),
+            "kernel tainted (PR)"
+        );
+    }
+
+    #[test]
+    fn taint_outside_a_report() {
+        let log = stamped(
+            "\
+hello: loading out-of-tree module taints kernel.
+CPU: 0 UID: 0 PID: 1 Comm: init Tainted: G        W  O        7.3.4 #1
+Tainted: [W]=WARN, [O]=OOT_MODULE
+",
+        );
+        let findings = scan(&log);
+        assert_eq!(kinds(&findings), [FindingKind::Taint("W".to_string())]);
+        assert_eq!(findings[0].line, 2);
+        assert_eq!(
+            findings[0].excerpt,
+            ["CPU: 0 UID: 0 PID: 1 Comm: init Tainted: G        W  O        7.3.4 #1"]
+        );
+        assert_eq!(
+            taint_flags("Tainted: [B]=BAD_PAGE, [L]=SOFTLOCKUP"),
+            Some(vec!['B', 'L'])
+        );
+        assert_eq!(
+            taint_flags("Tainted: G            OEL  6.1.0 #1"),
+            Some(vec!['O', 'E', 'L'])
+        );
+        assert_eq!(taint_flags("Comm: x Tainted: G 6.1.0 #1"), Some(vec![]));
+        assert_eq!(taint_flags("NotTainted: X"), None);
+    }
+
+    #[test]
+    fn kasan() {
+        let log = stamped(
+            "\
+==================================================================
+BUG: KASAN: slab-use-after-free in scull_read+0x8c/0x120 [scull]
+Read of size 8 at addr ffff888004a3c010 by task cat/101
+
+CPU: 0 UID: 0 PID: 101 Comm: cat Tainted: G           O       7.3.4 #1
+Hardware name: QEMU Standard PC (i440FX + PIIX, 1996), BIOS rel-1.16.3 04/01/2014
+Call Trace:
+ <TASK>
+ dump_stack_lvl+0x5d/0x80
+ print_report+0x171/0x4e0
+ kasan_report+0xb5/0xe0
+ scull_read+0x8c/0x120 [scull]
+ vfs_read+0x10e/0x480
+ </TASK>
+
+Allocated by task 95:
+ kasan_save_stack+0x24/0x50
+ __kmalloc_cache_noprof+0x153/0x2c0
+
+Freed by task 95:
+ kfree+0x10f/0x370
+
+The buggy address belongs to the object at ffff888004a3c000
+ which belongs to the cache kmalloc-64 of size 64
+page: refcount:1 mapcount:0 mapping:0000000000000000 index:0x0 pfn:0x4a3c
+flags: 0x100000000000000(node=0|zone=1)
+raw: 0100000000000000 ffff888001041640 dead000000000122 0000000000000000
+page dumped because: kasan: bad access detected
+
+Memory state around the buggy address:
+ ffff888004a3bf00: fc fc fc fc fc fc fc fc fc fc fc fc fc fc fc fc
+>ffff888004a3c000: fa fb fb fb fb fb fb fb fc fc fc fc fc fc fc fc
+                         ^
+==================================================================
+Disabling lock debugging due to kernel taint
+",
+        );
+        let findings = scan(&log);
+        assert_eq!(kinds(&findings), [FindingKind::Kasan]);
+        assert_eq!(findings[0].line, 2);
+        assert_eq!(findings[0].excerpt.len(), 33);
+        assert!(findings[0].excerpt[32].starts_with("====="));
+        assert_eq!(FindingKind::Kasan.to_string(), "memory error (KASAN)");
+    }
+
+    #[test]
+    fn ubsan() {
+        let log = stamped(
+            "\
+================================================================================
+UBSAN: array-index-out-of-bounds in drivers/misc/scull.c:77:9
+index 4 is out of range for type 'int [4]'
+CPU: 0 UID: 0 PID: 95 Comm: insmod Tainted: G           O       7.3.4 #1
+Call Trace:
+ <TASK>
+ dump_stack_lvl+0x5d/0x80
+ __ubsan_handle_out_of_bounds+0xa4/0xe0
+ scull_init+0x2e/0x40 [scull]
+ </TASK>
+================================================================================
+scull: loaded
+",
+        );
+        let findings = scan(&log);
+        assert_eq!(kinds(&findings), [FindingKind::Ubsan]);
+        assert_eq!(findings[0].excerpt.len(), 10);
+        assert_eq!(
+            FindingKind::Ubsan.to_string(),
+            "undefined behaviour (UBSAN)"
+        );
+
+        // Newer kernels end UBSAN reports with an end-trace line.
+        let log = "UBSAN: shift-out-of-bounds in lib/foo.c:3:1\nshift exponent 64 is too large\n---[ end trace ]---\nok 1 x\n";
+        let findings = scan(log);
+        assert_eq!(findings[0].excerpt.len(), 3);
+    }
+
+    #[test]
+    fn kmemleak() {
+        let log = stamped(
+            "\
+kmemleak: 2 new suspected memory leaks (see /sys/kernel/debug/kmemleak)
+unreferenced object 0xffff888003b1a780 (size 32):
+  comm \"insmod\", pid 95, jiffies 4294893456
+  hex dump (first 32 bytes):
+    00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00  ................
+    00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00  ................
+  backtrace (crc 5e4c1f2b):
+    [<ffffffff81234567>] kmemleak_alloc+0x4b/0x80
+    [<ffffffff81345678>] __kmalloc_cache_noprof+0x1a2/0x3c0
+    [<ffffffffc0001234>] scull_init+0x34/0x80 [scull]
+    [<ffffffff81001234>] do_one_initcall+0x44/0x220
+unreferenced object 0xffff888003b1a7c0 (size 32):
+  comm \"insmod\", pid 95, jiffies 4294893456
+  backtrace (crc 5e4c1f2b):
+    [<ffffffff81234567>] kmemleak_alloc+0x4b/0x80
+Run /init as init process
+",
+        );
+        let findings = scan(&log);
+        assert_eq!(
+            kinds(&findings),
+            [
+                FindingKind::Kmemleak,
+                FindingKind::Kmemleak,
+                FindingKind::Kmemleak
+            ]
+        );
+        assert_eq!(findings[0].excerpt.len(), 1);
+        assert_eq!(findings[1].line, 2);
+        assert_eq!(findings[1].excerpt.len(), 10);
+        assert_eq!(findings[2].line, 12);
+        assert_eq!(findings[2].excerpt.len(), 4);
+        assert_eq!(FindingKind::Kmemleak.to_string(), "memory leak (kmemleak)");
+    }
+
+    #[test]
+    fn lockdep_circular() {
+        let log = stamped(
+            "\
+======================================================
+WARNING: possible circular locking dependency detected
+7.3.4 #1 Tainted: G           O
+------------------------------------------------------
+insmod/95 is trying to acquire lock:
+ffffffffc0002100 (&dev->lock){+.+.}-{4:4}, at: scull_write+0x1d/0x80 [scull]
+
+but task is already holding lock:
+ffffffffc0002140 (&dev->sem){+.+.}-{4:4}, at: scull_read+0x20/0x90 [scull]
+
+which lock already depends on the new lock.
+
+the existing dependency chain (in reverse order) is:
+
+-> #1 (&dev->sem){+.+.}-{4:4}:
+       __mutex_lock+0x8f/0xbe0
+       scull_write+0x3a/0x80 [scull]
+
+other info that might help us debug this:
+
+ Possible unsafe locking scenario:
+
+       CPU0                    CPU1
+       ----                    ----
+  lock(&dev->sem);
+                               lock(&dev->lock);
+
+ *** DEADLOCK ***
+
+1 lock held by insmod/95:
+ #0: ffffffffc0002140 (&dev->sem){+.+.}-{4:4}, at: scull_read+0x20/0x90 [scull]
+
+stack backtrace:
+CPU: 0 UID: 0 PID: 95 Comm: insmod Tainted: G           O       7.3.4 #1
+Call Trace:
+ <TASK>
+ dump_stack_lvl+0x5d/0x80
+ </TASK>
+scull: loaded
+",
+        );
+        let findings = scan(&log);
+        assert_eq!(kinds(&findings), [FindingKind::Lockdep]);
+        assert_eq!(findings[0].line, 2);
+        assert_eq!(findings[0].excerpt.len(), 37);
+        assert_eq!(findings[0].excerpt[36], " </TASK>");
+        assert_eq!(
+            FindingKind::Lockdep.to_string(),
+            "locking problem (lockdep)"
+        );
+    }
+
+    #[test]
+    fn lockdep_recursive() {
+        let log = "\
+============================================
+WARNING: possible recursive locking detected
+7.3.4 #1 Tainted: G           O
+--------------------------------------------
+insmod/95 is trying to acquire lock:
+ffffffffc0002100 (&dev->lock){+.+.}-{4:4}, at: scull_write+0x1d/0x80 [scull]
+KTAP version 1
+";
+        let findings = scan(log);
+        assert_eq!(kinds(&findings), [FindingKind::Lockdep]);
+        assert_eq!(findings[0].excerpt.len(), 5);
+    }
+
+    #[test]
+    fn scheduling_while_atomic_and_sleeping_in_atomic() {
+        let log = stamped(
+            "\
+BUG: sleeping function called from invalid context at kernel/locking/mutex.c:580
+in_atomic(): 1, irqs_disabled(): 0, non_block: 0, pid: 95, name: insmod
+preempt_count: 1, expected: 0
+RCU nest depth: 0, expected: 0
+CPU: 0 UID: 0 PID: 95 Comm: insmod Tainted: G           O       7.3.4 #1
+Call Trace:
+ <TASK>
+ dump_stack_lvl+0x5d/0x80
+ __might_resched+0x17d/0x260
+ </TASK>
+BUG: scheduling while atomic: insmod/95/0x00000002
+Modules linked in: scull(O+)
+Preemption disabled at:
+[<ffffffffc0001010>] scull_init+0x10/0x40 [scull]
+CPU: 0 UID: 0 PID: 95 Comm: insmod Tainted: G        W  O       7.3.4 #1
+Call Trace:
+ <TASK>
+ __schedule_bug+0x5c/0x70
+ </TASK>
+scull: loaded
+",
+        );
+        let findings = scan(&log);
+        assert_eq!(kinds(&findings), [FindingKind::Bug, FindingKind::Bug]);
+        assert_eq!(findings[0].excerpt.len(), 10);
+        assert_eq!(findings[1].line, 11);
+        // Its taint line shows W: not news inside a report.
+        assert_eq!(findings[1].excerpt.len(), 9);
+    }
+
+    #[test]
+    fn second_bug_line_taint_beyond_w_d() {
+        let log = "\
+BUG: scheduling while atomic: insmod/95/0x00000002
+CPU: 0 UID: 0 PID: 95 Comm: insmod Tainted: G      D W  O       7.3.4 #1
+";
+        // W and D are implied by BUGs and warnings: no taint finding.
+        assert_eq!(kinds(&scan(log)), [FindingKind::Bug]);
+    }
+
+    #[test]
+    fn hung_task() {
+        let log = stamped(
+            "\
+INFO: task insmod:95 blocked for more than 122 seconds.
+      Tainted: G           O       7.3.4 #1
+\"echo 0 > /proc/sys/kernel/hung_task_timeout_secs\" disables this message.
+task:insmod          state:D stack:0     pid:95    tgid:95    ppid:1      flags:0x00004002
+Call Trace:
+ <TASK>
+ __schedule+0x3f8/0xb60
+ schedule+0x27/0xf0
+ </TASK>
+ok 1 something
+",
+        );
+        let findings = scan(&log);
+        assert_eq!(kinds(&findings), [FindingKind::Hung]);
+        assert_eq!(findings[0].excerpt.len(), 9);
+        assert_eq!(FindingKind::Hung.to_string(), "hang or stall");
+    }
+
+    #[test]
+    fn soft_lockup() {
+        let log = stamped(
+            "\
+watchdog: BUG: soft lockup - CPU#0 stuck for 26s! [insmod:95]
+Modules linked in: spin(O+)
+CPU: 0 UID: 0 PID: 95 Comm: insmod Tainted: G           O L     7.3.4 #1
+Tainted: [O]=OOT_MODULE, [L]=SOFTLOCKUP
+RIP: 0010:spin_init+0x10/0x20 [spin]
+Call Trace:
+ <IRQ>
+ </IRQ>
+ <TASK>
+ do_one_initcall+0x58/0x310
+ </TASK>
+Kernel panic - not syncing: softlockup: hung tasks
+",
+        );
+        let findings = scan(&log);
+        assert_eq!(kinds(&findings), [FindingKind::Hung, FindingKind::Panic]);
+        assert_eq!(findings[0].excerpt.len(), 11);
+        assert_eq!(findings[1].line, 12);
+    }
+
+    #[test]
+    fn rcu_stall() {
+        let log = stamped(
+            "\
+rcu: INFO: rcu_preempt self-detected stall on CPU
+rcu: 	0-....: (21002 ticks this GP) idle=5f4c/1/0x4000000000000000 softirq=1201/1201 fqs=5209
+rcu: 	(t=21003 jiffies g=1689 q=126 ncpus=1)
+CPU: 0 UID: 0 PID: 95 Comm: insmod Tainted: G           O       7.3.4 #1
+RIP: 0010:spin_init+0x10/0x20 [spin]
+Call Trace:
+ <TASK>
+ do_one_initcall+0x58/0x310
+ </TASK>
+random: crng init done
+",
+        );
+        let findings = scan(&log);
+        assert_eq!(kinds(&findings), [FindingKind::Hung]);
+        assert_eq!(findings[0].excerpt.len(), 9);
+    }
+
+    #[test]
+    fn bare_call_trace() {
+        let log = stamped(
+            "\
+scull: dumping stack on request
+CPU: 0 UID: 0 PID: 95 Comm: insmod Tainted: G           O       7.3.4 #1
+Hardware name: QEMU Standard PC (i440FX + PIIX, 1996), BIOS rel-1.16.3 04/01/2014
+Call Trace:
+ <TASK>
+ dump_stack_lvl+0x5d/0x80
+ scull_init+0x10/0x40 [scull]
+ </TASK>
+scull: loaded
+",
+        );
+        let findings = scan(&log);
+        assert_eq!(kinds(&findings), [FindingKind::Warning]);
+        assert_eq!(findings[0].line, 4);
+        assert_eq!(findings[0].excerpt.len(), 5);
+    }
+
+    #[test]
+    fn excerpt_is_capped() {
+        let mut log = String::from("WARNING: CPU: 0 PID: 1 at a.c:1 f+0x1/0x2\n");
+        for i in 0..100 {
+            log.push_str(&format!(" frame_{i}+0x1/0x2\n"));
+        }
+        let findings = scan(&log);
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].excerpt.len(), MAX_EXCERPT);
+    }
+
+    #[test]
+    fn report_ends_at_the_next_unrelated_message() {
+        let log = "\
+WARNING: CPU: 0 PID: 1 at a.c:1 f+0x1/0x2
+Modules linked in: scull(O)
+scull: device registered
+BUG: unable to handle page fault for address: 0000000000001000
+";
+        let findings = scan(log);
+        assert_eq!(kinds(&findings), [FindingKind::Warning, FindingKind::Bug]);
+        assert_eq!(findings[0].excerpt.len(), 2);
+        assert_eq!(findings[1].line, 4);
+    }
+
+    #[test]
+    fn negatives() {
+        for line in [
+            "PCI: Fatal: No config space access function found",
+            "rcu: Hierarchical RCU implementation.",
+            "rcu: Preemptible hierarchical RCU implementation.",
+            "printk: legacy console [ttyS0] enabled",
+            "hello: `abc' invalid for parameter `count'",
+            "scull: fixed a bug in the warning path",
+            "bug: lowercase is not a trigger",
+            "warning: neither is this",
+            "KTAP version 1",
+            "ok 1 bug_test",
+            "not ok 2 warning_test # SKIP",
+            "    # oops_test: Oops: looks like a trigger but is KTAP",
+            "    not ok 3 BUG: in a test name",
+            "Booting paravirtualized kernel on KVM",
+            "audit: type=2000 audit(0.123:1): state=initialized audit_enabled=0 res=1",
+        ] {
+            assert_eq!(scan(line), [], "{line}");
+            assert_eq!(scan(&stamped(line)), [], "{line}");
+        }
+    }
+
+    #[test]
+    fn timestamps_are_stripped() {
+        assert_eq!(strip_timestamp("[   12.345678] BUG: x"), "BUG: x");
+        assert_eq!(strip_timestamp("[    1.000000][    T1] BUG: x"), "BUG: x");
+        assert_eq!(strip_timestamp("[  123.456789]  indented"), " indented");
+        assert_eq!(
+            strip_timestamp("[<ffffffff81234567>] frame"),
+            "[<ffffffff81234567>] frame"
+        );
+        assert_eq!(strip_timestamp("no stamp"), "no stamp");
+        let findings = scan("[   12.345678] WARNING: CPU: 0 PID: 1 at a.c:1 f\n[   12.345679] ---[ end trace 0 ]---\n");
+        assert_eq!(
+            findings[0].excerpt,
+            ["WARNING: CPU: 0 PID: 1 at a.c:1 f", "---[ end trace 0 ]---"]
+        );
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let pieces = [
+            "BUG: x",
+            "Oops: y",
+            "---[ end trace ]---",
+            "====================",
+            "Tainted: [",
+            "Tainted: [P",
+            "x Tainted: P W 1",
+            " </TASK>",
+            "Call Trace:",
+            "unreferenced object 0x1",
+            "[",
+            "[ 1.0",
+            "[ 1.0] ",
+            "[]",
+            "rcu: INFO: stall",
+            "ünï: ✓",
+            "",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..500 {
+            let mut log = String::new();
+            for _ in 0..(seed % 60) {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                log.push_str(pieces[(seed >> 33) as usize % pieces.len()]);
+                if seed & 1 == 0 {
+                    log.push('\n');
+                }
+            }
+            for f in scan(&log) {
+                assert!(f.line >= 1 && f.excerpt.len() <= MAX_EXCERPT);
+            }
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Out-of-tree modules: built with the kernel's own Kbuild against exactly the
+//! pinned tree, and checked to carry that kernel's vermagic.
+
+use crate::kernel::{KernelTree, ARCH};
+use crate::progress::run_logged;
+use anyhow::{bail, Context, Result};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Options for one module build.
+pub struct ModuleBuild<'a> {
+    pub tree: &'a KernelTree,
+    /// The module's source directory (with a Kbuild file).
+    pub src: &'a Path,
+    /// Where objects and `.ko` files go (Kbuild `MO=`), keeping `src` clean.
+    pub out: &'a Path,
+    pub env: &'a [(String, OsString)],
+    /// Extra make arguments, e.g. `CLIPPY=1`.
+    pub extra: &'a [String],
+}
+
+/// Build the module and return its `.ko` files, each checked for vermagic.
+pub fn build(b: &ModuleBuild) -> Result<Vec<PathBuf>> {
+    let src = b
+        .src
+        .canonicalize()
+        .with_context(|| format!("module directory {}", b.src.display()))?;
+    if !src.join("Kbuild").is_file() && !src.join("Makefile").is_file() {
+        bail!(
+            "{} has neither a Kbuild nor a Makefile; an out-of-tree module needs a Kbuild \
+             file such as `obj-m := mymodule.o`",
+            src.display()
+        );
+    }
+    std::fs::create_dir_all(b.out)?;
+    let out = b.out.canonicalize()?;
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut cmd = Command::new("make");
+    cmd.arg("-C")
+        .arg(&b.tree.dir)
+        .arg(format!("M={}", src.display()))
+        .arg(format!("MO={}", out.display()))
+        .arg(format!("ARCH={ARCH}"))
+        .arg(format!("-j{jobs}"))
+        .args(b.extra)
+        .arg("modules")
+        .envs(b.env.iter().map(|(k, v)| (k, v)));
+    let log = out.join("build.log");
+    run_logged(&mut cmd, &log, "module build")?;
+
+    let kos = find_kos(&out)?;
+    if kos.is_empty() {
+        bail!(
+            "the module build produced no .ko files in {}; does {}/Kbuild list obj-m?",
+            out.display(),
+            src.display()
+        );
+    }
+    for ko in &kos {
+        check_vermagic(ko, &b.tree.release)?;
+    }
+    Ok(kos)
+}
+
+/// The `.ko` files Kbuild just built, from the `modules.order` it writes
+/// (`MO=` also holds a `source` link back to the module directory, so a
+/// directory walk would find stale or duplicate files).
+fn find_kos(out: &Path) -> Result<Vec<PathBuf>> {
+    let order = out.join("modules.order");
+    let text = std::fs::read_to_string(&order)
+        .with_context(|| format!("reading {} (written by Kbuild)", order.display()))?;
+    let mut kos = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let ko = out.join(Path::new(line).with_extension("ko"));
+        if !ko.is_file() {
+            bail!(
+                "Kbuild listed {line} in modules.order but {} is missing",
+                ko.display()
+            );
+        }
+        kos.push(ko);
+    }
+    Ok(kos)
+}
+
+/// The `vermagic=` string in a module's `.modinfo`.
+pub fn vermagic(ko: &[u8]) -> Option<String> {
+    let key = b"vermagic=";
+    let start = ko.windows(key.len()).position(|w| w == key)? + key.len();
+    let end = ko[start..].iter().position(|&b| b == 0)? + start;
+    Some(String::from_utf8_lossy(&ko[start..end]).into_owned())
+}
+
+/// Refuse a module built for another kernel release.
+pub fn check_vermagic(ko: &Path, release: &str) -> Result<()> {
+    let bytes = std::fs::read(ko).with_context(|| format!("reading {}", ko.display()))?;
+    let Some(magic) = vermagic(&bytes) else {
+        bail!(
+            "{} has no vermagic: it is not a kernel module",
+            ko.display()
+        );
+    };
+    let built_for = magic.split_whitespace().next().unwrap_or_default();
+    if built_for != release {
+        bail!(
+            "{} was built for kernel {built_for:?} (vermagic {magic:?}) but the pinned kernel \
+             is {release}; the kernel would refuse it. Rebuild it with `lkmlab module`.",
+            ko.display()
+        );
+    }
+    Ok(())
+}
+
+/// The module name of a `.ko` file (its file stem, as the kernel names it).
+pub fn module_name(ko: &Path) -> String {
+    ko.file_stem()
+        .map(|s| s.to_string_lossy().replace('-', "_"))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vermagic_is_read_from_modinfo() {
+        let blob = b"\x7fELF....license=GPL\0vermagic=7.3.4 preempt mod_unload \0name=hello\0";
+        assert_eq!(vermagic(blob).unwrap(), "7.3.4 preempt mod_unload ");
+        assert!(vermagic(b"no modinfo here").is_none());
+    }
+
+    #[test]
+    fn a_module_for_another_release_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ko = dir.path().join("hello.ko");
+        std::fs::write(&ko, b"vermagic=6.1.0 SMP mod_unload \0").unwrap();
+        let err = check_vermagic(&ko, "7.3.4").unwrap_err().to_string();
+        assert!(err.contains("6.1.0") && err.contains("7.3.4"), "{err}");
+        std::fs::write(&ko, b"vermagic=7.3.4 preempt mod_unload \0").unwrap();
+        check_vermagic(&ko, "7.3.4").unwrap();
+    }
+
+    #[test]
+    fn module_names_use_underscores() {
+        assert_eq!(module_name(Path::new("/x/rust-hello.ko")), "rust_hello");
+    }
+}

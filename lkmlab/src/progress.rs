@@ -1,0 +1,183 @@
+//! Long builds: full output into a log file, a progress line on the terminal,
+//! and on failure the error lines with the log's path.
+
+use crate::util::{human_duration, spawn_error};
+use anyhow::{bail, Context, Result};
+use std::fs::File;
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How often a progress line is printed when stderr is not a terminal.
+const PLAIN_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Lines of a build log that carry the reason for a failure. A rustc or gcc
+/// diagnostic (`error…` up to the next blank line) is kept whole, with the
+/// source lines it points at.
+pub fn error_lines(log: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut in_diagnostic = false;
+    for line in log.lines() {
+        let starts_diagnostic = line.starts_with("error") || line.contains(": error:");
+        if starts_diagnostic {
+            in_diagnostic = true;
+        } else if in_diagnostic && line.trim().is_empty() {
+            in_diagnostic = false;
+            continue;
+        }
+        let other = line.contains("Error ")
+            || line.contains("ERROR:")
+            || line.contains("***")
+            || line.contains("undefined reference")
+            || line.contains("No such file or directory");
+        if in_diagnostic || other {
+            out.push(line);
+        }
+    }
+    out
+}
+
+/// Run `cmd` with its output going to `log`, showing progress; fail with the
+/// error lines and the log's path.
+pub fn run_logged(cmd: &mut Command, log: &Path, what: &str) -> Result<()> {
+    let started = Instant::now();
+    let mut file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    // One pipe for both streams keeps the log in the order things happened.
+    let (reader, writer) = std::io::pipe().context("creating a pipe")?;
+    let writer2 = writer.try_clone()?;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(writer2)
+        .spawn()
+        .map_err(|e| spawn_error(&program, e))?;
+    // Drop the parent's copies of the write ends held by `cmd`.
+    drop(std::mem::replace(cmd, Command::new(&program)));
+
+    let (tx, rx) = mpsc::channel::<String>();
+    let pump = std::thread::spawn(move || {
+        for line in BufReader::new(reader).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let tty = std::io::stderr().is_terminal();
+    let mut steps = 0usize;
+    let mut last_step = String::new();
+    let mut last_print = Instant::now();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(500)) {
+            Ok(line) => {
+                writeln!(file, "{line}")?;
+                let trimmed = line.trim_start();
+                if trimmed.len() > 2
+                    && trimmed
+                        .chars()
+                        .take_while(|c| c.is_ascii_uppercase())
+                        .count()
+                        >= 2
+                    && !trimmed.starts_with("make")
+                {
+                    steps += 1;
+                    last_step = trimmed.to_string();
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        let interval = if tty {
+            Duration::from_secs(1)
+        } else {
+            PLAIN_INTERVAL
+        };
+        if last_print.elapsed() >= interval {
+            last_print = Instant::now();
+            let line = format!(
+                "  {what}: {} elapsed, {steps} steps, last: {}",
+                human_duration(started.elapsed()),
+                last_step.chars().take(60).collect::<String>()
+            );
+            if tty {
+                eprint!("\r\x1b[2K{line}");
+            } else {
+                eprintln!("{line}");
+            }
+        }
+    }
+    let _ = pump.join();
+    let status = child.wait()?;
+    if tty {
+        eprint!("\r\x1b[2K");
+    }
+    file.flush()?;
+    if status.success() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let errors = error_lines(&text);
+    let shown: Vec<&str> = if errors.is_empty() {
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(30)..].to_vec()
+    } else {
+        errors[errors.len().saturating_sub(60)..].to_vec()
+    };
+    bail!(
+        "{what} failed ({status}) after {}:\n{}\nFull log: {}",
+        human_duration(started.elapsed()),
+        shown.join("\n"),
+        log.display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_command_reports_its_error_lines_and_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("build.log");
+        let mut cmd = Command::new("sh");
+        cmd.args([
+            "-c",
+            "echo '  CC foo.o'; echo 'foo.c:1: error: boom' >&2; exit 3",
+        ]);
+        let err = run_logged(&mut cmd, &log, "test build")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("foo.c:1: error: boom"), "{err}");
+        assert!(err.contains(&log.display().to_string()), "{err}");
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains("CC foo.o") && text.contains("error: boom"));
+    }
+
+    #[test]
+    fn rustc_diagnostics_are_kept_whole() {
+        let log = "  RUSTC [M] m.o\nerror[E0308]: mismatched types\n --> m.rs:3:5\n  |\n3 |     x\n\nnoise\nmake: *** [m.o] Error 1\n";
+        let lines = error_lines(log);
+        assert_eq!(
+            lines,
+            vec![
+                "error[E0308]: mismatched types",
+                " --> m.rs:3:5",
+                "  |",
+                "3 |     x",
+                "make: *** [m.o] Error 1"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_succeeding_command_keeps_its_output_in_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("ok.log");
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo hello"]);
+        run_logged(&mut cmd, &log, "ok").unwrap();
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "hello\n");
+    }
+}

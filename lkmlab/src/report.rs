@@ -1,0 +1,255 @@
+//! Turning what a VM run left behind — KTAP, the kernel log, how QEMU ended —
+//! into a verdict that never says "passed" when something went wrong.
+
+use crate::ktap::{self, Outcome, TestCase};
+use crate::logscan;
+use crate::vmtest::Ending;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// Everything known about one run.
+pub struct Verdict {
+    pub ktap: ktap::Report,
+    /// Failures outside the KTAP cases: kernel log findings, timeout, crash.
+    /// (name, explanation)
+    pub extra_failures: Vec<(String, String)>,
+}
+
+impl Verdict {
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let c = self.ktap.counts();
+        (c.passed, c.failed + self.extra_failures.len(), c.skipped)
+    }
+
+    pub fn passed(&self) -> bool {
+        let (_, failed, _) = self.counts();
+        failed == 0 && !self.ktap.cases.is_empty()
+    }
+
+    /// The closing line: `N passed, N failed` (`, N skipped` where any).
+    pub fn summary_line(&self) -> String {
+        let (passed, failed, skipped) = self.counts();
+        let mut line = format!("{passed} passed, {failed} failed");
+        if skipped > 0 {
+            let _ = write!(line, ", {skipped} skipped");
+        }
+        line
+    }
+}
+
+/// The case the guest announced (`# running NAME`) but never reported.
+fn running_case(ktap_text: &str) -> Option<String> {
+    let last_running = ktap_text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("# running "))
+        .next_back()?
+        .to_string();
+    let reported = ktap_text.lines().any(|l| {
+        let l = l.trim();
+        (l.starts_with("ok ") || l.starts_with("not ok "))
+            && l.split(" # ")
+                .next()
+                .is_some_and(|s| s.ends_with(&format!(" {last_running}")))
+    });
+    (!reported).then_some(last_running)
+}
+
+/// Judge a run from the guest's KTAP, the console log and how QEMU ended.
+pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Duration) -> Verdict {
+    let report = ktap::parse(ktap_text);
+    let mut extra = Vec::new();
+    let findings = logscan::scan(console);
+    let panicked = findings
+        .iter()
+        .any(|f| matches!(f.kind, logscan::FindingKind::Panic));
+    let during = running_case(ktap_text)
+        .map(|c| format!(" while running {c}"))
+        .unwrap_or_default();
+
+    match ending {
+        Ending::TimedOut => extra.push((
+            "vm.timeout".to_string(),
+            format!(
+                "the VM did not finish within {}s{during}; raise [vm] timeout_secs or \
+                 --timeout if the tests are just slow, else look for a hang in console.log",
+                timeout.as_secs()
+            ),
+        )),
+        Ending::Exited { status, stderr } if !status.success() => extra.push((
+            "vm.qemu".to_string(),
+            format!("QEMU failed ({status}): {}", stderr.trim()),
+        )),
+        Ending::Exited { .. } => {}
+    }
+    if ktap_text.trim().is_empty() && !matches!(ending, Ending::TimedOut) {
+        let hint = console
+            .lines()
+            .find(|l| l.contains("lkmlab-guest:"))
+            .map(|l| format!(": {}", l.trim()))
+            .unwrap_or_else(|| {
+                if panicked {
+                    ": the kernel panicked before the runner started".into()
+                } else {
+                    String::new()
+                }
+            });
+        extra.push((
+            "vm.no_results".to_string(),
+            format!("the guest reported no KTAP at all{hint}"),
+        ));
+    } else if !ktap_text.contains("# lkmlab-guest: done") && !matches!(ending, Ending::TimedOut) {
+        let what = if panicked {
+            "the kernel panicked"
+        } else {
+            "the guest stopped"
+        };
+        extra.push((
+            "vm.crash".to_string(),
+            format!("{what} before the runner finished{during}"),
+        ));
+    }
+    for problem in &report.problems {
+        extra.push(("ktap.structure".to_string(), problem.clone()));
+    }
+    if let Some(reason) = &report.bail_out {
+        extra.push(("ktap.bail_out".to_string(), reason.clone()));
+    }
+    for f in findings {
+        extra.push((
+            format!("kernel_log.{}", f.kind.to_string().replace(' ', "_")),
+            format!("console.log line {}:\n{}", f.line, f.excerpt.join("\n")),
+        ));
+    }
+    Verdict {
+        ktap: report,
+        extra_failures: extra,
+    }
+}
+
+fn render_case(out: &mut String, case: &TestCase, depth: usize) {
+    let indent = "  ".repeat(depth);
+    let (tag, show_diag) = match case.outcome {
+        Outcome::Pass => ("ok  ", false),
+        Outcome::Fail => ("FAIL", true),
+        Outcome::Skip => ("skip", false),
+        Outcome::Todo => ("todo", false),
+    };
+    let directive = case
+        .directive
+        .as_deref()
+        .map(|d| format!(" ({d})"))
+        .unwrap_or_default();
+    let _ = writeln!(out, "{indent}{tag} {}{directive}", case.name);
+    if show_diag {
+        for d in &case.diagnostics {
+            if !d.starts_with("running ") {
+                let _ = writeln!(out, "{indent}       {d}");
+            }
+        }
+    }
+    for sub in &case.subtests {
+        render_case(out, sub, depth + 1);
+    }
+}
+
+/// The human report: each case, each extra failure quoted, the summary line.
+pub fn render(v: &Verdict) -> String {
+    let mut out = String::new();
+    for case in &v.ktap.cases {
+        render_case(&mut out, case, 0);
+    }
+    for (name, text) in &v.extra_failures {
+        let _ = writeln!(out, "FAIL {name}");
+        for line in text.lines() {
+            let _ = writeln!(out, "       {line}");
+        }
+    }
+    out.push_str(&v.summary_line());
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::ExitStatus;
+
+    fn clean_exit() -> Ending {
+        Ending::Exited {
+            status: ExitStatus::from_raw(0),
+            stderr: String::new(),
+        }
+    }
+
+    const GOOD: &str = "KTAP version 1\n1..2\n# running m.a\nok 1 m.a\n# running m.b\nok 2 m.b\n# lkmlab-guest: done\n";
+
+    #[test]
+    fn a_clean_run_passes() {
+        let v = evaluate(
+            GOOD,
+            "[    0.1] Linux version 7.3.4\n",
+            &clean_exit(),
+            Duration::from_secs(9),
+        );
+        assert!(v.passed(), "{}", render(&v));
+        assert_eq!(v.summary_line(), "2 passed, 0 failed");
+    }
+
+    #[test]
+    fn a_warning_in_the_kernel_log_fails_the_run_and_is_quoted() {
+        let console = "[    1.0] ------------[ cut here ]------------\n\
+                       [    1.0] WARNING: CPU: 0 PID: 42 at mm/slub.c:123 kfree+0x1/0x2\n\
+                       [    1.0] Call Trace:\n[    1.0] ---[ end trace 0000000000000000 ]---\n";
+        let v = evaluate(GOOD, console, &clean_exit(), Duration::from_secs(9));
+        assert!(!v.passed());
+        let text = render(&v);
+        assert!(text.contains("WARNING: CPU: 0 PID: 42"), "{text}");
+        assert!(text.ends_with("2 passed, 1 failed\n"), "{text}");
+    }
+
+    #[test]
+    fn a_timeout_names_the_running_case() {
+        let ktap = "KTAP version 1\n1..2\n# running m.a\nok 1 m.a\n# running m.b\n";
+        let v = evaluate(ktap, "", &Ending::TimedOut, Duration::from_secs(9));
+        assert!(!v.passed());
+        let text = render(&v);
+        assert!(
+            text.contains("vm.timeout") && text.contains("while running m.b"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_guest_that_dies_midway_is_a_crash_not_a_pass() {
+        let ktap = "KTAP version 1\n1..2\n# running m.a\nok 1 m.a\n# running m.b\n";
+        let console =
+            "[    2.0] Kernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b\n";
+        let v = evaluate(ktap, console, &clean_exit(), Duration::from_secs(9));
+        assert!(!v.passed());
+        let text = render(&v);
+        assert!(
+            text.contains("vm.crash") && text.contains("kernel panicked"),
+            "{text}"
+        );
+        assert!(text.contains("while running m.b"), "{text}");
+    }
+
+    #[test]
+    fn no_ktap_at_all_is_a_failure_with_the_guest_reason() {
+        let console = "lkmlab-guest: cannot start: no virtio serial port named lkmlab.ktap\n";
+        let v = evaluate("", console, &clean_exit(), Duration::from_secs(9));
+        assert!(!v.passed());
+        assert!(render(&v).contains("no virtio serial port"));
+    }
+
+    #[test]
+    fn qemu_failing_to_start_is_reported() {
+        let ending = Ending::Exited {
+            status: ExitStatus::from_raw(1 << 8),
+            stderr: "qemu-system-x86_64: -kernel x: No such file".into(),
+        };
+        let v = evaluate("", "", &ending, Duration::from_secs(9));
+        assert!(render(&v).contains("No such file"));
+    }
+}

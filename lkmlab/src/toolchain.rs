@@ -1,0 +1,254 @@
+//! The host toolchain the kernel build uses: rustc and its library source,
+//! bindgen and libclang, checked against the kernel's minimums.
+
+use crate::fetch::{extract_from_deb, Fetcher};
+use crate::paths::Paths;
+use crate::project::Project;
+use crate::util::{output_of, run_quiet};
+use anyhow::{bail, Context, Result};
+use std::cmp::Ordering;
+use std::ffi::OsString;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A dotted version number such as `1.95.0`; missing parts count as 0.
+#[derive(Debug, Clone)]
+pub struct Version(pub Vec<u32>);
+
+impl PartialEq for Version {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for Version {}
+
+impl Version {
+    /// Parse the first dotted number in `text` (`rustc 1.95.0 (…)` → 1.95.0).
+    pub fn find_in(text: &str) -> Option<Version> {
+        text.split(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter(|w| w.contains('.'))
+            .find_map(|w| Version::parse(w.trim_matches('.')))
+    }
+
+    pub fn parse(s: &str) -> Option<Version> {
+        let parts: Option<Vec<u32>> = s.split('.').map(|p| p.parse().ok()).collect();
+        parts.filter(|p| !p.is_empty()).map(Version)
+    }
+}
+
+impl PartialOrd for Version {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Version {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let n = self.0.len().max(other.0.len());
+        let get = |v: &Version, i: usize| v.0.get(i).copied().unwrap_or(0);
+        (0..n)
+            .map(|i| get(self, i).cmp(&get(other, i)))
+            .find(|o| o.is_ne())
+            .unwrap_or(Ordering::Equal)
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(u32::to_string).collect();
+        f.write_str(&parts.join("."))
+    }
+}
+
+fn tool_version(program: &str, arg: &str) -> Result<Version> {
+    let out = output_of(Command::new(program).arg(arg), program)?;
+    Version::find_in(&out)
+        .with_context(|| format!("cannot read a version from `{program} {arg}`: {out}"))
+}
+
+pub fn rustc_version() -> Result<Version> {
+    tool_version("rustc", "--version")
+}
+
+pub fn bindgen_version() -> Result<Version> {
+    tool_version("bindgen", "--version")
+}
+
+/// The libclang that bindgen loads, found the way the kernel's
+/// `scripts/rust_is_available.sh` does: bindgen reports `__clang_version__`.
+pub fn libclang_version(libclang_path: Option<&Path>) -> Result<Version> {
+    let dir = tempfile_dir()?;
+    let header = dir.join("libclang_version.h");
+    std::fs::write(
+        &header,
+        "#pragma message(\"clang version \" __clang_version__)\n",
+    )?;
+    let mut cmd = Command::new("bindgen");
+    cmd.arg(&header).env("LC_ALL", "C");
+    if let Some(p) = libclang_path {
+        cmd.env("LIBCLANG_PATH", p);
+    }
+    let out = output_of(&mut cmd, "bindgen");
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = out?;
+    let after = out
+        .split("clang version ")
+        .nth(1)
+        .with_context(|| format!("bindgen did not report a libclang version: {}", out.trim()))?;
+    Version::find_in(after).context("unreadable libclang version")
+}
+
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("lkmlab-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// `LIBCLANG_PATH` from the environment, else the pinned directory if it exists.
+pub fn libclang_path(project: &Project) -> Option<PathBuf> {
+    std::env::var_os("LIBCLANG_PATH")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            let pinned = PathBuf::from(&project.pin.toolchain.libclang_path);
+            pinned.is_dir().then_some(pinned)
+        })
+}
+
+/// The active rustc's own library source, if its sysroot has it (rustup's
+/// `rust-src` component).
+pub fn sysroot_library() -> Option<PathBuf> {
+    let sysroot = run_quiet(Command::new("rustc").args(["--print", "sysroot"]), "rustc").ok()?;
+    let lib = Path::new(sysroot.trim()).join("lib/rustlib/src/rust/library");
+    lib.join("core/src/lib.rs").is_file().then_some(lib)
+}
+
+/// Where the Rust library source comes from, in order of preference.
+#[derive(Debug, Clone)]
+pub enum LibSrc {
+    /// `RUST_LIB_SRC` was set by the user (or by Nix).
+    Env(PathBuf),
+    /// The active rustc's sysroot has it.
+    Sysroot(PathBuf),
+    /// The pinned Debian rust-src package is needed.
+    Pinned,
+}
+
+pub fn lib_src_source() -> LibSrc {
+    if let Some(p) = std::env::var_os("RUST_LIB_SRC").filter(|v| !v.is_empty()) {
+        return LibSrc::Env(PathBuf::from(p));
+    }
+    match sysroot_library() {
+        Some(p) => LibSrc::Sysroot(p),
+        None => LibSrc::Pinned,
+    }
+}
+
+/// The Rust library source for the kernel build (`RUST_LIB_SRC`), fetching
+/// and unpacking the pinned rust-src package only when nothing else has it.
+pub fn rust_lib_src(project: &Project, paths: &Paths, fetcher: &Fetcher) -> Result<PathBuf> {
+    match lib_src_source() {
+        LibSrc::Env(p) => {
+            if !p.join("core/src/lib.rs").is_file() {
+                bail!(
+                    "RUST_LIB_SRC={} has no core/src/lib.rs; point it at a Rust `library` directory",
+                    p.display()
+                );
+            }
+            Ok(p)
+        }
+        LibSrc::Sysroot(p) => Ok(p),
+        LibSrc::Pinned => pinned_rust_src(project, paths, fetcher),
+    }
+}
+
+fn pinned_rust_src(project: &Project, paths: &Paths, fetcher: &Fetcher) -> Result<PathBuf> {
+    let pin = &project.pin.toolchain.rust_src;
+    let rustc = rustc_version()?;
+    let want = Version::parse(&pin.rustc).context("[toolchain.rust_src] rustc is not a version")?;
+    if rustc.0.get(..2) != want.0.get(..2) {
+        bail!(
+            "the active rustc is {rustc} and its sysroot has no library source; the pinned \
+             rust-src package is for rustc {want}. Install rustc {want} (rustup toolchain \
+             install {want}), add the component (rustup component add rust-src), or set \
+             RUST_LIB_SRC to a matching library directory."
+        );
+    }
+    let dir = paths.rust_src(&pin.sha256);
+    let library = dir.join(&pin.library);
+    if library.join("core/src/lib.rs").is_file() {
+        return Ok(library);
+    }
+    let deb = fetcher.get(&pin.pinned_file())?;
+    std::fs::create_dir_all(&dir)?;
+    eprintln!("lkmlab: unpacking {}", pin.file);
+    extract_from_deb(&deb, &pin.library, &dir)?;
+    if !library.join("core/src/lib.rs").is_file() {
+        bail!(
+            "{} does not contain {}/core/src/lib.rs; [toolchain.rust_src] library is wrong",
+            pin.file,
+            pin.library
+        );
+    }
+    Ok(library)
+}
+
+/// The environment every kernel and module `make` runs with.
+pub fn make_env(project: &Project, rust_lib_src: Option<&Path>) -> Vec<(String, OsString)> {
+    let mut env = Vec::new();
+    if let Some(p) = rust_lib_src {
+        env.push(("RUST_LIB_SRC".to_string(), p.as_os_str().to_owned()));
+    }
+    if let Some(p) = libclang_path(project) {
+        env.push(("LIBCLANG_PATH".to_string(), p.into_os_string()));
+    }
+    env
+}
+
+/// The versions that go into the kernel cache key.
+pub fn fingerprint(project: &Project) -> Result<Vec<(String, String)>> {
+    let gcc = output_of(Command::new("gcc").arg("--version"), "gcc")?;
+    let rustc = output_of(Command::new("rustc").arg("-vV"), "rustc")?;
+    Ok(vec![
+        (
+            "gcc".into(),
+            gcc.lines().next().unwrap_or_default().to_string(),
+        ),
+        ("rustc".into(), rustc.trim().to_string()),
+        ("bindgen".into(), bindgen_version()?.to_string()),
+        (
+            "libclang".into(),
+            libclang_version(libclang_path(project).as_deref())?.to_string(),
+        ),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_compare_numerically() {
+        let v = |s| Version::parse(s).unwrap();
+        assert!(v("1.95.0") > v("1.85.0"));
+        assert!(v("0.71.1") < v("0.73.2"));
+        assert!(v("17.0.1") < v("19.1.7"));
+        assert!(v("14.0.6") < v("17.0.1"));
+        assert_eq!(v("1.2"), v("1.2.0"));
+    }
+
+    #[test]
+    fn versions_are_found_in_tool_output() {
+        assert_eq!(
+            Version::find_in("rustc 1.95.0 (59807616e 2026-04-14)").unwrap(),
+            Version(vec![1, 95, 0])
+        );
+        assert_eq!(
+            Version::find_in("bindgen 0.73.2").unwrap(),
+            Version(vec![0, 73, 2])
+        );
+        assert!(Version::find_in("no digits here").is_none());
+    }
+}

@@ -1,0 +1,158 @@
+//! Boot the kernel in QEMU with the test initramfs and collect what the
+//! guest reports: KTAP on a virtio serial port, the kernel log on ttyS0.
+
+use crate::accel::Accel;
+use crate::util::spawn_error;
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// The name of the virtio serial port the guest runner writes KTAP to.
+pub const KTAP_PORT: &str = "lkmlab.ktap";
+
+pub struct VmTest<'a> {
+    pub bzimage: &'a Path,
+    pub initramfs: &'a Path,
+    pub accel: Accel,
+    pub memory_mib: u32,
+    pub cpus: u32,
+    pub timeout: Duration,
+    /// Receives console.log and results.ktap.
+    pub out: &'a Path,
+}
+
+/// How the VM ended.
+#[derive(Debug)]
+pub enum Ending {
+    /// QEMU exited by itself (the guest rebooted, or QEMU failed).
+    Exited { status: ExitStatus, stderr: String },
+    /// The host killed QEMU at the deadline.
+    TimedOut,
+}
+
+pub struct VmRun {
+    pub ending: Ending,
+    pub elapsed: Duration,
+    pub console: PathBuf,
+    pub ktap: PathBuf,
+}
+
+/// The kernel command line: serial console, reboot (not hang) on panic, and a
+/// triple-fault reboot that `-no-reboot` turns into QEMU exiting.
+pub const CMDLINE: &str = "console=ttyS0 panic=-1 reboot=t rdinit=/init";
+
+pub fn qemu_command(t: &VmTest, console: &Path, ktap: &Path) -> Command {
+    let mut cmd = Command::new("qemu-system-x86_64");
+    // microvm: no PCI, no firmware tables to walk; ACPI off so QEMU announces
+    // the virtio-mmio devices on the kernel command line.
+    cmd.args(["-M", "microvm,acpi=off", "-accel", t.accel.qemu_name()])
+        .args(["-m", &t.memory_mib.to_string(), "-smp", &t.cpus.to_string()])
+        .args([
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-no-reboot",
+        ])
+        .arg("-chardev")
+        .arg(format!("file,id=console,path={}", console.display()))
+        .args(["-serial", "chardev:console"])
+        .args(["-device", "virtio-serial-device", "-chardev"])
+        .arg(format!("file,id=ktap,path={}", ktap.display()))
+        .args([
+            "-device",
+            &format!("virtserialport,chardev=ktap,name={KTAP_PORT}"),
+        ])
+        .arg("-kernel")
+        .arg(t.bzimage)
+        .arg("-initrd")
+        .arg(t.initramfs)
+        .args(["-append", CMDLINE]);
+    cmd
+}
+
+pub fn run(t: &VmTest) -> Result<VmRun> {
+    std::fs::create_dir_all(t.out)?;
+    let console = t.out.join("console.log");
+    let ktap = t.out.join("results.ktap");
+    for f in [&console, &ktap] {
+        let _ = std::fs::remove_file(f);
+    }
+    let started = Instant::now();
+    let mut child = qemu_command(t, &console, &ktap)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| spawn_error("qemu-system-x86_64", e))?;
+    let ending = wait_with_deadline(&mut child, t.timeout)?;
+    Ok(VmRun {
+        ending,
+        elapsed: started.elapsed(),
+        console,
+        ktap,
+    })
+}
+
+/// Wait for a child, killing it at the deadline.
+pub fn wait_with_deadline(child: &mut std::process::Child, timeout: Duration) -> Result<Ending> {
+    let started = Instant::now();
+    // Drain stderr on a thread so a chatty child cannot block on a full pipe.
+    let stderr = child.stderr.take();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(mut e) = stderr {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    });
+    loop {
+        if let Some(status) = child.try_wait().context("waiting for QEMU")? {
+            let stderr = reader.join().unwrap_or_default();
+            return Ok(Ending::Exited { status, stderr });
+        }
+        if started.elapsed() >= timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = reader.join();
+            return Ok(Ending::TimedOut);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hung_child_is_killed_at_the_deadline() {
+        let mut child = Command::new("sleep")
+            .arg("30")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        let ending = wait_with_deadline(&mut child, Duration::from_millis(200)).unwrap();
+        assert!(matches!(ending, Ending::TimedOut));
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn an_exiting_child_reports_status_and_stderr() {
+        let mut child = Command::new("sh")
+            .args(["-c", "echo boom >&2; exit 3"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        match wait_with_deadline(&mut child, Duration::from_secs(10)).unwrap() {
+            Ending::Exited { status, stderr } => {
+                assert_eq!(status.code(), Some(3));
+                assert_eq!(stderr.trim(), "boom");
+            }
+            Ending::TimedOut => panic!("timed out"),
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Checks shared by the suites: modules, sysfs and the kernel log.
+
+use crate::case::{Env, Outcome, Verdict};
+use crate::ensure;
+use crate::sys;
+use std::io;
+use std::path::Path;
+
+/// Lines in the kernel log that mean something went wrong. The host scans the
+/// whole console log more thoroughly; this is the guest's own view.
+const TROUBLE: &[&str] = &[
+    "WARNING:",
+    "BUG:",
+    "kernel BUG",
+    "Oops",
+    "Call Trace",
+    "UBSAN:",
+    "KASAN:",
+    "unreferenced object",
+    "suspected memory leak",
+    "possible circular locking",
+    "possible recursive locking",
+];
+
+pub fn sysfs_module(module: &str) -> String {
+    format!("/sys/module/{module}")
+}
+
+pub fn insmod(env: &Env, module: &str, params: &str) -> Verdict {
+    let ko = env.ko(module)?;
+    sys::insmod(ko, params).map_err(|e| format!("insmod {} {params}: {e}", ko.display()))?;
+    ensure!(
+        Path::new(&sysfs_module(module)).exists(),
+        "insmod succeeded but {} does not exist",
+        sysfs_module(module)
+    );
+    Ok(Outcome::Pass)
+}
+
+pub fn rmmod(module: &str) -> Verdict {
+    sys::rmmod(module).map_err(|e| format!("rmmod {module}: {e}"))?;
+    ensure!(
+        !Path::new(&sysfs_module(module)).exists(),
+        "rmmod succeeded but {} still exists",
+        sysfs_module(module)
+    );
+    Ok(Outcome::Pass)
+}
+
+/// Loading must fail with exactly `errno` and leave nothing loaded.
+pub fn insmod_refused(env: &Env, module: &str, params: &str, errno: i32) -> Verdict {
+    let ko = env.ko(module)?;
+    match sys::insmod(ko, params) {
+        Ok(()) => {
+            let _ = sys::rmmod(module);
+            Err(format!(
+                "insmod {module} {params} succeeded; expected {}",
+                io::Error::from_raw_os_error(errno)
+            ))
+        }
+        Err(e) if e.raw_os_error() == Some(errno) => {
+            ensure!(
+                !Path::new(&sysfs_module(module)).exists(),
+                "insmod failed as expected but {} exists",
+                sysfs_module(module)
+            );
+            Ok(Outcome::Pass)
+        }
+        Err(e) => Err(format!(
+            "insmod {module} {params}: {e}; expected {}",
+            io::Error::from_raw_os_error(errno)
+        )),
+    }
+}
+
+/// The kernel log lines that contain `needle`.
+pub fn log_lines_with(needle: &str) -> Result<Vec<String>, String> {
+    let log = sys::kernel_log().map_err(|e| format!("reading /dev/kmsg: {e}"))?;
+    Ok(log.into_iter().filter(|l| l.contains(needle)).collect())
+}
+
+/// The kernel log holds `needle` (at least `times` times).
+pub fn logged(needle: &str, times: usize) -> Verdict {
+    let found = log_lines_with(needle)?.len();
+    ensure!(
+        found >= times,
+        "kernel log: expected {times} line(s) containing {needle:?}, found {found}"
+    );
+    Ok(Outcome::Pass)
+}
+
+/// No warning, oops or leak report anywhere in the kernel log.
+pub fn log_clean() -> Verdict {
+    let log = sys::kernel_log().map_err(|e| format!("reading /dev/kmsg: {e}"))?;
+    let bad: Vec<&String> = log
+        .iter()
+        .filter(|l| TROUBLE.iter().any(|t| l.contains(t)))
+        .collect();
+    ensure!(
+        bad.is_empty(),
+        "kernel log reports trouble:\n{}",
+        bad.iter()
+            .map(|l| l.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    Ok(Outcome::Pass)
+}
+
+/// Fails unless `module` is loaded: for cases that need an earlier case's
+/// `insmod` (so that they do not fail confusingly when it did not happen).
+pub fn require_loaded(module: &str) -> Result<(), String> {
+    ensure!(
+        Path::new(&sysfs_module(module)).exists(),
+        "{module} not loaded (an earlier case failed?)"
+    );
+    Ok(())
+}
+
+/// How many references pin `module` (`/sys/module/<module>/refcnt`), e.g. its
+/// open files.
+pub fn module_refcnt(module: &str) -> Result<u64, String> {
+    let path = format!("{}/refcnt", sysfs_module(module));
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    text.trim()
+        .parse()
+        .map_err(|e| format!("{path}: {text:?} is not a count: {e}"))
+}
+
+/// The KUnit suite `suite` (e.g. a module's `#[kunit_tests(suite)]`, run at
+/// load) passed: its results in debugfs are printed as nested KTAP (so they
+/// appear under the case's result), and the case fails when the file is
+/// missing or the suite's own result line is not a plain `ok`.
+pub fn kunit_suite_passed(suite: &str) -> Verdict {
+    let path = format!("/sys/kernel/debug/kunit/{suite}/results");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("{path}: {e} (did the KUnit suite {suite} run?)"))?;
+    for line in text.lines() {
+        println!("{}{line}", crate::case::SUBTEST_PREFIX);
+    }
+    // The suite's result is the one unindented result line naming it.
+    let result = text.lines().find(|l| {
+        (l.starts_with("ok ") || l.starts_with("not ok "))
+            && l.split_whitespace()
+                .nth(if l.starts_with("ok ") { 2 } else { 3 })
+                == Some(suite)
+    });
+    match result {
+        None => Err(format!("{path}: no result line for the suite {suite}")),
+        Some(line) if line.starts_with("not ok") => Err(format!("KUnit suite failed: {line}")),
+        Some(line) if line.contains("# SKIP") => Err(format!("KUnit suite skipped: {line}")),
+        Some(_) => Ok(Outcome::Pass),
+    }
+}
+
+/// The kernel log lines that `log_clean` would report (warnings, oopses,
+/// leaks): compare before and after an action to blame only that action.
+pub fn log_trouble() -> Result<Vec<String>, String> {
+    let log = sys::kernel_log().map_err(|e| format!("reading /dev/kmsg: {e}"))?;
+    Ok(log
+        .into_iter()
+        .filter(|l| TROUBLE.iter().any(|t| l.contains(t)))
+        .collect())
+}

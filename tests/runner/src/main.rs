@@ -1,0 +1,240 @@
+//! lkmlab-guest: PID 1 of the lkmlab test VM.
+//!
+//! It mounts the pseudo filesystems, reads the test plan the host packed into
+//! the initramfs (`/lkmlab/plan`), runs every case in a child process of its
+//! own and writes the results as KTAP to a virtio serial port named
+//! `lkmlab.ktap` — a channel apart from the kernel log on the serial console.
+//! Then it reboots; QEMU runs with `-no-reboot` and exits.
+//!
+//! `lkmlab-guest --case SUITE CASE` runs one case (what PID 1 spawns).
+
+mod case;
+mod checks;
+mod suites;
+mod sys;
+
+use case::{Env, Outcome, Suite};
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
+
+const PLAN: &str = "/lkmlab/plan";
+const KTAP_PORT_NAME: &str = "lkmlab.ktap";
+/// Exit status of a skipped case (as in automake).
+const EXIT_SKIP: u8 = 77;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    match args.as_slice() {
+        [_, flag, suite, case] if flag == "--case" => run_case(suite, case),
+        _ if std::process::id() == 1 => pid1(),
+        _ => {
+            eprintln!("lkmlab-guest runs as PID 1 in the lkmlab test VM (or: --case SUITE CASE)");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn read_plan() -> io::Result<Env> {
+    let text = fs::read_to_string(PLAN)?;
+    let mut modules = Vec::new();
+    let mut tests = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+            ["module", name, path] => modules.push((name.to_string(), PathBuf::from(path))),
+            ["test", name, path] => tests.push((name.to_string(), PathBuf::from(path))),
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{PLAN}: cannot read line {line:?}"),
+                ))
+            }
+        }
+    }
+    Ok(Env { modules, tests })
+}
+
+/// Every suite of the plan: one per module, then the module's own guest tests.
+fn suites(env: &Env) -> Vec<Suite> {
+    let mut all: Vec<Suite> = env
+        .modules
+        .iter()
+        .map(|(name, _)| suites::for_module(name))
+        .collect();
+    if !env.tests.is_empty() {
+        all.push(suites::guest_tests(env));
+    }
+    all
+}
+
+/// Child mode: run one case, report on stdout, exit 0 (pass), 77 (skip) or 1.
+fn run_case(suite: &str, case: &str) -> ExitCode {
+    let env = match read_plan() {
+        Ok(env) => env,
+        Err(e) => {
+            println!("reading the plan: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let all = suites(&env);
+    let Some(case) = all
+        .iter()
+        .filter(|s| s.name == suite)
+        .flat_map(|s| &s.cases)
+        .find(|c| c.name == case)
+    else {
+        println!("no case {case} in suite {suite}");
+        return ExitCode::FAILURE;
+    };
+    match (case.run)(&env) {
+        Ok(Outcome::Pass) => ExitCode::SUCCESS,
+        Ok(Outcome::Skip(reason)) => {
+            println!("{reason}");
+            ExitCode::from(EXIT_SKIP)
+        }
+        Err(message) => {
+            println!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The device node of the virtio serial port the host named `lkmlab.ktap`.
+fn find_ktap_port() -> io::Result<PathBuf> {
+    for entry in fs::read_dir("/sys/class/virtio-ports")? {
+        let entry = entry?;
+        let name = fs::read_to_string(entry.path().join("name")).unwrap_or_default();
+        if name.trim() == KTAP_PORT_NAME {
+            return Ok(PathBuf::from("/dev").join(entry.file_name()));
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("no virtio serial port named {KTAP_PORT_NAME}"),
+    ))
+}
+
+fn setup() -> io::Result<(File, Env)> {
+    sys::mount("proc", "/proc")?;
+    sys::mount("sysfs", "/sys")?;
+    sys::mount("devtmpfs", "/dev")?;
+    sys::mount("debugfs", "/sys/kernel/debug")?;
+    let port = find_ktap_port()?;
+    let ktap = fs::OpenOptions::new()
+        .write(true)
+        .open(&port)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", port.display())))?;
+    Ok((ktap, read_plan()?))
+}
+
+fn pid1() -> ExitCode {
+    match setup() {
+        Ok((mut ktap, env)) => {
+            if let Err(e) = run_all(&mut ktap, &env) {
+                eprintln!("lkmlab-guest: writing results: {e}");
+            }
+        }
+        // Without the channel nothing can be reported: say why on the console.
+        Err(e) => eprintln!("lkmlab-guest: cannot start: {e}"),
+    }
+    sys::reboot()
+}
+
+fn run_all(ktap: &mut File, env: &Env) -> io::Result<()> {
+    let suites = suites(env);
+    let total: usize = suites.iter().map(|s| s.cases.len()).sum();
+    writeln!(ktap, "KTAP version 1")?;
+    writeln!(ktap, "1..{total}")?;
+    let mut number = 0;
+    for suite in &suites {
+        for case in &suite.cases {
+            number += 1;
+            let name = format!("{}.{}", suite.name, case.name);
+            // Lets the host name the case that was running if the guest dies.
+            writeln!(ktap, "# running {name}")?;
+            let line = run_child(&suite.name, &case.name);
+            for diag in &line.diagnostics {
+                writeln!(ktap, "# {diag}")?;
+            }
+            // Nested results (e.g. a KUnit suite's own KTAP) go before the
+            // case's result line, indented one level as KTAP requires.
+            for sub in &line.subtests {
+                writeln!(ktap, "    {sub}")?;
+            }
+            writeln!(ktap, "{} {number} {name}{}", line.status, line.directive)?;
+        }
+    }
+    // Writes to the port are synchronous: nothing to flush before reboot.
+    writeln!(ktap, "# lkmlab-guest: done")
+}
+
+struct ResultLine {
+    status: &'static str,
+    directive: String,
+    diagnostics: Vec<String>,
+    subtests: Vec<String>,
+}
+
+fn run_child(suite: &str, case: &str) -> ResultLine {
+    let output = Command::new("/proc/self/exe")
+        .args(["--case", suite, case])
+        .stdin(Stdio::null())
+        .output();
+    let output = match output {
+        Ok(output) => output,
+        Err(e) => {
+            return ResultLine {
+                status: "not ok",
+                directive: String::new(),
+                diagnostics: vec![format!("could not start the case: {e}")],
+                subtests: Vec::new(),
+            }
+        }
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let (subtests, stdout): (Vec<&str>, Vec<&str>) = stdout
+        .lines()
+        .partition(|l| l.starts_with(case::SUBTEST_PREFIX));
+    let subtests = subtests
+        .iter()
+        .map(|l| l[case::SUBTEST_PREFIX.len()..].to_string())
+        .collect();
+    let mut diagnostics: Vec<String> = stdout
+        .into_iter()
+        .chain(String::from_utf8_lossy(&output.stderr).lines())
+        .map(str::to_string)
+        .collect();
+    match output.status.code() {
+        Some(0) => ResultLine {
+            status: "ok",
+            directive: String::new(),
+            diagnostics,
+            subtests,
+        },
+        Some(code) if code == i32::from(EXIT_SKIP) => ResultLine {
+            status: "ok",
+            directive: format!(" # SKIP {}", diagnostics.join("; ")),
+            diagnostics: Vec::new(),
+            subtests,
+        },
+        code => {
+            if code.is_none() {
+                use std::os::unix::process::ExitStatusExt;
+                let signal = output.status.signal().unwrap_or_default();
+                diagnostics.push(format!(
+                    "the case was killed by signal {signal} (a kernel oops kills the task)"
+                ));
+            }
+            ResultLine {
+                status: "not ok",
+                directive: String::new(),
+                diagnostics,
+                subtests,
+            }
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! The built-in suites, chosen by module name.
+
+use crate::case::Suite;
+
+mod generic;
+mod hello;
+mod scull;
+mod user;
+
+pub use user::guest_tests;
+
+/// The suite for a module: its own where lkmlab has one, otherwise the
+/// generic load/unload suite that any module must pass.
+pub fn for_module(module: &str) -> Suite {
+    match module {
+        "hello" => hello::suite(),
+        "scull" => scull::suite(),
+        other => generic::suite(other),
+    }
+}

@@ -1,0 +1,107 @@
+//! Thin, checked wrappers around the system calls the runner needs.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+fn cstring(s: &str) -> io::Result<CString> {
+    CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in string"))
+}
+
+fn check(ret: libc::c_long) -> io::Result<()> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `mount(2)` a pseudo filesystem; an already mounted target is fine.
+pub fn mount(fstype: &str, target: &str) -> io::Result<()> {
+    std::fs::create_dir_all(target)?;
+    let src = cstring(fstype)?;
+    let tgt = cstring(target)?;
+    // SAFETY: all pointers are valid NUL-terminated strings that outlive the call;
+    // a null data pointer is allowed.
+    let ret = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            tgt.as_ptr(),
+            src.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    match check(ret.into()) {
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => Ok(()),
+        other => other,
+    }
+}
+
+/// Load a module from a file with `finit_module(2)`, like `insmod PATH PARAMS`.
+pub fn insmod(path: &Path, params: &str) -> io::Result<()> {
+    let file = File::open(path)?;
+    let params = cstring(params)?;
+    // SAFETY: the fd is open for the duration of the call and params is a valid C string.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_finit_module,
+            file.as_raw_fd(),
+            params.as_ptr(),
+            0 as libc::c_int,
+        )
+    };
+    check(ret)
+}
+
+/// Unload a module with `delete_module(2)`, like `rmmod NAME` (never waits).
+pub fn rmmod(name: &str) -> io::Result<()> {
+    let name = cstring(name)?;
+    // SAFETY: name is a valid C string; O_NONBLOCK makes a busy module fail with EWOULDBLOCK.
+    let ret = unsafe { libc::syscall(libc::SYS_delete_module, name.as_ptr(), libc::O_NONBLOCK) };
+    check(ret)
+}
+
+/// Flush filesystems and restart; QEMU runs with `-no-reboot`, so it exits.
+pub fn reboot() -> ! {
+    // SAFETY: sync and reboot take no pointers.
+    unsafe {
+        libc::sync();
+        libc::reboot(libc::RB_AUTOBOOT);
+    }
+    // reboot(2) only returns on error (e.g. not PID 1): there is nothing left to do.
+    std::process::exit(1)
+}
+
+/// The text of every record currently in the kernel's log buffer (`/dev/kmsg`),
+/// one message per line, without the record headers.
+pub fn kernel_log() -> io::Result<Vec<String>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut kmsg = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open("/dev/kmsg")?;
+    let mut lines = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    loop {
+        match kmsg.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let record = String::from_utf8_lossy(&buf[..n]);
+                // "prio,seq,usec,flags;message\n" followed by optional " KEY=value" lines.
+                if let Some((_, msg)) = record.split_once(';') {
+                    let msg = msg.lines().next().unwrap_or_default();
+                    lines.push(msg.to_string());
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            // A record overwritten while we read: continue from the next one.
+            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(lines)
+}

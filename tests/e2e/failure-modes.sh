@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Breaking one thing at a time must make lkmlab fail, with a message that
+# names the cause. Each case runs the real CLI against the real pinned kernel
+# (built and cached by `lkmlab kernel` first) and checks its exit status and
+# its words. Ends with `N passed, N failed`.
+#
+#   tests/e2e/failure-modes.sh            # needs lkmlab on PATH (or $LKMLAB)
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+lkmlab=${LKMLAB:-lkmlab}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+passed=0
+failed=0
+
+# expect NAME STATUS PATTERN... -- COMMAND...: COMMAND must exit with STATUS
+# and its output must match every PATTERN (grep -E).
+expect() {
+  local name=$1 status=$2
+  shift 2
+  local patterns=()
+  while [ "$1" != "--" ]; do patterns+=("$1"); shift; done
+  shift
+  local out="$work/$name.out" got problems=()
+  "$@" >"$out" 2>&1
+  got=$?
+  [ "$got" -eq "$status" ] || problems+=("exit status $got, expected $status")
+  for p in "${patterns[@]}"; do
+    grep -qE -- "$p" "$out" || problems+=("output lacks /$p/")
+  done
+  if [ ${#problems[@]} -eq 0 ]; then
+    echo "ok   $name"
+    passed=$((passed + 1))
+  else
+    echo "FAIL $name: ${problems[*]}"
+    sed 's/^/       /' "$out" | tail -n 30
+    failed=$((failed + 1))
+  fi
+}
+
+fixture() { echo "tests/fixtures/$1"; }
+
+expect module-init-fails 1 'FAIL init_fails\.insmod' 'No such device' '[0-9]+ passed, [1-9][0-9]* failed' -- \
+  "$lkmlab" test --module "$(fixture init-fails)" --out "$work/init-fails"
+
+expect kernel-warning 1 'FAIL kernel_log\.kernel_warning' 'WARNING: warns\.rs:[0-9]+ at init_module' -- \
+  "$lkmlab" test --module "$(fixture warns)" --out "$work/warns"
+
+expect guest-panic 1 'FAIL vm\.crash' 'kernel panicked.*while running panics\.insmod' \
+  'Kernel panic - not syncing: lkmlab fixture: deliberate panic' -- \
+  "$lkmlab" test --module "$(fixture panics)" --out "$work/panics"
+
+expect guest-hang 1 'FAIL vm\.timeout' 'within 10s while running hangs\.insmod' -- \
+  "$lkmlab" test --module "$(fixture hangs)" --out "$work/hangs" --timeout 10
+
+expect module-does-not-build 2 'module build failed' 'error\[E0308\]: mismatched types' \
+  'does_not_build\.rs:[0-9]+:[0-9]+' 'Full log: ' -- \
+  "$lkmlab" module --module "$(fixture does-not-build)"
+
+# A corrupted file in the mirror: refused with both hashes, nothing unpacked.
+mkdir -p "$work/mirror" "$work/cache"
+deb=$(sed -n '/^\[kernel.deb\]/,/^\[/s/^file = "\(.*\)"/\1/p' lkmlab.toml)
+echo "not the kernel" >"$work/mirror/$deb"
+expect wrong-sha256-in-mirror 2 'sha256 mismatch' 'expected 703e369d' 'got +[0-9a-f]{64}' 'nothing was unpacked' -- \
+  env LKMLAB_CACHE="$work/cache" LKMLAB_MIRROR="$work/mirror" "$lkmlab" fetch
+if [ -n "$(ls -A "$work/cache/src" 2>/dev/null)" ]; then
+  echo "FAIL wrong-sha256-in-mirror: something was unpacked into $work/cache/src"
+  failed=$((failed + 1))
+fi
+
+# A fragment asking for options olddefconfig drops: one that does not exist,
+# one whose dependency (BLOCK) tinyconfig lacks.
+mkdir -p "$work/project"
+cp -r lkmlab.toml kernel-config module "$work/project/"
+printf 'CONFIG_LKMLAB_NO_SUCH_OPTION=y\nCONFIG_VIRTIO_BLK=y\n' >>"$work/project/kernel-config/base.config"
+expect dropped-kconfig-option 2 'did not survive' 'CONFIG_LKMLAB_NO_SUCH_OPTION=y \(kernel-config/base\.config:[0-9]+\)' \
+  'CONFIG_VIRTIO_BLK=y' -- \
+  "$lkmlab" --project "$work/project" kernel
+
+# Missing and too-old tools: doctor names each and prints the fix.
+mkdir -p "$work/oldbin"
+printf '#!/bin/sh\necho "bindgen 0.60.0"\n' >"$work/oldbin/bindgen"
+chmod +x "$work/oldbin/bindgen"
+expect bindgen-too-old 2 'FAIL bindgen +0\.60\.0 is older than the kernel.s minimum 0\.71\.1' \
+  'fix: cargo install bindgen-cli --locked --version' -- \
+  env PATH="$work/oldbin:$PATH" "$lkmlab" doctor
+mkdir -p "$work/nobin"
+for tool in rustc cargo make gcc ld flex bison bc perl cpio tar xz curl; do
+  p=$(command -v "$tool") && ln -sf "$p" "$work/nobin/$tool"
+done
+expect qemu-missing 2 'FAIL qemu-system-x86_64 +not found' 'fix: sudo apt-get install qemu-system-x86' -- \
+  env PATH="$work/nobin" "$(command -v "$lkmlab")" doctor
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

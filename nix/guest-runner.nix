@@ -1,0 +1,44 @@
+# The guest runner (workspace package `lkmlab-guest`, tests/runner): PID 1 of
+# the test initramfs, so it must be a static executable.
+#
+# Called with `pkgsStatic.callPackage`: nixpkgs' static package set targets
+# x86_64-unknown-linux-musl with a static stdenv, and buildRustPackage passes
+# that --target itself (the cross rustc only adds the musl std; rustc itself
+# is reused). The alternative, glibc with `-C target-feature=+crt-static`,
+# needs glibc.static and hand-set RUSTFLAGS that nixpkgs does not manage, and
+# glibc is not meant to be linked statically.
+{
+  lib,
+  stdenv,
+  rustPlatform,
+  src,
+  version,
+}:
+assert lib.assertMsg stdenv.hostPlatform.isStatic "guest-runner.nix: use pkgsStatic.callPackage";
+rustPlatform.buildRustPackage {
+  pname = "lkmlab-guest";
+  inherit version src;
+
+  cargoLock.lockFile = ../Cargo.lock;
+  cargoBuildFlags = [
+    "-p"
+    "lkmlab-guest"
+  ];
+  # Its tests run in the guest, through `lkmlab test`.
+  doCheck = false;
+
+  postInstall = ''
+    readelf=${stdenv.cc.targetPrefix}readelf
+    if "$readelf" -l "$out/bin/lkmlab-guest" | grep -q 'program interpreter'; then
+      echo "lkmlab-guest is not statically linked" >&2
+      exit 1
+    fi
+  '';
+
+  meta = {
+    description = "lkmlab's guest test runner (static PID 1 of the test VM)";
+    license = lib.licenses.gpl2Only;
+    mainProgram = "lkmlab-guest";
+    platforms = [ "x86_64-linux" ];
+  };
+}

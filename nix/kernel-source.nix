@@ -1,0 +1,31 @@
+# The pinned kernel source: Debian's linux-source .deb (sha256-verified by
+# fetchurl), unpacked to the tarball inside it. The extraction is itself a
+# fixed-output derivation, so Nix verifies the tarball's sha256 from
+# lkmlab.toml as well. Not `pkgs.linux_*`: both providers build this very file.
+{
+  fetchurl,
+  runCommand,
+  dpkg,
+  pin,
+}:
+let
+  deb = fetchurl {
+    inherit (pin.deb) urls sha256;
+    # The .deb's own name has a `~`, which is not allowed in store paths.
+    name = builtins.replaceStrings [ "~" ] [ "-" ] pin.deb.file;
+  };
+in
+runCommand (baseNameOf pin.tarball.path)
+  {
+    nativeBuildInputs = [ dpkg ];
+    outputHashMode = "flat";
+    outputHashAlgo = "sha256";
+    outputHash = pin.tarball.sha256;
+    passthru = {
+      inherit deb;
+      inherit (pin.tarball) top_dir;
+    };
+  }
+  ''
+    dpkg-deb --fsys-tarfile ${deb} | tar -xOf - ./${pin.tarball.path} > "$out"
+  ''

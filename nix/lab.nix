@@ -1,0 +1,276 @@
+# Everything flake.nix exposes for one system, from one nixpkgs. The Nix side
+# is glue: the pin and the Kconfig fragments come from lkmlab.toml, the kernel
+# configuration and the VM test are lkmlab commands.
+{ pkgs }:
+let
+  inherit (pkgs) lib;
+  fs = lib.fileset;
+  root = ../.;
+
+  pin = import ./pin.nix;
+  flavor = "default";
+  kconfig = import ./kconfig.nix { inherit root flavor; };
+
+  # Each derivation sees only the files it reads, so that e.g. editing docs/
+  # or module/ does not rebuild the kernel.
+  src = {
+    # What `lkmlab config` and `lkmlab show` read.
+    config = fs.toSource {
+      inherit root;
+      fileset = fs.unions [
+        ../lkmlab.toml
+        ../kernel-config
+      ];
+    };
+    # The project as `lkmlab test` and `lkmlab vm` see it.
+    project = fs.toSource {
+      inherit root;
+      fileset = fs.unions [
+        ../lkmlab.toml
+        ../kernel-config
+        (fs.maybeMissing ../tests)
+        # The module's own guest tests (`lkmlab test` packs them; scripts run
+        # under the static busybox below).
+        (fs.maybeMissing ../module/guest-tests)
+      ];
+    };
+    # The Cargo workspace (both members must be present for either to build).
+    cargo = fs.toSource {
+      inherit root;
+      fileset = fs.unions [
+        ../Cargo.toml
+        ../Cargo.lock
+        ../lkmlab
+        ../tests/runner
+        ../lkmlab.toml
+        ../kernel-config
+      ];
+    };
+    module = ../module;
+    nix = fs.toSource {
+      inherit root;
+      fileset = fs.unions [
+        ../flake.nix
+        (fs.fileFilter (file: file.hasExt "nix") ../nix)
+      ];
+    };
+  };
+
+  crateVersion =
+    manifest:
+    let
+      version = (lib.importTOML manifest).package.version;
+    in
+    if builtins.isString version then
+      version
+    else
+      (lib.importTOML ../Cargo.toml).workspace.package.version;
+
+  # The toolchain linuxManualConfig builds the kernel with: build.nix takes
+  # rustc-unwrapped, rust-bindgen-unwrapped and rustPlatform (RUST_LIB_SRC)
+  # from the package set; bindgen links the libclang of its passthru.clang.
+  toolchain = {
+    rustc = pkgs.rustc-unwrapped;
+    bindgen = pkgs.rust-bindgen-unwrapped;
+    rustLibSrc = pkgs.rustPlatform.rustLibSrc;
+    libclang = lib.getLib pkgs.rust-bindgen-unwrapped.clang.cc;
+  };
+
+  qemu = pkgs.qemu;
+
+  lkmlab = pkgs.callPackage ./lkmlab.nix {
+    src = src.cargo;
+    version = crateVersion ../lkmlab/Cargo.toml;
+  };
+
+  guest-runner = pkgs.pkgsStatic.callPackage ./guest-runner.nix {
+    src = src.cargo;
+    version = crateVersion ../tests/runner/Cargo.toml;
+  };
+
+  kernelTarball = pkgs.callPackage ./kernel-source.nix { inherit pin; };
+
+  kernel-config = pkgs.callPackage ./kernel-config.nix {
+    inherit
+      lkmlab
+      toolchain
+      kernelTarball
+      pin
+      flavor
+      ;
+    projectSrc = src.config;
+  };
+
+  kernel = pkgs.callPackage ./kernel.nix {
+    inherit pin kconfig kernelTarball;
+    configfile = kernel-config;
+  };
+  kernelImage = "${kernel}/${kernel.target or pkgs.stdenv.hostPlatform.linux-kernel.target}";
+
+  kernelPackages = pkgs.linuxPackagesFor kernel;
+
+  module = kernelPackages.callPackage ./module.nix { src = src.module; };
+
+  virtme-ng = pkgs.callPackage ./virtme-ng.nix { inherit qemu; };
+
+  # `lkmlab test`/`lkmlab vm` against the flake's kernel, module and runner.
+  labArgs = lib.escapeShellArgs [
+    "--kernel"
+    kernelImage
+    "--modules"
+    "${module}/${module.moduleDir}"
+  ];
+
+  mkApp =
+    {
+      name,
+      description,
+      runtimeInputs,
+      text,
+    }:
+    {
+      type = "app";
+      program = lib.getExe (pkgs.writeShellApplication { inherit name runtimeInputs text; });
+      meta = { inherit description; };
+    };
+
+  # The devShell's rustc and bindgen are the kernel derivation's own: checked
+  # against what linuxManualConfig puts in kernel.moduleBuildDependencies.
+  devShellToolchain =
+    let
+      tools = [
+        toolchain.rustc
+        toolchain.bindgen
+      ];
+      fromKernel = tool: builtins.elem tool kernel.moduleBuildDependencies;
+    in
+    assert lib.assertMsg (lib.all fromKernel tools) "lab.nix: the kernel's toolchain changed";
+    tools;
+in
+{
+  packages = {
+    default = module;
+    inherit
+      kernel
+      kernel-config
+      module
+      lkmlab
+      guest-runner
+      virtme-ng
+      ;
+  };
+
+  checks = {
+    # lkmlab's runner in the sandbox: results.ktap, junit.xml, console.log in $out.
+    vm-test = pkgs.callPackage ./vm-test.nix {
+      inherit
+        lkmlab
+        qemu
+        kernelImage
+        module
+        flavor
+        ;
+      guestRunner = guest-runner;
+      busybox = pkgs.pkgsStatic.busybox;
+      projectSrc = src.project;
+    };
+
+    # `cargo test -p lkmlab` (buildRustPackage's checkPhase).
+    inherit lkmlab;
+
+    module-lint = kernelPackages.callPackage ./module-lint.nix {
+      src = src.module;
+      topDir = pin.tarball.top_dir;
+    };
+
+    # The pure Nix reading of lkmlab.toml agrees with lkmlab's own.
+    pin =
+      pkgs.runCommand "lkmlab-pin-check"
+        {
+          nativeBuildInputs = [
+            lkmlab
+            pkgs.jq
+          ];
+          nixPin = builtins.toJSON pin;
+          nixKconfig = builtins.toJSON kconfig;
+          passAsFile = [
+            "nixPin"
+            "nixKconfig"
+          ];
+        }
+        ''
+          export HOME="$TMPDIR"
+          lkmlab --project ${src.config} show pin > pin.json
+          lkmlab --project ${src.config} show kconfig --flavor ${flavor} > kconfig.json
+          diff -u <(jq -S . "$nixPinPath") <(jq -S . pin.json)
+          diff -u <(jq -S . "$nixKconfigPath") <(jq -S . kconfig.json)
+          touch "$out"
+        '';
+
+    nixfmt = pkgs.runCommand "lkmlab-nixfmt-check" { nativeBuildInputs = [ pkgs.nixfmt ]; } ''
+      cd ${src.nix}
+      find . -name '*.nix' -print0 | sort -z | xargs -0 nixfmt --check
+      touch "$out"
+    '';
+  };
+
+  apps = rec {
+    vm = mkApp {
+      name = "lkmlab-vm";
+      description = "Interactive virtme-ng VM on the pinned kernel, the module in $LKMLAB_MODULES";
+      runtimeInputs = [
+        lkmlab
+        virtme-ng
+        qemu
+      ];
+      text = ''
+        exec lkmlab --project ${src.project} vm ${labArgs} "$@"
+      '';
+    };
+
+    test = mkApp {
+      name = "lkmlab-test";
+      description = "The VM test outside the sandbox: KVM when it works, else TCG";
+      runtimeInputs = [
+        lkmlab
+        qemu
+      ];
+      # Results go to ./lkmlab-results unless --out is given.
+      text = ''
+        out=(--out "$PWD/lkmlab-results")
+        for arg in "$@"; do
+          case "$arg" in
+            --out | --out=*) out=() ;;
+          esac
+        done
+        exec lkmlab --project ${src.project} test ${labArgs} \
+          --runner ${lib.getExe guest-runner} --accel auto "''${out[@]}" "$@"
+      '';
+    };
+
+    default = vm;
+  };
+
+  devShell = pkgs.mkShell {
+    packages = devShellToolchain ++ [
+      lkmlab
+      virtme-ng
+      qemu
+      pkgs.rust-analyzer
+      pkgs.rustfmt
+      pkgs.clippy
+      pkgs.python3 # scripts/generate_rust_analyzer.py (make M=... rust-analyzer)
+      pkgs.bc
+      pkgs.bison
+      pkgs.elfutils
+      pkgs.flex
+      pkgs.pahole
+      pkgs.perl
+    ];
+    KDIR = module.kdir;
+    RUST_LIB_SRC = "${toolchain.rustLibSrc}";
+    LIBCLANG_PATH = "${toolchain.libclang}/lib";
+  };
+
+  formatter = pkgs.nixfmt-tree;
+}

@@ -1,0 +1,32 @@
+# The lkmlab CLI from the Cargo workspace. Its checkPhase is `cargo test -p lkmlab`
+# (flake check `lkmlab`), so the tests must run in the build sandbox: no
+# network, no /dev/kvm, HOME not writable.
+{
+  lib,
+  rustPlatform,
+  cpio,
+  src,
+  version,
+}:
+rustPlatform.buildRustPackage {
+  pname = "lkmlab";
+  inherit version src;
+
+  cargoLock.lockFile = ../Cargo.lock;
+  cargoBuildFlags = [
+    "-p"
+    "lkmlab"
+  ];
+  cargoTestFlags = [
+    "-p"
+    "lkmlab"
+  ];
+  # The cpio writer's tests unpack what it writes with GNU cpio.
+  nativeCheckInputs = [ cpio ];
+
+  meta = {
+    description = "A reproducible VM lab for Linux kernel modules written in Rust";
+    license = lib.licenses.gpl2Only;
+    mainProgram = "lkmlab";
+  };
+}

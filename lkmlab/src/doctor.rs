@@ -171,6 +171,16 @@ pub fn run(project: &Project, paths: &Paths) -> Vec<Check> {
             check(name, Status::Fail, format!("{header} missing"), apt(pkg))
         });
     }
+    checks.push(if on_path("busybox") {
+        check("busybox", Status::Ok, "found (shell for guest test scripts)", None)
+    } else {
+        check(
+            "busybox",
+            Status::Note,
+            "not found: modules whose guest-tests/ holds scripts cannot be tested",
+            apt("busybox-static"),
+        )
+    });
     if on_path("qemu-system-x86_64") {
         checks.push(match accel::probe_kvm(paths) {
             Ok(()) => check("KVM", Status::Ok, "usable (boot-sector probe passed)", None),

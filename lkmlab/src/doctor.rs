@@ -172,7 +172,12 @@ pub fn run(project: &Project, paths: &Paths) -> Vec<Check> {
         });
     }
     checks.push(if on_path("busybox") {
-        check("busybox", Status::Ok, "found (shell for guest test scripts)", None)
+        check(
+            "busybox",
+            Status::Ok,
+            "found (shell for guest test scripts)",
+            None,
+        )
     } else {
         check(
             "busybox",

@@ -54,6 +54,19 @@ expect guest-panic 1 'FAIL vm\.crash' 'kernel panicked.*while running panics\.in
 expect guest-hang 1 'FAIL vm\.timeout' 'within 10s while running hangs\.insmod' -- \
   "$lkmlab" test --module "$(fixture hangs)" --out "$work/hangs" --timeout 10
 
+expect oops-in-read 1 'FAIL guest_tests\.read' 'BUG: kernel NULL pointer dereference' 'Oops: ' \
+  'RIP: 0010:.*oops_in_read' -- \
+  "$lkmlab" test --module "$(fixture oops-in-read)" --out "$work/oops-in-read"
+
+# The debug flavor's detectors (kmemleak, lockdep): its kernel is built by
+# `lkmlab kernel --flavor debug` beforehand.
+expect leak-on-unload-debug 1 'FAIL kernel\.kmemleak_no_leaks' 'unreferenced object 0x[0-9a-f]+ \(size [0-9]+\)' \
+  'kkkkkkkkkkkkkkkk' -- \
+  "$lkmlab" test --flavor debug --module "$(fixture leaks)" --out "$work/leaks"
+
+expect missing-unlock-debug 1 'WARNING: lock held when returning to user space' 'missing_unlock' -- \
+  "$lkmlab" test --flavor debug --module "$(fixture missing-unlock)" --out "$work/missing-unlock"
+
 expect module-does-not-build 2 'module build failed' 'error\[E0308\]: mismatched types' \
   'does_not_build\.rs:[0-9]+:[0-9]+' 'Full log: ' -- \
   "$lkmlab" module --module "$(fixture does-not-build)"

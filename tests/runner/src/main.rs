@@ -58,7 +58,8 @@ fn read_plan() -> io::Result<Env> {
     Ok(Env { modules, tests })
 }
 
-/// Every suite of the plan: one per module, then the module's own guest tests.
+/// Every suite of the plan: one per module, then the module's own guest
+/// tests, then (debug flavor) a kmemleak scan of everything they did.
 fn suites(env: &Env) -> Vec<Suite> {
     let mut all: Vec<Suite> = env
         .modules
@@ -68,6 +69,7 @@ fn suites(env: &Env) -> Vec<Suite> {
     if !env.tests.is_empty() {
         all.push(suites::guest_tests(env));
     }
+    all.extend(suites::kmemleak());
     all
 }
 

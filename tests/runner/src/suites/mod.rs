@@ -4,9 +4,11 @@ use crate::case::Suite;
 
 mod generic;
 mod hello;
+mod kmemleak;
 mod scull;
 mod user;
 
+pub use kmemleak::suite as kmemleak;
 pub use user::guest_tests;
 
 /// The suite for a module: its own where lkmlab has one, otherwise the

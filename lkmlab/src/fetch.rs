@@ -153,3 +153,68 @@ pub fn extract_from_deb(deb: &Path, member: &str, dest_dir: &Path) -> Result<()>
         .map(drop)
         .with_context(|| format!("extracting {member} from {}", deb.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HELLO_SHA256: &str = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+
+    fn pinned(sha256: &str) -> PinnedFile {
+        PinnedFile {
+            file: "input.deb".into(),
+            size: 5,
+            sha256: sha256.into(),
+            // Nothing listens on port 9 (discard): a download fails at once.
+            urls: vec!["http://127.0.0.1:9/input.deb".into()],
+        }
+    }
+
+    #[test]
+    fn a_file_is_hashed_as_sha256() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        std::fs::write(&f, b"hello").unwrap();
+        assert_eq!(sha256_file(&f).unwrap(), HELLO_SHA256);
+    }
+
+    #[test]
+    fn a_mismatch_is_refused_with_both_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        std::fs::write(&f, b"hellO").unwrap();
+        let err = verify(&f, HELLO_SHA256).unwrap_err().to_string();
+        assert!(err.contains(&format!("expected {HELLO_SHA256}")), "{err}");
+        assert!(err.contains("got      "), "{err}");
+        assert!(err.contains("nothing was unpacked"), "{err}");
+    }
+
+    #[test]
+    fn the_mirror_is_used_and_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let mirror = dir.path().join("mirror");
+        std::fs::create_dir(&mirror).unwrap();
+        std::fs::write(mirror.join("input.deb"), b"hello").unwrap();
+        let paths = Paths {
+            cache: dir.path().join("cache"),
+        };
+        let fetcher = Fetcher {
+            paths: &paths,
+            mirror: Some(mirror.clone()),
+        };
+        let got = fetcher.get(&pinned(HELLO_SHA256)).unwrap();
+        assert_eq!(std::fs::read(got).unwrap(), b"hello");
+
+        // A corrupted mirror file is refused and nothing enters the cache
+        // (the earlier copy does not match this pin either, so it goes too).
+        std::fs::write(mirror.join("input.deb"), b"evil!").unwrap();
+        let other = "0".repeat(64);
+        let err = format!("{:#}", fetcher.get(&pinned(&other)).unwrap_err());
+        assert!(err.contains("sha256 mismatch"), "{err}");
+        let cached: Vec<_> = std::fs::read_dir(paths.downloads()).unwrap().collect();
+        assert!(
+            cached.is_empty(),
+            "nothing may stay in the cache: {cached:?}"
+        );
+    }
+}

@@ -149,8 +149,14 @@ pub fn configure(
     bail!(msg)
 }
 
-/// The hash of every input of a kernel build.
-pub fn cache_key(project: &Project, flavor: &str, lib_src: &str) -> Result<(String, String)> {
+/// Every input of a kernel build that lkmlab controls: recipe, source,
+/// fragments of the flavor (by content) and Rust library source. The toolchain's
+/// versions are added by [`cache_key`].
+pub fn build_inputs(
+    project: &Project,
+    flavor: &str,
+    lib_src: &str,
+) -> Result<Vec<(String, String)>> {
     let mut inputs = vec![
         ("recipe".to_string(), RECIPE.to_string()),
         ("arch".into(), ARCH.into()),
@@ -162,18 +168,30 @@ pub fn cache_key(project: &Project, flavor: &str, lib_src: &str) -> Result<(Stri
         let rel = path.strip_prefix(&project.root).unwrap_or(&path);
         inputs.push((format!("fragment {}", rel.display()), sha256_file(&path)?));
     }
-    inputs.extend(toolchain::fingerprint(project)?);
+    Ok(inputs)
+}
+
+/// The key (sha256) of a list of inputs, and the readable form stored
+/// beside the build to tell an up-to-date tree.
+pub fn key_of(inputs: &[(String, String)]) -> Result<(String, String)> {
     let description = serde_json::to_string_pretty(
         &inputs.iter().cloned().collect::<BTreeMap<String, String>>(),
     )?;
     let mut h = Sha256::new();
-    for (k, v) in &inputs {
+    for (k, v) in inputs {
         h.update(k.as_bytes());
         h.update([0]);
         h.update(v.as_bytes());
         h.update([0]);
     }
     Ok((hex(&h.finalize()), description))
+}
+
+/// The hash of every input of a kernel build, toolchain versions included.
+pub fn cache_key(project: &Project, flavor: &str, lib_src: &str) -> Result<(String, String)> {
+    let mut inputs = build_inputs(project, flavor, lib_src)?;
+    inputs.extend(toolchain::fingerprint(project)?);
+    key_of(&inputs)
 }
 
 /// An up-to-date kernel tree for `flavor`, building it only when an input changed.
@@ -266,4 +284,72 @@ pub fn tree(dir: &Path, flavor: &str) -> Result<KernelTree> {
         release,
         flavor: flavor.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A copy of the repository's pin and fragments in a temporary directory.
+    fn temp_project() -> (tempfile::TempDir, Project) {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(repo.join("lkmlab.toml"), dir.path().join("lkmlab.toml")).unwrap();
+        std::fs::create_dir(dir.path().join("kernel-config")).unwrap();
+        for entry in std::fs::read_dir(repo.join("kernel-config")).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(
+                &path,
+                dir.path()
+                    .join("kernel-config")
+                    .join(path.file_name().unwrap()),
+            )
+            .unwrap();
+        }
+        let project = Project::discover(Some(dir.path())).unwrap();
+        (dir, project)
+    }
+
+    fn key(project: &Project, flavor: &str) -> String {
+        key_of(&build_inputs(project, flavor, "libsrc").unwrap())
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn the_same_inputs_give_the_same_key() {
+        let (_dir, project) = temp_project();
+        assert_eq!(key(&project, "default"), key(&project, "default"));
+    }
+
+    #[test]
+    fn changing_a_fragment_changes_the_key() {
+        let (dir, project) = temp_project();
+        let before = key(&project, "default");
+        let base = dir.path().join("kernel-config/base.config");
+        let mut text = std::fs::read_to_string(&base).unwrap();
+        text.push_str("CONFIG_PRINTK_TIME=y\n");
+        std::fs::write(&base, text).unwrap();
+        assert_ne!(before, key(&project, "default"));
+    }
+
+    #[test]
+    fn flavors_and_library_sources_have_keys_of_their_own() {
+        let (_dir, project) = temp_project();
+        assert_ne!(key(&project, "default"), key(&project, "debug"));
+        let a = key_of(&build_inputs(&project, "default", "/a").unwrap())
+            .unwrap()
+            .0;
+        let b = key_of(&build_inputs(&project, "default", "/b").unwrap())
+            .unwrap()
+            .0;
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn an_unknown_flavor_is_refused_by_name() {
+        let (_dir, project) = temp_project();
+        let err = build_inputs(&project, "fast", "x").unwrap_err().to_string();
+        assert!(err.contains("unknown flavor \"fast\""), "{err}");
+    }
 }

@@ -300,11 +300,12 @@ fn report_files(file: &Path, console: Option<&Path>) -> Result<Done> {
         None => String::new(),
     };
     // A saved log carries no QEMU status: judge the KTAP and the log alone.
-    let ending = vmtest::Ending::Exited {
-        status: std::os::unix::process::ExitStatusExt::from_raw(0),
-        stderr: String::new(),
-    };
-    let verdict = report::evaluate(&ktap_text, &console_text, &ending, Duration::ZERO);
+    let verdict = report::evaluate(
+        &ktap_text,
+        &console_text,
+        &vmtest::Ending::Saved,
+        Duration::ZERO,
+    );
     print!("{}", report::render(&verdict));
     Ok(if verdict.passed() {
         Done::Ok

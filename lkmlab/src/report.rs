@@ -79,8 +79,12 @@ pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Durati
             "vm.qemu".to_string(),
             format!("QEMU failed ({status}): {}", stderr.trim()),
         )),
-        Ending::Exited { .. } => {}
+        Ending::Exited { .. } | Ending::Saved => {}
     }
+    // The runner announces each case (`# running`) and ends with a marker;
+    // KTAP from elsewhere (a saved kernel log's KUnit output) has neither,
+    // and is judged by its own structure alone.
+    let from_runner = !matches!(ending, Ending::Saved) || ktap_text.contains("# running ");
     if ktap_text.trim().is_empty() && !matches!(ending, Ending::TimedOut) {
         let hint = console
             .lines()
@@ -97,7 +101,10 @@ pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Durati
             "vm.no_results".to_string(),
             format!("the guest reported no KTAP at all{hint}"),
         ));
-    } else if !ktap_text.contains("# lkmlab-guest: done") && !matches!(ending, Ending::TimedOut) {
+    } else if from_runner
+        && !ktap_text.contains("# lkmlab-guest: done")
+        && !matches!(ending, Ending::TimedOut)
+    {
         let what = if panicked {
             "the kernel panicked"
         } else {
@@ -241,6 +248,18 @@ mod tests {
         let v = evaluate("", console, &clean_exit(), Duration::from_secs(9));
         assert!(!v.passed());
         assert!(render(&v).contains("no virtio serial port"));
+    }
+
+    #[test]
+    fn saved_kunit_output_is_judged_by_its_structure_alone() {
+        let kunit = "KTAP version 1\n1..1\n    KTAP version 1\n    # Subtest: s\n    1..1\n    ok 1 t\nok 1 s\n";
+        let v = evaluate(kunit, "", &Ending::Saved, Duration::ZERO);
+        assert!(v.passed(), "{}", render(&v));
+        let cut = "KTAP version 1\n1..2\nok 1 a\n";
+        assert!(!evaluate(cut, "", &Ending::Saved, Duration::ZERO).passed());
+        let runner_cut = "KTAP version 1\n1..1\n# running m.a\nok 1 m.a\n";
+        let v = evaluate(runner_cut, "", &Ending::Saved, Duration::ZERO);
+        assert!(render(&v).contains("vm.crash"), "{}", render(&v));
     }
 
     #[test]

@@ -26,9 +26,29 @@ pub fn sysfs_module(module: &str) -> String {
     format!("/sys/module/{module}")
 }
 
+/// How many of the kernel's own lines about a module a failed load quotes.
+const WHY_LINES: usize = 5;
+
+/// The kernel's last lines naming `module` (the reason behind an errno such
+/// as "Exec format error"), as text to append to a failure message.
+fn kernel_says(module: &str) -> String {
+    let lines = log_lines_with(&format!("{module}:")).unwrap_or_default();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let tail = &lines[lines.len().saturating_sub(WHY_LINES)..];
+    format!("\nthe kernel says:\n{}", tail.join("\n"))
+}
+
 pub fn insmod(env: &Env, module: &str, params: &str) -> Verdict {
     let ko = env.ko(module)?;
-    sys::insmod(ko, params).map_err(|e| format!("insmod {} {params}: {e}", ko.display()))?;
+    sys::insmod(ko, params).map_err(|e| {
+        format!(
+            "insmod {} {params}: {e}{}",
+            ko.display(),
+            kernel_says(module)
+        )
+    })?;
     ensure!(
         Path::new(&sysfs_module(module)).exists(),
         "insmod succeeded but {} does not exist",

@@ -266,6 +266,30 @@ pub fn build(
     Ok(tree)
 }
 
+/// The kernel release a bzImage was built as, from its boot header: the
+/// 16-bit field at 0x20E points (relative to 0x200) at the version string,
+/// whose first word is the release (x86 boot protocol 2.00+).
+pub fn bzimage_release(bzimage: &Path) -> Result<String> {
+    let bytes = std::fs::read(bzimage).with_context(|| format!("reading {}", bzimage.display()))?;
+    let not_bzimage = || anyhow::anyhow!("{} is not an x86 bzImage", bzimage.display());
+    if bytes.get(0x202..0x206) != Some(b"HdrS".as_slice()) {
+        return Err(not_bzimage());
+    }
+    let field = bytes.get(0x20E..0x210).ok_or_else(not_bzimage)?;
+    let offset = usize::from(u16::from_le_bytes([field[0], field[1]])) + 0x200;
+    let text = bytes.get(offset..).ok_or_else(not_bzimage)?;
+    let end = text
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(text.len())
+        .min(256);
+    String::from_utf8_lossy(&text[..end])
+        .split_whitespace()
+        .next()
+        .map(str::to_string)
+        .ok_or_else(not_bzimage)
+}
+
 /// A configured and built tree at `dir`.
 pub fn tree(dir: &Path, flavor: &str) -> Result<KernelTree> {
     let release_file = dir.join("include/config/kernel.release");
@@ -344,6 +368,24 @@ mod tests {
             .unwrap()
             .0;
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_bzimage_names_its_release_and_other_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut image = vec![0u8; 0x400];
+        image[0x202..0x206].copy_from_slice(b"HdrS");
+        image[0x20E..0x210].copy_from_slice(&0x100u16.to_le_bytes());
+        let version = b"7.3.4 (root@vm) #1 PREEMPT\0";
+        image[0x300..0x300 + version.len()].copy_from_slice(version);
+        let path = dir.path().join("bzImage");
+        std::fs::write(&path, &image).unwrap();
+        assert_eq!(bzimage_release(&path).unwrap(), "7.3.4");
+        std::fs::write(&path, b"not a kernel").unwrap();
+        assert!(bzimage_release(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("not an x86 bzImage"));
     }
 
     #[test]

@@ -210,7 +210,9 @@ pub fn build(
     let (key, description) = cache_key(project, flavor, &lib_src_id)?;
     let dir = paths.kernel_build(flavor, &key);
     let stamp = dir.join(STAMP);
-    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(description.as_str()) {
+    let up_to_date =
+        || std::fs::read_to_string(&stamp).ok().as_deref() == Some(description.as_str());
+    let report_up_to_date = || -> Result<KernelTree> {
         let tree = tree(&dir, flavor)?;
         eprintln!(
             "lkmlab: kernel {} ({flavor}) is up to date: nothing to do ({}; {})",
@@ -218,7 +220,15 @@ pub fn build(
             human_duration(started.elapsed()),
             dir.display()
         );
-        return Ok(tree);
+        Ok(tree)
+    };
+    if up_to_date() {
+        return report_up_to_date();
+    }
+    // One build per tree at a time: a second lkmlab waits, then finds it built.
+    let _lock = lock_build(&dir)?;
+    if up_to_date() {
+        return report_up_to_date();
     }
 
     let src = source(project, paths, fetcher)?;
@@ -288,6 +298,35 @@ pub fn bzimage_release(bzimage: &Path) -> Result<String> {
         .next()
         .map(str::to_string)
         .ok_or_else(not_bzimage)
+}
+
+/// Hold an exclusive lock on `<dir>.lock` until the returned file is dropped.
+fn lock_build(dir: &Path) -> Result<std::fs::File> {
+    let path = dir.with_extension("lock");
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            eprintln!(
+                "lkmlab: another lkmlab is building this kernel ({}); waiting for it",
+                path.display()
+            );
+            file.lock()
+                .with_context(|| format!("locking {}", path.display()))?;
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+    Ok(file)
 }
 
 /// A configured and built tree at `dir`.

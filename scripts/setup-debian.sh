@@ -22,9 +22,11 @@ fi
 # bindings (libclang-19-dev: the kernel needs libclang >= 17), the static guest
 # runner (libc6-dev's libc.a), fetching and unpacking (curl tar xz-utils),
 # the VM (qemu-system-x86) and a shell for guest test scripts (busybox-static).
+# The interactive lab (`lkmlab vm`): pipx for virtme-ng (below), and udev and
+# kmod, because the guest runs the host's own udevd and insmod/rmmod.
 packages=(make gcc libc6-dev binutils flex bison bc perl cpio tar xz-utils curl
           ca-certificates libelf-dev libssl-dev libclang-19-dev qemu-system-x86
-          busybox-static)
+          busybox-static pipx udev kmod)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -50,6 +52,21 @@ else
   cargo install --quiet bindgen-cli --locked --version "$bindgen_version"
 fi
 
+# virtme-ng for `lkmlab vm`, at the version lkmlab is tested with, from PyPI
+# through pipx: Debian 12 refuses `pip install --user` into its Python (PEP 668),
+# and bookworm has no virtme-ng package. vng lands in ~/.local/bin.
+vng_version=$(sed -n 's/^pub const VNG_TESTED: &str = "\([^"]*\)";/\1/p' lkmlab/src/vm.rs)
+[ -n "$vng_version" ] || die "lkmlab/src/vm.rs has no VNG_TESTED"
+vng_bin=${PIPX_BIN_DIR:-$HOME/.local/bin}/vng
+if "$vng_bin" --version 2>/dev/null | grep -qx "virtme-ng $vng_version"; then
+  say "virtme-ng $vng_version: present"
+else
+  say "installing virtme-ng $vng_version with pipx"
+  out=$(pipx install --force "virtme-ng==$vng_version" 2>&1) ||
+    die "pipx install virtme-ng==$vng_version failed:
+$out"
+fi
+
 say "installing lkmlab from $here/lkmlab"
 cargo install --quiet --locked --path lkmlab
 
@@ -57,5 +74,9 @@ bin=$(dirname "$(command -v cargo)")
 case ":$PATH:" in
   *":$bin:"*) ;;
   *) say "add $bin to PATH to run lkmlab" ;;
+esac
+case ":$PATH:" in
+  *":$(dirname "$vng_bin"):"*) ;;
+  *) say "add $(dirname "$vng_bin") to PATH to run vng yourself (lkmlab vm finds it there anyway)" ;;
 esac
 say "done: run \`lkmlab doctor\`, then \`lkmlab check\`"

@@ -100,6 +100,10 @@ pub enum Cmd {
         /// Use this static guest runner instead of building tests/runner.
         #[arg(long, value_name = "FILE")]
         runner: Option<PathBuf>,
+        /// With --modules: boot modules whose vermagic names another release
+        /// instead of refusing them, to watch the kernel refuse them itself.
+        #[arg(long, requires = "modules")]
+        allow_foreign_modules: bool,
     },
     /// Everything: doctor, fetch, kernel, module, test. The one command users and CI run.
     Check {
@@ -107,6 +111,99 @@ pub enum Cmd {
         flavor: FlavorArg,
         #[command(flatten)]
         vm: VmArgs,
+    },
+    /// Boot the kernel with virtme-ng: the host filesystem, a root shell in the project
+    /// directory, the freshly built .ko files in $LKMLAB_MODULES.
+    #[command(
+        long_about = "Boot the kernel with virtme-ng (vng): the host filesystem is the guest's root \
+                      (read-only, with writable overlays on /etc, /tmp, /usr, …), a root shell \
+                      starts in the project directory, and the module build directory is \
+                      $LKMLAB_MODULES in the guest. Rebuild with `lkmlab module` on the host and \
+                      reload in the guest with `$LKMLAB_RELOAD NAME` (unloads it if unused, then \
+                      loads the new .ko). Leave the shell with `exit`.",
+        after_help = "Examples:\n  lkmlab vm\n  lkmlab vm --exec 'insmod $LKMLAB_MODULES/scull.ko && cat /dev/scull'\n  \
+                      lkmlab vm -- --network user"
+    )]
+    Vm {
+        #[command(flatten)]
+        flavor: FlavorArg,
+        /// Accelerator: auto uses KVM only after a probe shows it works, else TCG.
+        #[arg(long, value_name = "auto|kvm|tcg")]
+        accel: Option<AccelChoice>,
+        /// The module directory to build [default: [module] dir].
+        #[arg(long, value_name = "DIR", conflicts_with = "modules")]
+        module: Option<PathBuf>,
+        /// Boot this bzImage instead of building the pinned kernel (with --modules; builds nothing).
+        #[arg(long, value_name = "FILE", requires = "modules")]
+        kernel: Option<PathBuf>,
+        /// Use the .ko files in this directory as $LKMLAB_MODULES instead of building the module.
+        #[arg(long, value_name = "DIR", requires = "kernel")]
+        modules: Option<PathBuf>,
+        /// Run this shell command in the VM instead of a shell, without a terminal; exit with its status.
+        #[arg(long, value_name = "CMD")]
+        exec: Option<String>,
+        /// With --exec: seconds before the VM is killed, 0 for no limit [default: [vm] timeout_secs].
+        #[arg(long, value_name = "SECS", requires = "exec")]
+        timeout: Option<u64>,
+        /// Extra vng options, after `--` (see `vng --help`).
+        #[arg(last = true, value_name = "VNG_OPTION")]
+        vng_options: Vec<String>,
+    },
+    /// Rebuild the module and rerun the VM test whenever a file under the module directory changes.
+    #[command(
+        long_about = "Run `lkmlab test` once, then again each time a file under the module \
+                      directory is saved (polled every 500 ms, changes settled for 300 ms). Each \
+                      run prints its result line, and the failures when there are any; a build \
+                      error is shown and watching goes on. Ctrl-C stops."
+    )]
+    Watch {
+        #[command(flatten)]
+        flavor: FlavorArg,
+        #[command(flatten)]
+        vm: VmArgs,
+        /// The module directory to watch, build and test [default: [module] dir].
+        #[arg(long, value_name = "DIR")]
+        module: Option<PathBuf>,
+        /// Stop after this many runs, exiting with the last one's status (for scripts and tests).
+        #[arg(long, value_name = "N", hide = true)]
+        runs: Option<u32>,
+    },
+    /// rustfmt and clippy on the module with the kernel's own settings; fails on any diff or warning.
+    #[command(
+        long_about = "Check the module's Rust code the way the kernel checks its own: rustfmt \
+                      --check with the kernel's .rustfmt.toml, then a clean build through Kbuild \
+                      with CLIPPY=1 (the kernel's clippy lints and .clippy.toml) and \
+                      KRUSTFLAGS=-Dwarnings. Any formatting difference, warning or error fails \
+                      it, with the diff or the diagnostics shown."
+    )]
+    Lint {
+        #[command(flatten)]
+        flavor: FlavorArg,
+        /// The module directory [default: [module] dir].
+        #[arg(long, value_name = "DIR")]
+        module: Option<PathBuf>,
+        /// Reformat the files with rustfmt instead of only checking them (clippy still runs).
+        #[arg(long)]
+        fix: bool,
+    },
+    /// Write rust-project.json for rust-analyzer into the module directory.
+    #[command(
+        name = "rust-analyzer",
+        long_about = "Generate rust-project.json for the out-of-tree module with the kernel's own \
+                      `make M=<module> rust-analyzer` (scripts/generate_rust_analyzer.py), so that \
+                      rust-analyzer resolves `kernel::`, `core::` and the module's items against \
+                      the pinned kernel. The file holds absolute paths of this machine: do not \
+                      commit it."
+    )]
+    RustAnalyzer {
+        #[command(flatten)]
+        flavor: FlavorArg,
+        /// The module directory [default: [module] dir].
+        #[arg(long, value_name = "DIR")]
+        module: Option<PathBuf>,
+        /// Where to write the file [default: <module dir>/rust-project.json].
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
     /// Read results back from a saved KTAP file or console log and print the verdict.
     Report {

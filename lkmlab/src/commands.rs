@@ -7,7 +7,7 @@ use crate::kernel::{self, KernelTree};
 use crate::module::{self, ModuleBuild};
 use crate::paths::Paths;
 use crate::project::Project;
-use crate::{doctor, guest, junit, kconfig, ktap, report, toolchain, vmtest};
+use crate::{doctor, guest, junit, kconfig, ktap, lint, report, toolchain, vm, vmtest, watch};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,6 +17,8 @@ pub enum Done {
     Ok,
     /// Tests ran and some failed (exit status 1).
     TestsFailed,
+    /// `lkmlab vm --exec`: the command's own exit status.
+    Exit(u8),
 }
 
 struct Ctx {
@@ -86,26 +88,25 @@ pub fn run(cli: Cli) -> Result<Done> {
             kernel,
             modules,
             runner,
+            allow_foreign_modules,
         } => {
             let module_dir = module.clone().unwrap_or_else(|| ctx.default_module_dir());
-            let (bzimage, kos) = match (kernel, modules) {
-                (Some(k), Some(m)) => (k, kos_in(&m)?),
-                _ => {
-                    let tree =
-                        kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), &flavor.flavor)?;
-                    let kos = build_module(&ctx, &tree, Some(&module_dir), &[])?;
-                    (tree.bzimage(), kos)
+            let verdict = match (kernel, modules) {
+                (Some(k), Some(m)) => {
+                    // Nothing is built here, so nothing guarantees the match:
+                    // refuse modules for another release before booting.
+                    let release = kernel::bzimage_release(&k)?;
+                    let kos = kos_in(&m)?;
+                    for ko in kos.iter().filter(|_| !allow_foreign_modules) {
+                        module::check_vermagic(ko, &release)?;
+                    }
+                    let payload = guest::Payload::new(kos, Some(&module_dir))?;
+                    run_vm_test(&ctx, &flavor.flavor, &vm, &k, &payload, runner.as_deref())?
                 }
+                _ => build_and_test(&ctx, &flavor.flavor, &vm, &module_dir, runner.as_deref())?,
             };
-            let payload = guest::Payload::new(kos, Some(&module_dir))?;
-            test(
-                &ctx,
-                &flavor.flavor,
-                &vm,
-                &bzimage,
-                &payload,
-                runner.as_deref(),
-            )
+            print!("{}", report::render(&verdict));
+            Ok(done(&verdict))
         }
         Cmd::Check { flavor, vm } => {
             let checks = doctor::run(&ctx.project, &ctx.paths);
@@ -117,7 +118,85 @@ pub fn run(cli: Cli) -> Result<Done> {
             let tree = kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), &flavor.flavor)?;
             let kos = build_module(&ctx, &tree, None, &[])?;
             let payload = guest::Payload::new(kos, Some(&ctx.default_module_dir()))?;
-            test(&ctx, &flavor.flavor, &vm, &tree.bzimage(), &payload, None)
+            let verdict = run_vm_test(&ctx, &flavor.flavor, &vm, &tree.bzimage(), &payload, None)?;
+            print!("{}", report::render(&verdict));
+            Ok(done(&verdict))
+        }
+        Cmd::Vm {
+            flavor,
+            accel,
+            module,
+            kernel,
+            modules,
+            exec,
+            timeout,
+            vng_options,
+        } => {
+            let opts = VmOptions {
+                flavor: &flavor.flavor,
+                accel,
+                module: module.as_deref(),
+                given: kernel.as_deref().zip(modules.as_deref()),
+                exec: exec.as_deref(),
+                timeout,
+                vng_options: &vng_options,
+            };
+            run_vm(&ctx, &opts)
+        }
+        Cmd::Watch {
+            flavor,
+            vm,
+            module,
+            runs,
+        } => {
+            let module_dir = module.unwrap_or_else(|| ctx.default_module_dir());
+            let verdict = watch::run(&module_dir, runs, || {
+                build_and_test(&ctx, &flavor.flavor, &vm, &module_dir, None)
+            })?;
+            match verdict {
+                Some(true) => Ok(Done::Ok),
+                Some(false) => Ok(Done::TestsFailed),
+                None => bail!("the last run did not get to test the module (see the error above)"),
+            }
+        }
+        Cmd::Lint {
+            flavor,
+            module,
+            fix,
+        } => {
+            let tree = kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), &flavor.flavor)?;
+            let src = module.unwrap_or_else(|| ctx.default_module_dir());
+            let out = module_out_dir(&ctx, &tree.flavor, &src, "lint")?;
+            lint::run(&lint::Lint {
+                tree: &tree,
+                src: &src,
+                out: &out,
+                env: &toolchain::make_env(&ctx.project, None),
+                fix,
+            })?;
+            Ok(Done::Ok)
+        }
+        Cmd::RustAnalyzer {
+            flavor,
+            module,
+            output,
+        } => {
+            let tree = kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), &flavor.flavor)?;
+            let src = module.unwrap_or_else(|| ctx.default_module_dir());
+            let out = module_out_dir(&ctx, &tree.flavor, &src, "rust-analyzer")?;
+            let dest = output.unwrap_or_else(|| src.join(lint::RUST_PROJECT));
+            // generate_rust_analyzer.py names the Rust library source (RUST_LIB_SRC).
+            let lib = toolchain::rust_lib_src(&ctx.project, &ctx.paths, &ctx.fetcher())?;
+            lint::rust_project(
+                &tree,
+                &src,
+                &out,
+                &toolchain::make_env(&ctx.project, Some(&lib)),
+                &lib,
+                &dest,
+            )?;
+            println!("{}", dest.display());
+            Ok(Done::Ok)
         }
         Cmd::Show { what } => {
             let json = match what {
@@ -167,18 +246,7 @@ fn build_module(
     let src = dir
         .map(Path::to_path_buf)
         .unwrap_or_else(|| ctx.default_module_dir());
-    let name = src
-        .canonicalize()
-        .with_context(|| format!("module directory {}", src.display()))?
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "module".into());
-    let out = ctx
-        .project
-        .target_dir()
-        .join(&tree.flavor)
-        .join("modules")
-        .join(name);
+    let out = module_out_dir(ctx, &tree.flavor, &src, "modules")?;
     let env = toolchain::make_env(&ctx.project, None);
     eprintln!(
         "lkmlab: building {} against {}",
@@ -194,6 +262,17 @@ fn build_module(
     })
 }
 
+/// Where Kbuild puts a module's objects (`MO=`): `target/lkmlab/<flavor>/<kind>/<dir name>`.
+fn module_out_dir(ctx: &Ctx, flavor: &str, src: &Path, kind: &str) -> Result<PathBuf> {
+    let name = src
+        .canonicalize()
+        .with_context(|| format!("module directory {}", src.display()))?
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "module".into());
+    Ok(ctx.project.target_dir().join(flavor).join(kind).join(name))
+}
+
 fn kos_in(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut kos: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("listing {}", dir.display()))?
@@ -207,14 +286,53 @@ fn kos_in(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(kos)
 }
 
-fn test(
+fn done(verdict: &report::Verdict) -> Done {
+    if verdict.passed() {
+        Done::Ok
+    } else {
+        Done::TestsFailed
+    }
+}
+
+/// `lkmlab test` on the pinned kernel: build the kernel (cached) and the
+/// module, then run the VM test. `lkmlab watch` runs exactly this.
+fn build_and_test(
+    ctx: &Ctx,
+    flavor: &str,
+    vm: &VmArgs,
+    module_dir: &Path,
+    runner: Option<&Path>,
+) -> Result<report::Verdict> {
+    let tree = kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), flavor)?;
+    let kos = build_module(ctx, &tree, Some(module_dir), &[])?;
+    let payload = guest::Payload::new(kos, Some(module_dir))?;
+    run_vm_test(ctx, flavor, vm, &tree.bzimage(), &payload, runner)
+}
+
+/// The accelerator asked for, else the pin's `[vm] accel`.
+fn accel_choice(ctx: &Ctx, asked: Option<AccelChoice>) -> Result<AccelChoice> {
+    match asked {
+        Some(c) => Ok(c),
+        None => ctx
+            .project
+            .pin
+            .vm
+            .accel
+            .parse::<AccelChoice>()
+            .map_err(|e| anyhow::anyhow!("lkmlab.toml [vm] accel: {e}")),
+    }
+}
+
+/// Boot the VM with the test initramfs and judge the run; writes
+/// console.log, results.ktap and junit.xml.
+fn run_vm_test(
     ctx: &Ctx,
     flavor: &str,
     vm: &VmArgs,
     bzimage: &Path,
     payload: &guest::Payload,
     runner: Option<&Path>,
-) -> Result<Done> {
+) -> Result<report::Verdict> {
     let out = vm
         .out
         .clone()
@@ -230,17 +348,7 @@ fn test(
     let initramfs = out.join("initramfs.cpio");
     guest::write_initramfs(&initramfs, &runner, payload)?;
 
-    let choice = match &vm.accel {
-        Some(c) => *c,
-        None => ctx
-            .project
-            .pin
-            .vm
-            .accel
-            .parse::<AccelChoice>()
-            .map_err(|e| anyhow::anyhow!("lkmlab.toml [vm] accel: {e}"))?,
-    };
-    let accel = accel::choose(choice, &ctx.paths)?;
+    let accel = accel::choose(accel_choice(ctx, vm.accel)?, &ctx.paths)?;
     let timeout = Duration::from_secs(vm.timeout.unwrap_or(ctx.project.pin.vm.timeout_secs));
     eprintln!(
         "lkmlab: booting {} under {accel} with {} module(s) and {} guest test(s)",
@@ -276,12 +384,142 @@ fn test(
         run.elapsed.as_secs_f64(),
         out.display()
     );
-    print!("{}", report::render(&verdict));
-    Ok(if verdict.passed() {
-        Done::Ok
-    } else {
-        Done::TestsFailed
-    })
+    Ok(verdict)
+}
+
+/// What `lkmlab vm` was asked for.
+struct VmOptions<'a> {
+    flavor: &'a str,
+    accel: Option<AccelChoice>,
+    module: Option<&'a Path>,
+    /// `--kernel` and `--modules`: boot these, build nothing.
+    given: Option<(&'a Path, &'a Path)>,
+    exec: Option<&'a str>,
+    timeout: Option<u64>,
+    vng_options: &'a [String],
+}
+
+fn run_vm(ctx: &Ctx, o: &VmOptions) -> Result<Done> {
+    let vng = vm::find_vng()?;
+    if o.exec.is_some() && vm::find_udevd().is_none() {
+        bail!(
+            "`lkmlab vm --exec` needs udev on the host (the guest runs the host's systemd-udevd \
+             to find the virtio ports that carry the command's output and exit status): \
+             sudo apt-get install udev"
+        );
+    }
+    let (bzimage, modules, release) = match o.given {
+        Some((k, m)) => {
+            kos_in(m)?;
+            (k.to_path_buf(), m.to_path_buf(), None)
+        }
+        None => {
+            let tree = kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), o.flavor)?;
+            vm::check_kernel_config(&tree.dir.join(".config"), o.exec.is_some())?;
+            let kos = build_module(ctx, &tree, o.module, &[])?;
+            let dir = kos
+                .first()
+                .and_then(|k| k.parent())
+                .map(Path::to_path_buf)
+                .context("the module build returned no .ko files")?;
+            (tree.bzimage(), dir, Some(tree.release))
+        }
+    };
+    if !bzimage.is_file() {
+        bail!(
+            "{} does not exist: pass a bzImage to --kernel",
+            bzimage.display()
+        );
+    }
+    let modules = modules
+        .canonicalize()
+        .with_context(|| format!("module directory {}", modules.display()))?;
+    let reload = vm::write_reload_script(&ctx.paths.cache.join("vm"))?;
+    let accel = accel::choose(accel_choice(ctx, o.accel)?, &ctx.paths)?;
+    let version = vm::vng_version(&vng)?;
+    if version != vm::VNG_TESTED {
+        eprintln!(
+            "lkmlab: note: virtme-ng {version} (lkmlab is tested with {}; \
+             scripts/setup-debian.sh installs it)",
+            vm::VNG_TESTED
+        );
+    }
+    let cwd = &ctx.project.root;
+    let mut rodirs: Vec<&Path> = vec![cwd];
+    if !modules.starts_with(cwd) {
+        rodirs.push(&modules);
+    }
+    let spec = vm::VmSpec {
+        vng: &vng,
+        bzimage: &bzimage,
+        modules: &modules,
+        reload: &reload,
+        rodirs: &rodirs,
+        accel,
+        memory_mib: ctx.project.pin.vm.memory_mib,
+        cpus: ctx.project.pin.vm.cpus,
+        exec: o.exec,
+        extra: o.vng_options,
+    };
+    let kernel_name = release.map_or_else(
+        || bzimage.display().to_string(),
+        |r| format!("kernel {r} ({})", o.flavor),
+    );
+    let names: Vec<String> = kos_in(&modules)?
+        .iter()
+        .filter_map(|k| k.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    let Some(cmd) = o.exec else {
+        let first = names
+            .first()
+            .map(|n| n.trim_end_matches(".ko").to_string())
+            .unwrap_or_else(|| "NAME".into());
+        eprintln!(
+            "lkmlab: booting {kernel_name} under {accel} with virtme-ng {version}\n\
+             lkmlab:   guest shell: root in {cwd}, the host filesystem read-only (writable overlays on /etc, /tmp, /usr, …)\n\
+             lkmlab:   modules:     {modules} = $LKMLAB_MODULES ({names})\n\
+             lkmlab:   load:        insmod $LKMLAB_MODULES/{first}.ko\n\
+             lkmlab:   reload:      `lkmlab module` on the host, then in the guest: $LKMLAB_RELOAD {first}\n\
+             lkmlab:                ({reload}: unloads {first} unless it is in use, loads the new .ko)\n\
+             lkmlab:   leave:       exit (or Ctrl-D); Ctrl-A x kills the VM",
+            cwd = cwd.display(),
+            modules = modules.display(),
+            names = names.join(", "),
+            reload = reload.display(),
+        );
+        let status = vm::run_shell(&spec, cwd)?;
+        if !status.success() {
+            bail!("vng exited with {status}; run `vng --help` or see the messages above");
+        }
+        return Ok(Done::Ok);
+    };
+    eprintln!(
+        "lkmlab: running in the VM ({kernel_name} under {accel}, $LKMLAB_MODULES={}): {cmd}",
+        modules.display()
+    );
+    let secs = o.timeout.unwrap_or(ctx.project.pin.vm.timeout_secs);
+    let timeout = (secs > 0).then(|| Duration::from_secs(secs));
+    match vm::run_exec(&spec, cwd, timeout)? {
+        vm::ExecEnd::TimedOut => bail!(
+            "the VM did not finish within {secs}s (--timeout {secs}); it was killed. \
+             Give the command more time with --timeout SECS (0: no limit); if the command had \
+             finished, the kernel cannot power off (it needs CONFIG_ACPI=y)"
+        ),
+        vm::ExecEnd::Exited(status) => {
+            let code = status.code().unwrap_or(255);
+            if code == 255 {
+                eprintln!(
+                    "lkmlab: the command exited with 255, or the VM ended without its exit status \
+                     (a kernel panic?); rerun with `-- --verbose` to see the guest's console"
+                );
+            }
+            Ok(match u8::try_from(code) {
+                Ok(0) => Done::Ok,
+                Ok(code) => Done::Exit(code),
+                Err(_) => Done::Exit(255),
+            })
+        }
+    }
 }
 
 fn report_files(file: &Path, console: Option<&Path>) -> Result<Done> {

@@ -5,6 +5,7 @@ use crate::accel;
 use crate::paths::Paths;
 use crate::project::Project;
 use crate::toolchain::{self, LibSrc, Version};
+use crate::vm;
 use std::path::Path;
 
 #[derive(Debug, PartialEq, Eq)]
@@ -186,6 +187,7 @@ pub fn run(project: &Project, paths: &Paths) -> Vec<Check> {
             apt("busybox-static"),
         )
     });
+    checks.extend(lab_checks());
     if on_path("qemu-system-x86_64") {
         checks.push(match accel::probe_kvm(paths) {
             Ok(()) => check("KVM", Status::Ok, "usable (boot-sector probe passed)", None),
@@ -195,6 +197,91 @@ pub fn run(project: &Project, paths: &Paths) -> Vec<Check> {
                 format!("not usable: {why}; tests run under TCG (slower, same results)"),
                 None,
             ),
+        });
+    }
+    checks
+}
+
+/// What the interactive lab needs (`lkmlab vm`, `lint`, `rust-analyzer`):
+/// notes, not failures, since `lkmlab check` runs without them.
+fn lab_checks() -> Vec<Check> {
+    let mut checks = vec![match vm::find_vng() {
+        Ok(vng) => match vm::vng_version(&vng) {
+            Ok(v) if v == vm::VNG_TESTED => check(
+                "virtme-ng (lkmlab vm)",
+                Status::Ok,
+                format!("vng {v} at {}", vng.display()),
+                None,
+            ),
+            Ok(v) => check(
+                "virtme-ng (lkmlab vm)",
+                Status::Note,
+                format!("vng {v} at {}; lkmlab is tested with {}", vng.display(), vm::VNG_TESTED),
+                Some(format!("pipx install --force virtme-ng=={}", vm::VNG_TESTED)),
+            ),
+            Err(e) => check(
+                "virtme-ng (lkmlab vm)",
+                Status::Note,
+                format!("{} does not run: {e:#}", vng.display()),
+                Some(format!("pipx install --force virtme-ng=={}", vm::VNG_TESTED)),
+            ),
+        },
+        Err(_) => check(
+            "virtme-ng (lkmlab vm)",
+            Status::Note,
+            "vng not found: `lkmlab vm` cannot run",
+            Some(format!(
+                "sudo apt-get install pipx && pipx install virtme-ng=={} (puts vng in ~/.local/bin)",
+                vm::VNG_TESTED
+            )),
+        ),
+    }];
+    // The guest runs the host's userland: its udevd and its insmod.
+    checks.push(match vm::find_udevd() {
+        Some(p) => check(
+            "udev (lkmlab vm --exec)",
+            Status::Ok,
+            p.display().to_string(),
+            None,
+        ),
+        None => check(
+            "udev (lkmlab vm --exec)",
+            Status::Note,
+            "no systemd-udevd: the guest cannot find the ports that carry --exec's output",
+            apt("udev"),
+        ),
+    });
+    let insmod = ["/usr/sbin/insmod", "/sbin/insmod"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    checks.push(match insmod {
+        Some(p) => check("kmod (insmod in lkmlab vm)", Status::Ok, p, None),
+        None => check(
+            "kmod (insmod in lkmlab vm)",
+            Status::Note,
+            "no insmod/rmmod: the guest shell cannot load modules",
+            apt("kmod"),
+        ),
+    });
+    for (program, why) in [
+        ("rustfmt", "lkmlab lint"),
+        ("clippy-driver", "lkmlab lint"),
+        ("python3", "rust-analyzer, vng"),
+    ] {
+        let name = format!("{program} ({why})");
+        checks.push(if on_path(program) {
+            check(&name, Status::Ok, "found", None)
+        } else {
+            check(
+                &name,
+                Status::Note,
+                "not found on PATH",
+                Some(if program == "python3" {
+                    "sudo apt-get install python3".into()
+                } else {
+                    "rustup component add rustfmt clippy".into()
+                }),
+            )
         });
     }
     checks

@@ -8,6 +8,7 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(Done::Ok) => ExitCode::SUCCESS,
         Ok(Done::TestsFailed) => ExitCode::from(1),
+        Ok(Done::Exit(code)) => ExitCode::from(code),
         Err(e) => {
             eprintln!("lkmlab: error: {e}");
             for cause in e.chain().skip(1) {

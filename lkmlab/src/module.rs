@@ -104,8 +104,9 @@ pub fn check_vermagic(ko: &Path, release: &str) -> Result<()> {
     let built_for = magic.split_whitespace().next().unwrap_or_default();
     if built_for != release {
         bail!(
-            "{} was built for kernel {built_for:?} (vermagic {magic:?}) but the pinned kernel \
-             is {release}; the kernel would refuse it. Rebuild it with `lkmlab module`.",
+            "{} was built for kernel {built_for:?} (vermagic {magic:?}) but the kernel to \
+             load it is {release}; that kernel would refuse it. Build the module against \
+             that kernel's own tree (`lkmlab module`).",
             ko.display()
         );
     }

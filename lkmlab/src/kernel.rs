@@ -239,7 +239,11 @@ pub fn build(
         project.pin.kernel.version,
         dir.display()
     );
-    configure(project, flavor, &src, &dir, &env)?;
+    if let Err(e) = configure(project, flavor, &src, &dir, &env) {
+        // Nothing was built: leave no half-configured tree in the cache.
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(e);
+    }
     std::fs::write(dir.join("lkmlab-inputs.json"), &description)?;
 
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());

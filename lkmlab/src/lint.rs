@@ -12,7 +12,7 @@
 //! - rust-analyzer: Kbuild's `rust-analyzer` target supports `M=` and runs
 //!   scripts/generate_rust_analyzer.py with the module as the external tree.
 
-use crate::kernel::{KernelTree, ARCH};
+use crate::kernel::KernelTree;
 use crate::progress::run_logged;
 use crate::util::spawn_error;
 use anyhow::{bail, Context, Result};
@@ -139,16 +139,8 @@ pub fn clippy(l: &Lint) -> Result<()> {
         .canonicalize()
         .with_context(|| format!("module directory {}", l.src.display()))?;
     let out = l.out.canonicalize()?;
-    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut cmd = Command::new("make");
-    cmd.arg("-C")
-        .arg(&l.tree.dir)
-        .arg(format!("M={}", src.display()))
-        .arg(format!("MO={}", out.display()))
-        .arg(format!("ARCH={ARCH}"))
-        .arg(format!("-j{jobs}"))
-        .args(["CLIPPY=1", "KRUSTFLAGS=-Dwarnings", "modules"])
-        .envs(l.env.iter().map(|(k, v)| (k, v)));
+    let mut cmd = crate::module::kbuild(l.tree, &src, &out, l.env);
+    cmd.args(["CLIPPY=1", "KRUSTFLAGS=-Dwarnings", "modules"]);
     let log = out.join("lint.log");
     run_logged(
         &mut cmd,
@@ -221,14 +213,8 @@ pub fn rust_project(
     let out = out.canonicalize()?;
     let generated = out.join(RUST_PROJECT);
     let _ = std::fs::remove_file(&generated);
-    let mut cmd = Command::new("make");
-    cmd.arg("-C")
-        .arg(&tree.dir)
-        .arg(format!("M={}", src.display()))
-        .arg(format!("MO={}", out.display()))
-        .arg(format!("ARCH={ARCH}"))
-        .arg("rust-analyzer")
-        .envs(env.iter().map(|(k, v)| (k, v)));
+    let mut cmd = crate::module::kbuild(tree, &src, &out, env);
+    cmd.arg("rust-analyzer");
     run_logged(
         &mut cmd,
         &out.join("rust-analyzer.log"),

@@ -20,6 +20,22 @@ pub struct ModuleBuild<'a> {
     pub extra: &'a [String],
 }
 
+/// `make -C <tree> M=<src> MO=<out> ARCH=… -jN`: Kbuild on an out-of-tree
+/// module, objects kept out of its source directory. Targets and variables
+/// are for the caller to add.
+pub fn kbuild(tree: &KernelTree, src: &Path, out: &Path, env: &[(String, OsString)]) -> Command {
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut cmd = Command::new("make");
+    cmd.arg("-C")
+        .arg(&tree.dir)
+        .arg(format!("M={}", src.display()))
+        .arg(format!("MO={}", out.display()))
+        .arg(format!("ARCH={ARCH}"))
+        .arg(format!("-j{jobs}"))
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    cmd
+}
+
 /// Build the module and return its `.ko` files, each checked for vermagic.
 pub fn build(b: &ModuleBuild) -> Result<Vec<PathBuf>> {
     let src = b
@@ -35,17 +51,8 @@ pub fn build(b: &ModuleBuild) -> Result<Vec<PathBuf>> {
     }
     std::fs::create_dir_all(b.out)?;
     let out = b.out.canonicalize()?;
-    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut cmd = Command::new("make");
-    cmd.arg("-C")
-        .arg(&b.tree.dir)
-        .arg(format!("M={}", src.display()))
-        .arg(format!("MO={}", out.display()))
-        .arg(format!("ARCH={ARCH}"))
-        .arg(format!("-j{jobs}"))
-        .args(b.extra)
-        .arg("modules")
-        .envs(b.env.iter().map(|(k, v)| (k, v)));
+    let mut cmd = kbuild(b.tree, &src, &out, b.env);
+    cmd.args(b.extra).arg("modules");
     let log = out.join("build.log");
     run_logged(&mut cmd, &log, "module build")?;
 

@@ -95,8 +95,8 @@ pub fn run(cli: Cli) -> Result<Done> {
                 (Some(k), Some(m)) => {
                     // Nothing is built here, so nothing guarantees the match:
                     // refuse modules for another release before booting.
-                    let release = kernel::bzimage_release(&k)?;
                     let kos = kos_in(&m)?;
+                    let release = kernel::bzimage_release(&k)?;
                     for ko in kos.iter().filter(|_| !allow_foreign_modules) {
                         module::check_vermagic(ko, &release)?;
                     }

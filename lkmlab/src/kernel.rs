@@ -1,7 +1,7 @@
 //! The pinned kernel: unpack the source, configure it from the fragments
 //! (verifying every requested option), and build it into a cached tree.
 
-use crate::fetch::{extract_from_deb, hex, sha256_file, verify, Fetcher};
+use crate::fetch::{extract_from_deb, hex, verify, Fetcher};
 use crate::kconfig;
 use crate::paths::Paths;
 use crate::progress::run_logged;
@@ -18,7 +18,7 @@ use std::time::Instant;
 
 /// Bump when the way lkmlab configures or builds the kernel changes, so old
 /// cached trees are not taken for new ones.
-const RECIPE: &str = "lkmlab-kernel-recipe-1";
+const RECIPE: &str = "lkmlab-kernel-recipe-2";
 pub const ARCH: &str = "x86_64";
 const STAMP: &str = "lkmlab-build.json";
 
@@ -149,8 +149,8 @@ pub fn configure(
     bail!(msg)
 }
 
-/// Every input of a kernel build that lkmlab controls: recipe, source,
-/// fragments of the flavor (by content) and Rust library source. The toolchain's
+/// Every input of a kernel build that lkmlab controls: recipe, source, the
+/// options the flavor's fragments request and the Rust library source. The toolchain's
 /// versions are added by [`cache_key`].
 pub fn build_inputs(
     project: &Project,
@@ -164,10 +164,15 @@ pub fn build_inputs(
         ("base".into(), project.pin.kconfig.base.clone()),
         ("rust_lib_src".into(), lib_src.to_string()),
     ];
-    for path in project.fragments(flavor)? {
-        let rel = path.strip_prefix(&project.root).unwrap_or(&path);
-        inputs.push((format!("fragment {}", rel.display()), sha256_file(&path)?));
-    }
+    // The options the fragments request, merged: what the configuration is
+    // made of. Comments, blank lines and the order of fragments that do not
+    // overlap change nothing, so they do not cost a rebuild.
+    let requested = requested_options(project, flavor)?;
+    let options: Vec<String> = requested
+        .values()
+        .map(|e| format!("{}={}", e.name, e.value.to_dotconfig_rhs()))
+        .collect();
+    inputs.push(("kconfig".into(), options.join("\n")));
     Ok(inputs)
 }
 
@@ -389,15 +394,38 @@ mod tests {
         assert_eq!(key(&project, "default"), key(&project, "default"));
     }
 
+    fn append(dir: &tempfile::TempDir, fragment: &str, text: &str) {
+        let path = dir.path().join("kernel-config").join(fragment);
+        let mut old = std::fs::read_to_string(&path).unwrap();
+        old.push_str(text);
+        std::fs::write(&path, old).unwrap();
+    }
+
     #[test]
-    fn changing_a_fragment_changes_the_key() {
+    fn changing_an_option_changes_the_key() {
         let (dir, project) = temp_project();
         let before = key(&project, "default");
-        let base = dir.path().join("kernel-config/base.config");
-        let mut text = std::fs::read_to_string(&base).unwrap();
-        text.push_str("CONFIG_PRINTK_TIME=y\n");
-        std::fs::write(&base, text).unwrap();
-        assert_ne!(before, key(&project, "default"));
+        append(&dir, "base.config", "CONFIG_IKCONFIG=y\n");
+        let added = key(&project, "default");
+        assert_ne!(before, added);
+        append(&dir, "virtme.config", "CONFIG_IKCONFIG=n\n");
+        assert_ne!(
+            added,
+            key(&project, "default"),
+            "a later fragment overrides"
+        );
+    }
+
+    #[test]
+    fn comments_and_repeats_do_not_cost_a_rebuild() {
+        let (dir, project) = temp_project();
+        let before = key(&project, "default");
+        append(
+            &dir,
+            "base.config",
+            "\n# Why PRINTK_TIME: timestamps.\nCONFIG_PRINTK_TIME=y\n",
+        );
+        assert_eq!(before, key(&project, "default"));
     }
 
     #[test]

@@ -34,8 +34,7 @@ fn check(name: &str, status: Status, detail: impl Into<String>, fix: Option<Stri
 }
 
 fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+    crate::util::which(program).is_some()
 }
 
 fn apt(pkg: &str) -> Option<String> {

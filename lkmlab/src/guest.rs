@@ -126,12 +126,7 @@ impl Payload {
 }
 
 fn find_busybox() -> Result<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("busybox"))
-            .find(|p| p.is_file())
-    });
-    let Some(busybox) = found else {
+    let Some(busybox) = crate::util::which("busybox") else {
         bail!(
             "guest tests that are scripts need a shell in the guest: install a static \
              busybox (sudo apt-get install busybox-static)"

@@ -28,6 +28,14 @@ pub fn spawn_error(program: &str, e: std::io::Error) -> anyhow::Error {
     }
 }
 
+/// The first `program` file in the directories of `PATH`, like `which`.
+pub fn which(program: &str) -> Option<std::path::PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
 /// Run a command and return its stdout+stderr, whatever its exit status.
 pub fn output_of(cmd: &mut Command, what: &str) -> Result<String> {
     let out = cmd.output().map_err(|e| spawn_error(what, e))?;

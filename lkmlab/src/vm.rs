@@ -84,11 +84,7 @@ pub struct VmSpec<'a> {
 
 /// Find `vng`: on PATH, else where `pipx` puts it (`~/.local/bin`).
 pub fn find_vng() -> Result<PathBuf> {
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("vng"))
-            .find(|p| p.is_file())
-    });
+    let on_path = crate::util::which("vng");
     let pipx = std::env::var_os("PIPX_BIN_DIR")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/bin")))
@@ -118,20 +114,14 @@ pub fn vng_version(vng: &Path) -> Result<String> {
 /// has no /dev/virtio-ports/* links, and `--exec` loses the command's output
 /// and exit status.
 pub fn find_udevd() -> Option<PathBuf> {
-    let fixed = [
+    [
         "/usr/lib/systemd/systemd-udevd",
         "/lib/systemd/systemd-udevd",
     ]
     .into_iter()
-    .map(PathBuf::from);
-    let on_path = std::env::var_os("PATH")
-        .map(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join("udevd"))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    fixed.chain(on_path).find(|p| p.exists())
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+    .or_else(|| crate::util::which("udevd"))
 }
 
 /// Options a kernel `.config` lacks for the VM: `(missing needed, power-off missing)`.

@@ -111,18 +111,11 @@ pub fn logged(needle: &str, times: usize) -> Verdict {
 
 /// No warning, oops or leak report anywhere in the kernel log.
 pub fn log_clean() -> Verdict {
-    let log = sys::kernel_log().map_err(|e| format!("reading /dev/kmsg: {e}"))?;
-    let bad: Vec<&String> = log
-        .iter()
-        .filter(|l| TROUBLE.iter().any(|t| l.contains(t)))
-        .collect();
+    let bad = log_trouble()?;
     ensure!(
         bad.is_empty(),
         "kernel log reports trouble:\n{}",
-        bad.iter()
-            .map(|l| l.as_str())
-            .collect::<Vec<_>>()
-            .join("\n")
+        bad.join("\n")
     );
     Ok(Outcome::Pass)
 }

@@ -2,7 +2,7 @@
 //! pinned tree, and checked to carry that kernel's vermagic.
 
 use crate::kernel::{KernelTree, ARCH};
-use crate::progress::run_logged;
+use crate::progress::{run_logged, warning_lines};
 use anyhow::{bail, Context, Result};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -55,6 +55,7 @@ pub fn build(b: &ModuleBuild) -> Result<Vec<PathBuf>> {
     cmd.args(b.extra).arg("modules");
     let log = out.join("build.log");
     run_logged(&mut cmd, &log, "module build")?;
+    show_warnings(&log);
 
     let kos = find_kos(&out)?;
     if kos.is_empty() {
@@ -68,6 +69,20 @@ pub fn build(b: &ModuleBuild) -> Result<Vec<PathBuf>> {
         check_vermagic(ko, &b.tree.release)?;
     }
     Ok(kos)
+}
+
+/// A build that succeeds keeps its output in the log; its warnings are
+/// still the developer's business, so they are shown.
+fn show_warnings(log: &Path) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let warnings = warning_lines(&text);
+    if !warnings.is_empty() {
+        eprintln!(
+            "lkmlab: the module built with warnings (full log: {}):\n{}",
+            log.display(),
+            warnings.join("\n")
+        );
+    }
 }
 
 /// The `.ko` files Kbuild just built, from the `modules.order` it writes

@@ -17,22 +17,63 @@ const PLAIN_INTERVAL: Duration = Duration::from_secs(30);
 /// diagnostic (`error…` up to the next blank line) is kept whole, with the
 /// source lines it points at.
 pub fn error_lines(log: &str) -> Vec<&str> {
+    diagnostics(
+        log,
+        |line| line.starts_with("error") || line.contains(": error:"),
+        |line| {
+            line.contains("Error ")
+                || line.contains("ERROR:")
+                || line.contains("***")
+                || line.contains("undefined reference")
+                || line.contains("No such file or directory")
+        },
+    )
+}
+
+/// Lines of a successful build's log that warn: rustc and gcc warnings (kept
+/// whole, like errors) and modpost's `WARNING:` lines (with
+/// `KBUILD_MODPOST_WARN=1`, an undefined symbol is one of these).
+pub fn warning_lines(log: &str) -> Vec<&str> {
+    diagnostics(
+        log,
+        |line| line.starts_with("warning") || line.contains(": warning:"),
+        |line| line.starts_with("WARNING:"),
+    )
+}
+
+/// A Kbuild progress line such as `  RUSTC [M] foo.o` or `  MODPOST
+/// Module.symvers`: it ends a diagnostic that no blank line ended (gcc's).
+fn is_kbuild_step(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix("  ") else {
+        return false;
+    };
+    let word: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+    word.len() >= 2
+        && word
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        && rest.len() > word.len()
+}
+
+/// Diagnostics that begin at a line where `starts` holds and run to the next
+/// blank line or Kbuild step, plus single lines where `single` holds.
+fn diagnostics(
+    log: &str,
+    starts: impl Fn(&str) -> bool,
+    single: impl Fn(&str) -> bool,
+) -> Vec<&str> {
     let mut out = Vec::new();
     let mut in_diagnostic = false;
     for line in log.lines() {
-        let starts_diagnostic = line.starts_with("error") || line.contains(": error:");
-        if starts_diagnostic {
+        if starts(line) {
             in_diagnostic = true;
-        } else if in_diagnostic && line.trim().is_empty() {
+        } else if in_diagnostic && (line.trim().is_empty() || is_kbuild_step(line)) {
             in_diagnostic = false;
-            continue;
+            if line.trim().is_empty() {
+                continue;
+            }
         }
-        let other = line.contains("Error ")
-            || line.contains("ERROR:")
-            || line.contains("***")
-            || line.contains("undefined reference")
-            || line.contains("No such file or directory");
-        if in_diagnostic || other {
+        if in_diagnostic || single(line) {
             out.push(line);
         }
     }
@@ -169,6 +210,26 @@ mod tests {
                 "make: *** [m.o] Error 1"
             ]
         );
+    }
+
+    #[test]
+    fn warnings_of_rustc_gcc_and_modpost_are_found_and_nothing_else() {
+        let log = "  RUSTC [M] m.o\nwarning: unused variable: `x`\n --> m.rs:3:9\n  |\n\n  \
+                   CC [M] c.o\nc.c:1:5: warning: unused [-Wunused]\n    1 | int x;\n  \
+                   LD [M] m.ko\n  MODPOST Module.symvers\nWARNING: modpost: m.ko: symbol \
+                   'f' undefined!\n";
+        assert_eq!(
+            warning_lines(log),
+            vec![
+                "warning: unused variable: `x`",
+                " --> m.rs:3:9",
+                "  |",
+                "c.c:1:5: warning: unused [-Wunused]",
+                "    1 | int x;",
+                "WARNING: modpost: m.ko: symbol 'f' undefined!",
+            ]
+        );
+        assert!(warning_lines("  RUSTC [M] m.o\n  LD [M] m.ko\n").is_empty());
     }
 
     #[test]

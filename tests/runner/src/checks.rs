@@ -40,21 +40,34 @@ fn kernel_says(module: &str) -> String {
     format!("\nthe kernel says:\n{}", tail.join("\n"))
 }
 
+/// `insmod PATH PARAMS` as a shell would show it.
+fn insmod_command(ko: &Path, params: &str) -> String {
+    if params.is_empty() {
+        format!("insmod {}", ko.display())
+    } else {
+        format!("insmod {} {params}", ko.display())
+    }
+}
+
 pub fn insmod(env: &Env, module: &str, params: &str) -> Verdict {
     let ko = env.ko(module)?;
-    sys::insmod(ko, params).map_err(|e| {
-        format!(
-            "insmod {} {params}: {e}{}",
-            ko.display(),
-            kernel_says(module)
-        )
-    })?;
+    sys::insmod(ko, params)
+        .map_err(|e| format!("{}: {e}{}", insmod_command(ko, params), kernel_says(module)))?;
     ensure!(
         Path::new(&sysfs_module(module)).exists(),
         "insmod succeeded but {} does not exist",
         sysfs_module(module)
     );
     Ok(Outcome::Pass)
+}
+
+/// The `rmmod` case of a suite: skipped when the module is not loaded (its
+/// `insmod` case has already failed and said why), else [`rmmod`].
+pub fn unload(module: &str) -> Verdict {
+    if !Path::new(&sysfs_module(module)).exists() {
+        return Ok(Outcome::Skip(format!("{module} is not loaded")));
+    }
+    rmmod(module)
 }
 
 pub fn rmmod(module: &str) -> Verdict {
@@ -74,7 +87,8 @@ pub fn insmod_refused(env: &Env, module: &str, params: &str, errno: i32) -> Verd
         Ok(()) => {
             let _ = sys::rmmod(module);
             Err(format!(
-                "insmod {module} {params} succeeded; expected {}",
+                "{} succeeded; expected {}",
+                insmod_command(ko, params),
                 io::Error::from_raw_os_error(errno)
             ))
         }
@@ -87,7 +101,8 @@ pub fn insmod_refused(env: &Env, module: &str, params: &str, errno: i32) -> Verd
             Ok(Outcome::Pass)
         }
         Err(e) => Err(format!(
-            "insmod {module} {params}: {e}; expected {}",
+            "{}: {e}; expected {}",
+            insmod_command(ko, params),
             io::Error::from_raw_os_error(errno)
         )),
     }

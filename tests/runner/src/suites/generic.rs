@@ -9,7 +9,7 @@ pub fn suite(module: &str) -> Suite {
         name: module.to_string(),
         cases: vec![
             Case::new("insmod", move |env| checks::insmod(env, &m1, "")),
-            Case::new("rmmod", move |_| checks::rmmod(&m2)),
+            Case::new("rmmod", move |_| checks::unload(&m2)),
             Case::new("kernel_log_clean", |_| checks::log_clean()),
         ],
     }

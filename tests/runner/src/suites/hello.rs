@@ -35,7 +35,7 @@ pub fn suite() -> Suite {
                 );
                 Ok(Outcome::Pass)
             }),
-            Case::new("rmmod", |_| checks::rmmod("hello")),
+            Case::new("rmmod", |_| checks::unload("hello")),
             Case::new("exit_message_logged", |_| checks::logged(EXIT_MSG, 1)),
             Case::new("non_numeric_parameter_refused", |env| {
                 checks::insmod_refused(env, "hello", "greeting_count=abc", libc::EINVAL)

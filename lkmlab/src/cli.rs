@@ -204,6 +204,13 @@ pub enum Cmd {
         /// Where to write the file [default: <module dir>/rust-project.json].
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Then run `rust-analyzer diagnostics` on it and fail on any error or
+        /// warning in the module's files (unresolved `kernel::` items among them).
+        #[arg(long)]
+        check: bool,
+        /// The rust-analyzer for --check [default: the first on PATH].
+        #[arg(long, value_name = "FILE", env = "LKMLAB_RUST_ANALYZER")]
+        rust_analyzer: Option<PathBuf>,
     },
     /// Read results back from a saved KTAP file or console log and print the verdict.
     Report {

@@ -1,6 +1,7 @@
 //! What each subcommand does, on top of the library modules.
 
 use crate::accel::{self, AccelChoice};
+use crate::analyzer;
 use crate::cli::{Cli, Cmd, ShowWhat, VmArgs};
 use crate::fetch::Fetcher;
 use crate::kernel::{self, KernelTree};
@@ -15,7 +16,7 @@ use std::time::Duration;
 /// How a command ended, when it did not fail outright.
 pub enum Done {
     Ok,
-    /// Tests ran and some failed (exit status 1).
+    /// Tests ran and some failed, or a check found problems (exit status 1).
     TestsFailed,
     /// `lkmlab vm --exec`: the command's own exit status.
     Exit(u8),
@@ -180,14 +181,37 @@ pub fn run(cli: Cli) -> Result<Done> {
             flavor,
             module,
             output,
+            check,
+            rust_analyzer,
         } => {
+            // Find it before any build: a missing rust-analyzer is the
+            // likeliest failure and costs nothing to report.
+            if check
+                && output
+                    .as_deref()
+                    .is_some_and(|o| o.file_name() != Some(lint::RUST_PROJECT.as_ref()))
+            {
+                bail!(
+                    "--check needs the --output file to be named {} (the only name \
+                     rust-analyzer loads a project from)",
+                    lint::RUST_PROJECT
+                );
+            }
+            let program = if check {
+                Some(analyzer::find(
+                    rust_analyzer.as_deref(),
+                    &ctx.project.pin.toolchain.rust_analyzer,
+                )?)
+            } else {
+                None
+            };
             let tree = kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), &flavor.flavor)?;
             let src = module.unwrap_or_else(|| ctx.default_module_dir());
             let out = module_out_dir(&ctx, &tree.flavor, &src, "rust-analyzer")?;
             let dest = output.unwrap_or_else(|| src.join(lint::RUST_PROJECT));
             // generate_rust_analyzer.py names the Rust library source (RUST_LIB_SRC).
             let lib = toolchain::rust_lib_src(&ctx.project, &ctx.paths, &ctx.fetcher())?;
-            lint::rust_project(
+            let crates = lint::rust_project(
                 &tree,
                 &src,
                 &out,
@@ -196,7 +220,10 @@ pub fn run(cli: Cli) -> Result<Done> {
                 &dest,
             )?;
             println!("{}", dest.display());
-            Ok(Done::Ok)
+            match program {
+                Some(program) => check_with_rust_analyzer(&program, &dest, &src, &crates),
+                None => Ok(Done::Ok),
+            }
         }
         Cmd::Show { what } => {
             let json = match what {
@@ -213,6 +240,42 @@ pub fn run(cli: Cli) -> Result<Done> {
         }
         Cmd::Report { .. } => unreachable!("handled above"),
     }
+}
+
+/// `rust-analyzer --check`: the module's files must have no error or
+/// warning in rust-analyzer's own analysis (exit status 1 if they do).
+fn check_with_rust_analyzer(
+    program: &Path,
+    project: &Path,
+    src: &Path,
+    crates: &lint::Crates,
+) -> Result<Done> {
+    let src = src
+        .canonicalize()
+        .with_context(|| format!("module directory {}", src.display()))?;
+    eprintln!(
+        "lkmlab: {} diagnostics: analysing the module's crates and the kernel's \
+         (about half a minute)",
+        program.display()
+    );
+    let findings = analyzer::diagnose(program, project, &src)?;
+    let (counted, weak): (Vec<_>, Vec<_>) = findings.iter().partition(|f| f.counts());
+    for f in &counted {
+        println!("{f}");
+    }
+    println!(
+        "rust-analyzer: {} error(s) or warning(s) in {} ({} crate(s): {}); {} weak warning(s) not counted",
+        counted.len(),
+        src.display(),
+        crates.module.len(),
+        crates.module.join(", "),
+        weak.len()
+    );
+    Ok(if counted.is_empty() {
+        Done::Ok
+    } else {
+        Done::TestsFailed
+    })
 }
 
 fn fetch(ctx: &Ctx) -> Result<()> {

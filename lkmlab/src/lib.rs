@@ -2,6 +2,7 @@
 //! and test them in a VM.
 
 pub mod accel;
+pub mod analyzer;
 pub mod ar;
 pub mod cli;
 pub mod commands;

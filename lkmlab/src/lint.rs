@@ -198,7 +198,7 @@ pub fn rust_project(
     env: &[(String, OsString)],
     lib_src: &Path,
     dest: &Path,
-) -> Result<()> {
+) -> Result<Crates> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let src = src
         .canonicalize()
@@ -230,7 +230,7 @@ pub fn rust_project(
         crates.module.join(", "),
         lib_src.display()
     );
-    Ok(())
+    Ok(crates)
 }
 
 /// The kernel's generate_rust_analyzer.py lists `core` as an ordinary crate

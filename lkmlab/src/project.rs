@@ -72,6 +72,9 @@ pub struct Toolchain {
     pub libclang_min: String,
     pub bindgen_cli: String,
     pub libclang_path: String,
+    /// crates.io `ra_ap_rust-analyzer` version for `lkmlab rust-analyzer
+    /// --check` (installed by `scripts/setup-debian.sh --with-rust-analyzer`).
+    pub rust_analyzer: String,
     pub rust_src: RustSrc,
 }
 

@@ -30,10 +30,18 @@ pub fn spawn_error(program: &str, e: std::io::Error) -> anyhow::Error {
 
 /// The first `program` file in the directories of `PATH`, like `which`.
 pub fn which(program: &str) -> Option<std::path::PathBuf> {
-    let paths = std::env::var_os("PATH")?;
+    which_all(program).into_iter().next()
+}
+
+/// Every `program` on PATH, in PATH order.
+pub fn which_all(program: &str) -> Vec<std::path::PathBuf> {
+    let Some(paths) = std::env::var_os("PATH") else {
+        return Vec::new();
+    };
     std::env::split_paths(&paths)
         .map(|d| d.join(program))
-        .find(|p| p.is_file())
+        .filter(|p| p.is_file())
+        .collect()
 }
 
 /// Run a command and return its stdout+stderr, whatever its exit status.

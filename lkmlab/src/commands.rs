@@ -403,7 +403,7 @@ fn run_vm_test(
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let runner = match runner {
         Some(r) => {
-            guest::check_static(r)?;
+            guest::check_static(r, guest::RUNNER_STATIC_FIX)?;
             r.to_path_buf()
         }
         None => guest::build_runner(&ctx.project.root, &out.join("runner-build.log"))?,

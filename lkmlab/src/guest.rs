@@ -37,13 +37,21 @@ pub fn build_runner(project_root: &Path, log: &Path) -> Result<PathBuf> {
         .join(TARGET)
         .join("release")
         .join(RUNNER_PACKAGE);
-    check_static(&exe)?;
+    check_static(&exe, RUNNER_STATIC_FIX)?;
     Ok(exe)
 }
 
+/// How to get a static guest runner.
+pub const RUNNER_STATIC_FIX: &str =
+    "build it with -C target-feature=+crt-static (needs libc6-dev's libc.a)";
+/// How to get a static busybox.
+const BUSYBOX_STATIC_FIX: &str = "install Debian's static one (sudo apt-get install \
+     busybox-static; the package `busybox` is dynamic) and put it first on PATH";
+
 /// PID 1 in the initramfs has no dynamic loader to run: refuse anything that
-/// asks for one (an ELF `PT_INTERP` program header).
-pub fn check_static(exe: &Path) -> Result<()> {
+/// asks for one (an ELF `PT_INTERP` program header), saying how to get a
+/// static build (`fix`).
+pub fn check_static(exe: &Path, fix: &str) -> Result<()> {
     let bytes = std::fs::read(exe).with_context(|| format!("reading {}", exe.display()))?;
     if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" || bytes[4] != 2 || bytes[5] != 1 {
         bail!(
@@ -62,8 +70,7 @@ pub fn check_static(exe: &Path) -> Result<()> {
         const PT_INTERP: u32 = 3;
         if u32::from_le_bytes(ph.try_into()?) == PT_INTERP {
             bail!(
-                "{} is dynamically linked; the guest runner must be static \
-                 (build with -C target-feature=+crt-static; needs libc6-dev's libc.a)",
+                "{} is dynamically linked, and the VM has no dynamic loader: {fix}",
                 exe.display()
             );
         }
@@ -132,7 +139,7 @@ fn find_busybox() -> Result<PathBuf> {
              busybox (sudo apt-get install busybox-static)"
         );
     };
-    check_static(&busybox).context("busybox for guest test scripts")?;
+    check_static(&busybox, BUSYBOX_STATIC_FIX).context("busybox for guest test scripts")?;
     Ok(busybox)
 }
 
@@ -242,11 +249,14 @@ mod tests {
     fn a_dynamic_executable_is_refused() {
         // This test binary itself is dynamically linked on Debian.
         let me = std::env::current_exe().unwrap();
-        let err = check_static(&me).unwrap_err().to_string();
-        assert!(err.contains("dynamically linked"), "{err}");
+        let err = check_static(&me, "FIX").unwrap_err().to_string();
+        assert!(
+            err.contains("dynamically linked") && err.ends_with(": FIX"),
+            "{err}"
+        );
         let dir = tempfile::tempdir().unwrap();
         let junk = dir.path().join("junk");
         std::fs::write(&junk, b"#!/bin/sh\n").unwrap();
-        assert!(check_static(&junk).is_err());
+        assert!(check_static(&junk, "FIX").is_err());
     }
 }

@@ -3,7 +3,18 @@ use lkmlab::cli::Cli;
 use lkmlab::commands::{self, Done};
 use std::process::ExitCode;
 
+/// The environment variables behind global options, for which empty means
+/// unset (`LKMLAB_MIRROR= lkmlab fetch`): clap would take an empty value as
+/// an option given without its argument.
+const OPTION_VARIABLES: &[&str] = &["LKMLAB_CACHE", "LKMLAB_MIRROR", "LKMLAB_RUST_ANALYZER"];
+
 fn main() -> ExitCode {
+    for name in OPTION_VARIABLES {
+        if std::env::var_os(name).is_some_and(|v| v.is_empty()) {
+            // Single-threaded still: nothing else reads the environment yet.
+            std::env::remove_var(name);
+        }
+    }
     let cli = Cli::parse();
     match commands::run(cli) {
         Ok(Done::Ok) => ExitCode::SUCCESS,

@@ -212,6 +212,13 @@ pub enum Cmd {
         #[arg(long, value_name = "FILE", env = "LKMLAB_RUST_ANALYZER")]
         rust_analyzer: Option<PathBuf>,
     },
+    /// Remove from the cache the kernel trees, sources and downloads that the current pin,
+    /// fragments and toolchain no longer use.
+    Clean {
+        /// Only list what would be removed, with sizes.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Read results back from a saved KTAP file or console log and print the verdict.
     Report {
         /// A results.ktap, or a console log with KTAP in it (printk prefixes are stripped).

@@ -2,6 +2,7 @@
 
 use crate::accel::{self, AccelChoice};
 use crate::analyzer;
+use crate::clean;
 use crate::cli::{Cli, Cmd, ShowWhat, VmArgs};
 use crate::fetch::Fetcher;
 use crate::kernel::{self, KernelTree};
@@ -225,6 +226,7 @@ pub fn run(cli: Cli) -> Result<Done> {
                 None => Ok(Done::Ok),
             }
         }
+        Cmd::Clean { dry_run } => clean(&ctx, dry_run).map(|()| Done::Ok),
         Cmd::Show { what } => {
             let json = match what {
                 ShowWhat::Pin => {
@@ -276,6 +278,31 @@ fn check_with_rust_analyzer(
     } else {
         Done::TestsFailed
     })
+}
+
+fn clean(ctx: &Ctx, dry_run: bool) -> Result<()> {
+    let used = clean::in_use(&ctx.project, &ctx.paths)?;
+    let stale = clean::stale(&ctx.paths, &used)?;
+    let done = clean::remove(&stale, dry_run)?;
+    let verb = if dry_run { "would remove" } else { "removed" };
+    for (path, bytes) in &done.removed {
+        println!("{verb} {} ({})", path.display(), clean::human_bytes(*bytes));
+    }
+    for path in &done.busy {
+        eprintln!(
+            "lkmlab: {} is being built by another lkmlab: left alone",
+            path.display()
+        );
+    }
+    let total: u64 = done.removed.iter().map(|(_, b)| b).sum();
+    println!(
+        "lkmlab clean: {verb} {} item(s), {}; kept {} kernel tree(s) in use and the pinned sources in {}",
+        done.removed.len(),
+        clean::human_bytes(total),
+        used.kernel_trees.iter().filter(|t| t.exists()).count(),
+        ctx.paths.cache.display()
+    );
+    Ok(())
 }
 
 fn fetch(ctx: &Ctx) -> Result<()> {

@@ -199,6 +199,17 @@ pub fn cache_key(project: &Project, flavor: &str, lib_src: &str) -> Result<(Stri
     key_of(&inputs)
 }
 
+/// Where `flavor`'s tree for the current inputs (pin, fragments, toolchain)
+/// lives in the cache, and the description of those inputs.
+pub fn current_tree(project: &Project, paths: &Paths, flavor: &str) -> Result<(PathBuf, String)> {
+    let lib_src_id = match toolchain::lib_src_source() {
+        toolchain::LibSrc::Env(p) | toolchain::LibSrc::Sysroot(p) => p.display().to_string(),
+        toolchain::LibSrc::Pinned => format!("pinned {}", project.pin.toolchain.rust_src.sha256),
+    };
+    let (key, description) = cache_key(project, flavor, &lib_src_id)?;
+    Ok((paths.kernel_build(flavor, &key), description))
+}
+
 /// An up-to-date kernel tree for `flavor`, building it only when an input changed.
 pub fn build(
     project: &Project,
@@ -207,13 +218,7 @@ pub fn build(
     flavor: &str,
 ) -> Result<KernelTree> {
     let started = Instant::now();
-    let lib_src = toolchain::lib_src_source();
-    let lib_src_id = match &lib_src {
-        toolchain::LibSrc::Env(p) | toolchain::LibSrc::Sysroot(p) => p.display().to_string(),
-        toolchain::LibSrc::Pinned => format!("pinned {}", project.pin.toolchain.rust_src.sha256),
-    };
-    let (key, description) = cache_key(project, flavor, &lib_src_id)?;
-    let dir = paths.kernel_build(flavor, &key);
+    let (dir, description) = current_tree(project, paths, flavor)?;
     let stamp = dir.join(STAMP);
     let up_to_date =
         || std::fs::read_to_string(&stamp).ok().as_deref() == Some(description.as_str());

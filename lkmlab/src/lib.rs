@@ -4,6 +4,7 @@
 pub mod accel;
 pub mod analyzer;
 pub mod ar;
+pub mod clean;
 pub mod cli;
 pub mod commands;
 pub mod cpio;

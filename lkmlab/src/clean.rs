@@ -1,0 +1,269 @@
+//! `lkmlab clean`: remove from the cache what this project no longer uses.
+//!
+//! The cache keeps one kernel tree per flavor and set of inputs, so every
+//! change of a fragment's options, of the toolchain or of the pin leaves the
+//! old tree behind (about half a gigabyte each). A kernel tree, an unpacked
+//! source or a download is stale when the current pin, fragments and
+//! toolchain would not use it. A cache shared with a checkout whose pin
+//! differs holds that checkout's trees too, and they are stale from here:
+//! `--dry-run` lists before anything is removed.
+
+use crate::kernel;
+use crate::paths::Paths;
+use crate::project::Project;
+use anyhow::{Context, Result};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// What the current project uses in the cache.
+#[derive(Debug, Default)]
+pub struct InUse {
+    pub kernel_trees: BTreeSet<PathBuf>,
+    pub source: PathBuf,
+    pub rust_src: PathBuf,
+    pub downloads: BTreeSet<PathBuf>,
+}
+
+/// The current tree of every flavor (`default` and those of the pin), the
+/// pinned source and rust-src, and the pinned downloads.
+pub fn in_use(project: &Project, paths: &Paths) -> Result<InUse> {
+    let mut flavors: BTreeSet<&str> = project
+        .pin
+        .kconfig
+        .flavors
+        .keys()
+        .map(String::as_str)
+        .collect();
+    flavors.insert("default");
+    let mut kernel_trees = BTreeSet::new();
+    for flavor in flavors {
+        let (dir, _) = kernel::current_tree(project, paths, flavor)
+            .with_context(|| format!("working out flavor {flavor}'s current kernel tree"))?;
+        kernel_trees.insert(dir);
+    }
+    let pin = &project.pin;
+    Ok(InUse {
+        kernel_trees,
+        source: paths.kernel_source(&pin.kernel.tarball.sha256),
+        rust_src: paths.rust_src(&pin.toolchain.rust_src.sha256),
+        downloads: [&pin.kernel.deb.file, &pin.toolchain.rust_src.file]
+            .into_iter()
+            .map(|f| paths.downloads().join(f))
+            .collect(),
+    })
+}
+
+/// The entries of `dir` (none if it does not exist), sorted.
+fn entries(dir: &Path) -> Result<Vec<PathBuf>> {
+    let read = match std::fs::read_dir(dir) {
+        Ok(read) => read,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+    };
+    let mut out = Vec::new();
+    for entry in read {
+        out.push(
+            entry
+                .with_context(|| format!("listing {}", dir.display()))?
+                .path(),
+        );
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Everything under the cache's kernel, source, rust-src and download
+/// directories that `used` does not name. A tree's lock file goes with it.
+/// The KVM probe's verdict and the VM helper are left alone.
+pub fn stale(paths: &Paths, used: &InUse) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for path in entries(&paths.cache.join("kernel"))? {
+        let tree = if path.extension().is_some_and(|e| e == "lock") {
+            path.with_extension("")
+        } else {
+            path.clone()
+        };
+        if !used.kernel_trees.contains(&tree) {
+            out.push(path);
+        }
+    }
+    for path in entries(&paths.cache.join("src"))? {
+        if path != used.source {
+            out.push(path);
+        }
+    }
+    for path in entries(&paths.cache.join("rust-src"))? {
+        if path != used.rust_src {
+            out.push(path);
+        }
+    }
+    for path in entries(&paths.downloads())? {
+        if !used.downloads.contains(&path) {
+            out.push(path);
+        }
+    }
+    Ok(out)
+}
+
+/// Bytes under `path`, not following symbolic links.
+pub fn disk_usage(path: &Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    std::fs::read_dir(path)
+        .map(|read| read.flatten().map(|e| disk_usage(&e.path())).sum())
+        .unwrap_or(0)
+}
+
+/// `1.4 GiB`, `473 MiB`, `12 KiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["bytes", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{bytes} bytes"),
+        _ if value < 10.0 => format!("{value:.1} {}", UNITS[unit]),
+        _ => format!("{value:.0} {}", UNITS[unit]),
+    }
+}
+
+/// Whether a kernel build holds the lock of the tree `path` (or its lock
+/// file) right now.
+fn being_built(path: &Path) -> bool {
+    let lock = if path.extension().is_some_and(|e| e == "lock") {
+        path.to_path_buf()
+    } else {
+        path.with_extension("lock")
+    };
+    let Ok(file) = std::fs::OpenOptions::new().write(true).open(&lock) else {
+        return false;
+    };
+    matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+}
+
+/// What `remove` did.
+#[derive(Debug, Default)]
+pub struct Cleaned {
+    pub removed: Vec<(PathBuf, u64)>,
+    /// Trees a running build holds: left alone.
+    pub busy: Vec<PathBuf>,
+}
+
+/// Remove `stale` (or, with `dry_run`, only measure it).
+pub fn remove(stale: &[PathBuf], dry_run: bool) -> Result<Cleaned> {
+    let mut done = Cleaned::default();
+    for path in stale {
+        if path.parent().and_then(Path::file_name) == Some("kernel".as_ref()) && being_built(path) {
+            done.busy.push(path.clone());
+            continue;
+        }
+        let bytes = disk_usage(path);
+        if !dry_run {
+            let meta = std::fs::symlink_metadata(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            if meta.is_dir() {
+                std::fs::remove_dir_all(path)
+            } else {
+                std::fs::remove_file(path)
+            }
+            .with_context(|| format!("removing {}", path.display()))?;
+        }
+        done.removed.push((path.clone(), bytes));
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(path: &Path, bytes: usize) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, vec![b'x'; bytes]).unwrap();
+    }
+
+    #[test]
+    fn only_what_the_project_does_not_use_is_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths {
+            cache: dir.path().to_path_buf(),
+        };
+        let k = paths.cache.join("kernel");
+        touch(&k.join("default-aaaa/.config"), 10);
+        touch(&k.join("default-aaaa.lock"), 0);
+        touch(&k.join("default-old1/.config"), 20);
+        touch(&k.join("default-old1.lock"), 0);
+        touch(&k.join("debug-old2/vmlinux"), 30);
+        touch(&paths.cache.join("src/linux-current/Makefile"), 1);
+        touch(&paths.cache.join("src/linux-previous/Makefile"), 1);
+        touch(&paths.cache.join("rust-src/current/x"), 1);
+        touch(&paths.downloads().join("pinned.deb"), 1);
+        touch(&paths.downloads().join("old.deb"), 5);
+        touch(&paths.kvm_probe(), 1);
+        let used = InUse {
+            kernel_trees: [k.join("default-aaaa")].into_iter().collect(),
+            source: paths.cache.join("src/linux-current"),
+            rust_src: paths.cache.join("rust-src/current"),
+            downloads: [paths.downloads().join("pinned.deb")].into_iter().collect(),
+        };
+        let found = stale(&paths, &used).unwrap();
+        let names: Vec<String> = found
+            .iter()
+            .map(|p| p.strip_prefix(&paths.cache).unwrap().display().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "kernel/debug-old2",
+                "kernel/default-old1",
+                "kernel/default-old1.lock",
+                "src/linux-previous",
+                "downloads/old.deb"
+            ]
+        );
+
+        let dry = remove(&found, true).unwrap();
+        assert_eq!(
+            dry.removed.iter().map(|(_, b)| b).sum::<u64>(),
+            20 + 30 + 1 + 5
+        );
+        assert!(k.join("default-old1").exists(), "a dry run removes nothing");
+
+        let done = remove(&found, false).unwrap();
+        assert_eq!(done.removed.len(), 5);
+        assert!(!k.join("default-old1").exists() && !k.join("default-old1.lock").exists());
+        assert!(k.join("default-aaaa/.config").exists() && paths.kvm_probe().exists());
+        assert!(stale(&paths, &used).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_tree_being_built_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("kernel/default-old");
+        touch(&tree.join(".config"), 1);
+        touch(&tree.with_extension("lock"), 0);
+        let lock = std::fs::OpenOptions::new()
+            .write(true)
+            .open(tree.with_extension("lock"))
+            .unwrap();
+        lock.lock().unwrap();
+        let done = remove(std::slice::from_ref(&tree), false).unwrap();
+        assert_eq!(done.busy, std::slice::from_ref(&tree));
+        assert!(tree.exists());
+    }
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(human_bytes(512), "512 bytes");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(473 * 1024 * 1024), "473 MiB");
+        assert_eq!(human_bytes(3 * 1024 * 1024 * 1024 / 2), "1.5 GiB");
+    }
+}

@@ -122,7 +122,7 @@ pub fn find(explicit: Option<&Path>, pinned: &str) -> Result<PathBuf> {
     }
     match first_failure {
         Some(e) => bail!("{e}\n{install}"),
-        None => bail!("no rust-analyzer on PATH; {install}"),
+        None => bail!("no rust-analyzer on PATH\n{install}"),
     }
 }
 

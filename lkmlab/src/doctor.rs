@@ -186,7 +186,7 @@ pub fn run(project: &Project, paths: &Paths) -> Vec<Check> {
             apt("busybox-static"),
         )
     });
-    checks.extend(lab_checks());
+    checks.extend(lab_checks(project));
     if on_path("qemu-system-x86_64") {
         checks.push(match accel::probe_kvm(paths) {
             Ok(()) => check("KVM", Status::Ok, "usable (boot-sector probe passed)", None),
@@ -203,7 +203,7 @@ pub fn run(project: &Project, paths: &Paths) -> Vec<Check> {
 
 /// What the interactive lab needs (`lkmlab vm`, `lint`, `rust-analyzer`):
 /// notes, not failures, since `lkmlab check` runs without them.
-fn lab_checks() -> Vec<Check> {
+fn lab_checks(project: &Project) -> Vec<Check> {
     let mut checks = vec![match vm::find_vng() {
         Ok(vng) => match vm::vng_version(&vng) {
             Ok(v) if v == vm::VNG_TESTED => check(
@@ -283,6 +283,24 @@ fn lab_checks() -> Vec<Check> {
             )
         });
     }
+    // Optional: only `lkmlab rust-analyzer --check` needs it.
+    let name = "rust-analyzer (--check)";
+    checks.push(
+        match crate::analyzer::find(None, &project.pin.toolchain.rust_analyzer) {
+            Ok(p) => check(name, Status::Ok, p.display().to_string(), None),
+            Err(e) => {
+                let text = e.to_string();
+                let (why, fix) = text.split_once('\n').unwrap_or((&text, ""));
+                let fix = fix.strip_prefix("install one: ").unwrap_or(fix);
+                check(
+                    name,
+                    Status::Note,
+                    format!("optional, none that runs: {why}"),
+                    Some(fix.to_string()),
+                )
+            }
+        },
+    );
     checks
 }
 

@@ -11,8 +11,7 @@ root=$(pwd)
 lkmlab=${LKMLAB:-lkmlab}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
+. tests/e2e/lib.sh
 
 # expect NAME STATUS PATTERN... -- COMMAND...: COMMAND must exit with STATUS
 # and its output must match every PATTERN (grep -E).
@@ -30,12 +29,9 @@ expect() {
     grep -qE -- "$p" "$out" || problems+=("output lacks /$p/")
   done
   if [ ${#problems[@]} -eq 0 ]; then
-    echo "ok   $name"
-    passed=$((passed + 1))
+    ok "$name"
   else
-    echo "FAIL $name: ${problems[*]}"
-    sed 's/^/       /' "$out" | tail -n 30
-    failed=$((failed + 1))
+    fail "$name: ${problems[*]}" "$(cat "$out")"
   fi
 }
 
@@ -105,5 +101,4 @@ done
 expect qemu-missing 2 'FAIL qemu-system-x86_64 +not found' 'fix: sudo apt-get install qemu-system-x86' -- \
   env PATH="$work/nobin" "$(command -v "$lkmlab")" doctor
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -21,14 +21,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
 lkmlab=${LKMLAB:-lkmlab}
-passed=0
-failed=0
-ok() { echo "ok   $1"; passed=$((passed + 1)); }
-fail() {
-  echo "FAIL $1"
-  [ $# -lt 2 ] || printf '%s\n' "$2" | tail -n 30 | sed 's/^/       /'
-  failed=$((failed + 1))
-}
+. tests/e2e/lib.sh
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -80,5 +73,4 @@ else
 $out"
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -16,19 +16,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
 lkmlab=${LKMLAB:-lkmlab}
-passed=0
-failed=0
-ok() { echo "ok   $1"; passed=$((passed + 1)); }
-fail() {
-  echo "FAIL $1"
-  [ $# -lt 2 ] || printf '%s\n' "$2" | tail -n 30 | sed 's/^/       /'
-  failed=$((failed + 1))
-}
-finish() {
-  echo "$passed passed, $failed failed"
-  [ "$failed" -eq 0 ]
-  exit
-}
+. tests/e2e/lib.sh
 
 if ! command -v tmux >/dev/null; then
   fail "tmux" "tmux is not installed: sudo apt-get install tmux"

@@ -186,14 +186,17 @@ pub enum Cmd {
         #[arg(long)]
         fix: bool,
     },
-    /// Write rust-project.json for rust-analyzer into the module directory.
+    /// Write rust-project.json for rust-analyzer into the module directory; --check runs rust-analyzer on it.
     #[command(
         name = "rust-analyzer",
         long_about = "Generate rust-project.json for the out-of-tree module with the kernel's own \
                       `make M=<module> rust-analyzer` (scripts/generate_rust_analyzer.py), so that \
                       rust-analyzer resolves `kernel::`, `core::` and the module's items against \
                       the pinned kernel. The file holds absolute paths of this machine: do not \
-                      commit it."
+                      commit it.\n\nWith --check, run `rust-analyzer diagnostics` on it \
+                      (about half a minute) and exit with status 1 if the module's own files have \
+                      any error or warning. Get a rust-analyzer with `rustup component add \
+                      rust-analyzer` or `scripts/setup-debian.sh --only-rust-analyzer`."
     )]
     RustAnalyzer {
         #[command(flatten)]

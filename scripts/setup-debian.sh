@@ -31,7 +31,7 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 2; }
 # pins in [toolchain] rust_analyzer) into ~/.local/bin: rustup cannot fetch
 # its component here and Debian 12 has no package. Compiled at opt-level 1,
 # which halves the build (measured: 10 CPU-minutes instead of about 20) for a
-# slower analysis (34 s instead of 27 s on module/). cargo skips the build
+# slower analysis (a quarter slower). cargo skips the build
 # when that version is installed already.
 install_rust_analyzer() {
   local version root

@@ -194,7 +194,7 @@ pub enum Cmd {
                       rust-analyzer resolves `kernel::`, `core::` and the module's items against \
                       the pinned kernel. The file holds absolute paths of this machine: do not \
                       commit it.\n\nWith --check, run `rust-analyzer diagnostics` on it \
-                      (about half a minute) and exit with status 1 if the module's own files have \
+                      (some seconds) and exit with status 1 if the module's own files have \
                       any error or warning. Get a rust-analyzer with `rustup component add \
                       rust-analyzer` or `scripts/setup-debian.sh --only-rust-analyzer`."
     )]

@@ -256,8 +256,7 @@ fn check_with_rust_analyzer(
         .canonicalize()
         .with_context(|| format!("module directory {}", src.display()))?;
     eprintln!(
-        "lkmlab: {} diagnostics: analysing the module's crates and the kernel's \
-         (about half a minute)",
+        "lkmlab: {} diagnostics: analysing the module's crates (some seconds)",
         program.display()
     );
     let findings = analyzer::diagnose(program, project, &src)?;

@@ -17,7 +17,7 @@
 # lkmlab comes from $LKMLAB, else PATH; rust-analyzer from
 # LKMLAB_RUST_ANALYZER, else PATH (`scripts/setup-debian.sh
 # --only-rust-analyzer` installs it into ~/.local/bin). Each analysis takes
-# about half a minute.
+# some seconds.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
 lkmlab=${LKMLAB:-lkmlab}

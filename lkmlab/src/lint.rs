@@ -243,33 +243,48 @@ pub fn rust_project(
 /// core/alloc/std for every crate, and drop the listed `core` (renumbering
 /// the dependencies).
 pub fn use_sysroot_src(json: &str, lib_src: &Path) -> Result<String> {
-    let mut v: serde_json::Value =
-        serde_json::from_str(json).context("rust-project.json is not valid JSON")?;
-    let crates = v
-        .get_mut("crates")
-        .and_then(|c| c.as_array_mut())
-        .context("rust-project.json has no `crates` list")?;
-    let core = crates
-        .iter()
-        .position(|c| c.get("display_name").and_then(|n| n.as_str()) == Some("core"));
-    if let Some(core) = core {
-        crates.remove(core);
-        for krate in crates.iter_mut() {
-            let Some(deps) = krate.get_mut("deps").and_then(|d| d.as_array_mut()) else {
-                continue;
-            };
-            deps.retain(|d| d.get("crate").and_then(|i| i.as_u64()) != Some(core as u64));
-            for dep in deps.iter_mut() {
-                if let Some(i) = dep.get("crate").and_then(|i| i.as_u64()) {
-                    if i > core as u64 {
-                        dep["crate"] = serde_json::json!(i - 1);
+    edit_project(json, |v| {
+        let crates = crates_of(v)?;
+        let core = crates
+            .iter()
+            .position(|c| c.get("display_name").and_then(|n| n.as_str()) == Some("core"));
+        if let Some(core) = core {
+            crates.remove(core);
+            for krate in crates.iter_mut() {
+                let Some(deps) = krate.get_mut("deps").and_then(|d| d.as_array_mut()) else {
+                    continue;
+                };
+                deps.retain(|d| d.get("crate").and_then(|i| i.as_u64()) != Some(core as u64));
+                for dep in deps.iter_mut() {
+                    if let Some(i) = dep.get("crate").and_then(|i| i.as_u64()) {
+                        if i > core as u64 {
+                            dep["crate"] = serde_json::json!(i - 1);
+                        }
                     }
                 }
             }
         }
-    }
-    v["sysroot_src"] = serde_json::json!(lib_src.display().to_string());
+        v["sysroot_src"] = serde_json::json!(lib_src.display().to_string());
+        Ok(())
+    })
+}
+
+/// Parse a rust-project.json, let `edit` change it, and write it out again.
+fn edit_project(
+    json: &str,
+    edit: impl FnOnce(&mut serde_json::Value) -> Result<()>,
+) -> Result<String> {
+    let mut v: serde_json::Value =
+        serde_json::from_str(json).context("rust-project.json is not valid JSON")?;
+    edit(&mut v)?;
     Ok(serde_json::to_string_pretty(&v)? + "\n")
+}
+
+/// The `crates` list of a parsed rust-project.json.
+fn crates_of(v: &mut serde_json::Value) -> Result<&mut Vec<serde_json::Value>> {
+    v.get_mut("crates")
+        .and_then(|c| c.as_array_mut())
+        .context("rust-project.json has no `crates` list")
 }
 
 /// The kernel's generator marks every crate of the kernel tree as a
@@ -280,20 +295,16 @@ pub fn use_sysroot_src(json: &str, lib_src: &Path) -> Result<String> {
 /// `rust-analyzer diagnostics` on module/ then takes 9 s instead of 34 s, and
 /// an editor spends nothing on the kernel's own files.
 pub fn module_crates_only_as_members(json: &str, module_dir: &Path) -> Result<String> {
-    let mut v: serde_json::Value =
-        serde_json::from_str(json).context("rust-project.json is not valid JSON")?;
-    let crates = v
-        .get_mut("crates")
-        .and_then(|c| c.as_array_mut())
-        .context("rust-project.json has no `crates` list")?;
-    for krate in crates.iter_mut() {
-        let member = krate
-            .get("root_module")
-            .and_then(|r| r.as_str())
-            .is_some_and(|r| Path::new(r).starts_with(module_dir));
-        krate["is_workspace_member"] = serde_json::json!(member);
-    }
-    Ok(serde_json::to_string_pretty(&v)? + "\n")
+    edit_project(json, |v| {
+        for krate in crates_of(v)?.iter_mut() {
+            let member = krate
+                .get("root_module")
+                .and_then(|r| r.as_str())
+                .is_some_and(|r| Path::new(r).starts_with(module_dir));
+            krate["is_workspace_member"] = serde_json::json!(member);
+        }
+        Ok(())
+    })
 }
 
 /// What a rust-project.json holds.

@@ -45,7 +45,7 @@ install_rust_analyzer() {
     cargo install --quiet --locked ra_ap_rust-analyzer --version "$version" --root "$root"
   "$root/bin/rust-analyzer" --version >/dev/null ||
     die "$root/bin/rust-analyzer does not run"
-  say "rust-analyzer: $root/bin/rust-analyzer (lkmlab rust-analyzer --check finds it on PATH, or pass --rust-analyzer)"
+  say "rust-analyzer: $root/bin/rust-analyzer (lkmlab rust-analyzer --check finds it on PATH or in ~/.local/bin; else pass --rust-analyzer)"
 }
 if [ "$only_ra" -eq 1 ]; then
   install_rust_analyzer

@@ -97,9 +97,10 @@ pub fn parse(output: &str) -> Vec<Finding> {
 }
 
 /// The rust-analyzer to run: `explicit` (flag or environment), else the
-/// first on PATH that answers `--version`. rustup puts a proxy named
-/// rust-analyzer on PATH even where the component is not installed; it fails,
-/// and one installed elsewhere (`~/.local/bin`) may come after it.
+/// first that answers `--version` on PATH, then in `~/.local/bin` (where
+/// `scripts/setup-debian.sh --with-rust-analyzer` puts it). rustup puts a
+/// proxy named rust-analyzer on PATH even where the component is not
+/// installed; it fails, and the next one is tried.
 pub fn find(explicit: Option<&Path>, pinned: &str) -> Result<PathBuf> {
     let install = format!(
         "install one: `scripts/setup-debian.sh --with-rust-analyzer` (crates.io \
@@ -109,7 +110,14 @@ pub fn find(explicit: Option<&Path>, pinned: &str) -> Result<PathBuf> {
     );
     let candidates = match explicit {
         Some(p) => vec![p.to_path_buf()],
-        None => which_all("rust-analyzer"),
+        None => {
+            let mut all = which_all("rust-analyzer");
+            let setup = std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".local/bin/rust-analyzer"))
+                .filter(|p| p.is_file() && !all.contains(p));
+            all.extend(setup);
+            all
+        }
     };
     let mut first_failure = None;
     for program in candidates {
@@ -122,7 +130,7 @@ pub fn find(explicit: Option<&Path>, pinned: &str) -> Result<PathBuf> {
     }
     match first_failure {
         Some(e) => bail!("{e}\n{install}"),
-        None => bail!("no rust-analyzer on PATH\n{install}"),
+        None => bail!("no rust-analyzer on PATH or in ~/.local/bin\n{install}"),
     }
 }
 

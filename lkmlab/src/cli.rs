@@ -211,7 +211,7 @@ pub enum Cmd {
         /// warning in the module's files (unresolved `kernel::` items among them).
         #[arg(long)]
         check: bool,
-        /// The rust-analyzer for --check [default: the first on PATH].
+        /// The rust-analyzer for --check [default: the first that runs, on PATH, then in ~/.local/bin].
         #[arg(long, value_name = "FILE", env = "LKMLAB_RUST_ANALYZER")]
         rust_analyzer: Option<PathBuf>,
     },

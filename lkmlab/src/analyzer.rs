@@ -2,15 +2,15 @@
 //! module's crates, loaded through the rust-project.json lkmlab wrote, so an
 //! editor's view of the module is tested rather than assumed.
 //!
-//! `rust-analyzer diagnostics PATH` analyses every crate of the project (the
-//! kernel's too) and prints one line per finding:
-//! `at crate C, file F: SEVERITY CODE from LineCol { line: L, col: C } to
-//! LineCol { … }: MESSAGE` (lines and columns from 0). Its exit status says
-//! whether *any* crate had an error, and the kernel's host-side scripts have
-//! some, so lkmlab reads the lines and judges only the module's files.
+//! `rust-analyzer diagnostics PATH` analyses the workspace members of the
+//! project (lkmlab leaves only the module's crates as members) and prints
+//! one line per finding: `at crate C, file F: SEVERITY CODE from LineCol {
+//! line: L, col: C } to LineCol { … }: MESSAGE` (lines and columns from 0).
+//! lkmlab reads those lines rather than the exit status, which only says
+//! whether some member had an error, and judges the module's files.
 
-use crate::util::{spawn_error, which_all};
-use anyhow::{bail, Result};
+use crate::util::{home_local_bin, spawn_error, which_all};
+use anyhow::{anyhow, bail, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -96,24 +96,29 @@ pub fn parse(output: &str) -> Vec<Finding> {
         .collect()
 }
 
+/// How to get a rust-analyzer, for an error's or doctor's fix line.
+pub fn install_hint(pinned: &str) -> String {
+    format!(
+        "`scripts/setup-debian.sh --with-rust-analyzer` (crates.io ra_ap_rust-analyzer \
+         {pinned}, the version lkmlab.toml pins; several minutes to compile) or `rustup \
+         component add rust-analyzer`, then put it on PATH or pass it with --rust-analyzer \
+         FILE (LKMLAB_RUST_ANALYZER)"
+    )
+}
+
 /// The rust-analyzer to run: `explicit` (flag or environment), else the
 /// first that answers `--version` on PATH, then in `~/.local/bin` (where
 /// `scripts/setup-debian.sh --with-rust-analyzer` puts it). rustup puts a
 /// proxy named rust-analyzer on PATH even where the component is not
-/// installed; it fails, and the next one is tried.
-pub fn find(explicit: Option<&Path>, pinned: &str) -> Result<PathBuf> {
-    let install = format!(
-        "install one: `scripts/setup-debian.sh --with-rust-analyzer` (crates.io \
-         ra_ap_rust-analyzer {pinned}, the version lkmlab.toml pins; several minutes to \
-         compile) or `rustup component add rust-analyzer`, then put it on PATH or pass it \
-         with --rust-analyzer FILE (LKMLAB_RUST_ANALYZER)"
-    );
+/// installed; it fails, and the next one is tried. The error says why none
+/// was taken; [`find`] adds the fix.
+pub fn locate(explicit: Option<&Path>) -> Result<PathBuf> {
     let candidates = match explicit {
         Some(p) => vec![p.to_path_buf()],
         None => {
             let mut all = which_all("rust-analyzer");
-            let setup = std::env::var_os("HOME")
-                .map(|h| PathBuf::from(h).join(".local/bin/rust-analyzer"))
+            let setup = home_local_bin()
+                .map(|d| d.join("rust-analyzer"))
                 .filter(|p| p.is_file() && !all.contains(p));
             all.extend(setup);
             all
@@ -128,10 +133,12 @@ pub fn find(explicit: Option<&Path>, pinned: &str) -> Result<PathBuf> {
             }
         }
     }
-    match first_failure {
-        Some(e) => bail!("{e}\n{install}"),
-        None => bail!("no rust-analyzer on PATH or in ~/.local/bin\n{install}"),
-    }
+    Err(first_failure.unwrap_or_else(|| anyhow!("no rust-analyzer on PATH or in ~/.local/bin")))
+}
+
+/// [`locate`], with the fix on a line of its own when none runs.
+pub fn find(explicit: Option<&Path>, pinned: &str) -> Result<PathBuf> {
+    locate(explicit).map_err(|e| anyhow!("{e}\ninstall one: {}", install_hint(pinned)))
 }
 
 /// `program --version` must succeed.

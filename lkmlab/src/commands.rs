@@ -185,8 +185,6 @@ pub fn run(cli: Cli) -> Result<Done> {
             check,
             rust_analyzer,
         } => {
-            // Find it before any build: a missing rust-analyzer is the
-            // likeliest failure and costs nothing to report.
             if check
                 && output
                     .as_deref()
@@ -198,6 +196,8 @@ pub fn run(cli: Cli) -> Result<Done> {
                     lint::RUST_PROJECT
                 );
             }
+            // Find it before any build: a missing rust-analyzer is the
+            // likeliest failure and costs nothing to report.
             let program = if check {
                 Some(analyzer::find(
                     rust_analyzer.as_deref(),

@@ -285,22 +285,17 @@ fn lab_checks(project: &Project) -> Vec<Check> {
     }
     // Optional: only `lkmlab rust-analyzer --check` needs it.
     let name = "rust-analyzer (--check)";
-    checks.push(
-        match crate::analyzer::find(None, &project.pin.toolchain.rust_analyzer) {
-            Ok(p) => check(name, Status::Ok, p.display().to_string(), None),
-            Err(e) => {
-                let text = e.to_string();
-                let (why, fix) = text.split_once('\n').unwrap_or((&text, ""));
-                let fix = fix.strip_prefix("install one: ").unwrap_or(fix);
-                check(
-                    name,
-                    Status::Note,
-                    format!("optional, none that runs: {why}"),
-                    Some(fix.to_string()),
-                )
-            }
-        },
-    );
+    checks.push(match crate::analyzer::locate(None) {
+        Ok(p) => check(name, Status::Ok, p.display().to_string(), None),
+        Err(e) => check(
+            name,
+            Status::Note,
+            format!("optional, none that runs: {e}"),
+            Some(crate::analyzer::install_hint(
+                &project.pin.toolchain.rust_analyzer,
+            )),
+        ),
+    });
     checks
 }
 

@@ -33,6 +33,12 @@ pub fn which(program: &str) -> Option<std::path::PathBuf> {
     which_all(program).into_iter().next()
 }
 
+/// `~/.local/bin`, where pipx and `scripts/setup-debian.sh` install tools
+/// that may not be on PATH.
+pub fn home_local_bin() -> Option<std::path::PathBuf> {
+    std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".local/bin"))
+}
+
 /// Every `program` on PATH, in PATH order.
 pub fn which_all(program: &str) -> Vec<std::path::PathBuf> {
     let Some(paths) = std::env::var_os("PATH") else {

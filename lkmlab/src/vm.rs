@@ -87,7 +87,7 @@ pub fn find_vng() -> Result<PathBuf> {
     let on_path = crate::util::which("vng");
     let pipx = std::env::var_os("PIPX_BIN_DIR")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/bin")))
+        .or_else(crate::util::home_local_bin)
         .map(|d| d.join("vng"))
         .filter(|p| p.is_file());
     on_path.or(pipx).with_context(|| {

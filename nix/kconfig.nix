@@ -1,5 +1,5 @@
 # The Kconfig options lkmlab requests, parsed from the fragments named in
-# lkmlab.toml: `[kconfig] fragments`, then `[kconfig.flavors].<flavor>`.
+# lkmlab.toml: `[kconfig] fragments`, then `[kconfig.flavors.<flavor>] fragments`.
 #
 # Pure Nix (no nixpkgs), so it evaluates anywhere and is cross-checked against
 # `lkmlab show kconfig --flavor <flavor>` by .ci/nix-check; the rules are
@@ -38,7 +38,7 @@ let
     toml.kconfig.fragments
     ++ (
       if flavors ? ${flavor} then
-        flavors.${flavor}
+        flavors.${flavor}.fragments or [ ]
       else
         throw "kconfig.nix: flavor `${flavor}` is not in [kconfig.flavors] of lkmlab.toml"
     );

@@ -314,7 +314,7 @@ fn fetch(ctx: &Ctx) -> Result<()> {
 
 fn config(ctx: &Ctx, flavor: &str, source: &Path, output: &Path) -> Result<()> {
     let rust_lib_src = toolchain::rust_lib_src(&ctx.project, &ctx.paths, &ctx.fetcher())?;
-    let env = toolchain::make_env(&ctx.project, Some(&rust_lib_src));
+    let env = kernel::MakeSetup::new(&ctx.project, flavor, Some(&rust_lib_src))?;
     let dir = std::env::temp_dir().join(format!("lkmlab-config-{}", std::process::id()));
     let result = kernel::configure(&ctx.project, flavor, source, &dir, &env).and_then(|()| {
         std::fs::copy(dir.join(".config"), output)

@@ -5,7 +5,7 @@ use crate::fetch::{extract_from_deb, hex, verify, Fetcher};
 use crate::kconfig;
 use crate::paths::Paths;
 use crate::progress::run_logged;
-use crate::project::Project;
+use crate::project::{Compiler, Project};
 use crate::toolchain;
 use crate::util::{human_duration, run_quiet, write_atomic};
 use anyhow::{bail, Context, Result};
@@ -18,7 +18,7 @@ use std::time::Instant;
 
 /// Bump when the way lkmlab configures or builds the kernel changes, so old
 /// cached trees are not taken for new ones.
-const RECIPE: &str = "lkmlab-kernel-recipe-2";
+const RECIPE: &str = "lkmlab-kernel-recipe-3";
 pub const ARCH: &str = "x86_64";
 const STAMP: &str = "lkmlab-build.json";
 
@@ -28,6 +28,12 @@ pub struct KernelTree {
     pub dir: PathBuf,
     pub release: String,
     pub flavor: String,
+    /// What the tree was built with, from its `.config` (`CONFIG_CC_IS_CLANG`).
+    pub compiler: Compiler,
+    /// `CONFIG_CC_VERSION_TEXT`: the first line of the compiler's `--version`.
+    pub cc_version_text: String,
+    /// The make variable that builds with that compiler (`LLVM=…`).
+    pub compiler_var: String,
 }
 
 impl KernelTree {
@@ -93,13 +99,30 @@ pub fn requested_options(
     Ok(kconfig::merge(&parsed))
 }
 
-fn make(src: &Path, out: &Path, env: &[(String, OsString)]) -> Command {
+/// What every `make` of a kernel build runs with: the environment and the
+/// compiler variable (`LLVM=…`).
+pub struct MakeSetup {
+    pub env: Vec<(String, OsString)>,
+    pub compiler_var: String,
+}
+
+impl MakeSetup {
+    pub fn new(project: &Project, flavor: &str, rust_lib_src: Option<&Path>) -> Result<Self> {
+        Ok(MakeSetup {
+            env: toolchain::make_env(project, rust_lib_src),
+            compiler_var: toolchain::compiler_var(project, project.flavor(flavor)?.compiler),
+        })
+    }
+}
+
+fn make(src: &Path, out: &Path, setup: &MakeSetup) -> Command {
     let mut cmd = Command::new("make");
     cmd.arg("-C")
         .arg(src)
         .arg(format!("O={}", out.display()))
-        .arg(format!("ARCH={ARCH}"));
-    cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        .arg(format!("ARCH={ARCH}"))
+        .arg(&setup.compiler_var);
+    cmd.envs(setup.env.iter().map(|(k, v)| (k, v)));
     cmd
 }
 
@@ -110,7 +133,7 @@ pub fn configure(
     flavor: &str,
     src: &Path,
     out: &Path,
-    env: &[(String, OsString)],
+    env: &MakeSetup,
 ) -> Result<()> {
     let requested = requested_options(project, flavor)?;
     std::fs::create_dir_all(out)?;
@@ -163,6 +186,10 @@ pub fn build_inputs(
         ("source".into(), project.pin.kernel.tarball.sha256.clone()),
         ("base".into(), project.pin.kconfig.base.clone()),
         ("rust_lib_src".into(), lib_src.to_string()),
+        (
+            "compiler".into(),
+            toolchain::compiler_var(project, project.flavor(flavor)?.compiler),
+        ),
     ];
     // The options the fragments request, merged: what the configuration is
     // made of. Comments, blank lines and the order of fragments that do not
@@ -195,7 +222,10 @@ pub fn key_of(inputs: &[(String, String)]) -> Result<(String, String)> {
 /// The hash of every input of a kernel build, toolchain versions included.
 pub fn cache_key(project: &Project, flavor: &str, lib_src: &str) -> Result<(String, String)> {
     let mut inputs = build_inputs(project, flavor, lib_src)?;
-    inputs.extend(toolchain::fingerprint(project)?);
+    inputs.extend(toolchain::fingerprint(
+        project,
+        project.flavor(flavor)?.compiler,
+    )?);
     key_of(&inputs)
 }
 
@@ -223,7 +253,7 @@ pub fn build(
     let up_to_date =
         || std::fs::read_to_string(&stamp).ok().as_deref() == Some(description.as_str());
     let report_up_to_date = || -> Result<KernelTree> {
-        let tree = tree(&dir, flavor)?;
+        let tree = tree(project, &dir, flavor)?;
         eprintln!(
             "lkmlab: kernel {} ({flavor}) is up to date: nothing to do ({}; {})",
             tree.release,
@@ -243,7 +273,7 @@ pub fn build(
 
     let src = source(project, paths, fetcher)?;
     let rust_lib_src = toolchain::rust_lib_src(project, paths, fetcher)?;
-    let env = toolchain::make_env(project, Some(&rust_lib_src));
+    let env = MakeSetup::new(project, flavor, Some(&rust_lib_src))?;
     eprintln!(
         "lkmlab: configuring kernel {} ({flavor}) in {}",
         project.pin.kernel.version,
@@ -271,7 +301,7 @@ pub fn build(
             log.display()
         );
     }
-    let tree = tree(&dir, flavor)?;
+    let tree = tree(project, &dir, flavor)?;
     if tree.release != project.pin.kernel.version {
         bail!(
             "the pinned source builds kernel release {} but lkmlab.toml says version = {:?}; \
@@ -344,7 +374,7 @@ fn lock_build(dir: &Path) -> Result<std::fs::File> {
 }
 
 /// A configured and built tree at `dir`.
-pub fn tree(dir: &Path, flavor: &str) -> Result<KernelTree> {
+pub fn tree(project: &Project, dir: &Path, flavor: &str) -> Result<KernelTree> {
     let release_file = dir.join("include/config/kernel.release");
     let release = std::fs::read_to_string(&release_file)
         .with_context(|| {
@@ -356,10 +386,27 @@ pub fn tree(dir: &Path, flavor: &str) -> Result<KernelTree> {
         })?
         .trim()
         .to_string();
+    let config_path = dir.join(".config");
+    let config = kconfig::parse_dotconfig(
+        &std::fs::read_to_string(&config_path)
+            .with_context(|| format!("reading {}", config_path.display()))?,
+    );
+    let cc_version_text = match config.get("CONFIG_CC_VERSION_TEXT") {
+        Some(kconfig::Value::Str(text)) => text.clone(),
+        _ => String::new(),
+    };
+    let compiler = if config.get("CONFIG_CC_IS_CLANG") == Some(&kconfig::Value::Yes) {
+        Compiler::Llvm
+    } else {
+        Compiler::Gcc
+    };
     Ok(KernelTree {
         dir: dir.to_path_buf(),
         release,
         flavor: flavor.to_string(),
+        compiler,
+        cc_version_text,
+        compiler_var: toolchain::compiler_var(project, compiler),
     })
 }
 

@@ -31,6 +31,7 @@ pub fn kbuild(tree: &KernelTree, src: &Path, out: &Path, env: &[(String, OsStrin
         .arg(format!("M={}", src.display()))
         .arg(format!("MO={}", out.display()))
         .arg(format!("ARCH={ARCH}"))
+        .arg(&tree.compiler_var)
         .arg(format!("-j{jobs}"))
         .envs(env.iter().map(|(k, v)| (k, v)));
     cmd
@@ -49,6 +50,7 @@ pub fn build(b: &ModuleBuild) -> Result<Vec<PathBuf>> {
             src.display()
         );
     }
+    check_compiler(b.tree, b.extra)?;
     std::fs::create_dir_all(b.out)?;
     let out = b.out.canonicalize()?;
     let mut cmd = kbuild(b.tree, &src, &out, b.env);
@@ -69,6 +71,45 @@ pub fn build(b: &ModuleBuild) -> Result<Vec<PathBuf>> {
         check_vermagic(ko, &b.tree.release)?;
     }
     Ok(kos)
+}
+
+/// The value a `NAME=value` make argument gives NAME, the last one winning
+/// as in make.
+fn make_var<'v>(vars: &'v [String], name: &str) -> Option<&'v str> {
+    vars.iter()
+        .rev()
+        .find_map(|v| v.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// A module must be built with the compiler its kernel was built with
+/// (Kbuild only warns, "the compiler differs from the one used to build the
+/// kernel"; with clang vs gcc the module then fails or misbehaves). lkmlab
+/// passes the tree's own `LLVM=`; a `CC=` or `LLVM=` among the extra make
+/// variables that picks another compiler is refused here, before make runs.
+fn check_compiler(tree: &KernelTree, extra: &[String]) -> Result<()> {
+    let cc = match (make_var(extra, "CC"), make_var(extra, "LLVM")) {
+        (Some(cc), _) => cc.to_string(),
+        (None, Some(llvm)) => crate::toolchain::c_compiler_for(llvm),
+        (None, None) => return Ok(()),
+    };
+    let text = crate::toolchain::cc_version_text(&cc)
+        .with_context(|| format!("the module build would run {cc}"))?;
+    if text != tree.cc_version_text {
+        bail!(
+            "the module would be built with another compiler than its kernel:\n  \
+             kernel {} ({}) was built by: {}\n  \
+             this build would use:        {text} ({cc})\n\
+             Drop the CC=/LLVM= make variables: lkmlab builds the module with the tree's own \
+             compiler ({}). To use another compiler, give the flavor `compiler = \"gcc\"` or \
+             `\"llvm\"` in lkmlab.toml [kconfig.flavors.{}] so that its kernel is built with it too.",
+            tree.release,
+            tree.flavor,
+            tree.cc_version_text,
+            tree.compiler_var,
+            tree.flavor
+        );
+    }
+    Ok(())
 }
 
 /// A build that succeeds keeps its output in the log; its warnings are
@@ -162,6 +203,15 @@ mod tests {
         assert!(err.contains("6.1.0") && err.contains("7.3.4"), "{err}");
         std::fs::write(&ko, b"vermagic=7.3.4 preempt mod_unload \0").unwrap();
         check_vermagic(&ko, "7.3.4").unwrap();
+    }
+
+    #[test]
+    fn the_last_make_variable_wins() {
+        let vars = ["LLVM=-19".to_string(), "V=1".into(), "LLVM=".into()];
+        assert_eq!(make_var(&vars, "LLVM"), Some(""));
+        assert_eq!(make_var(&vars, "V"), Some("1"));
+        assert_eq!(make_var(&vars, "CC"), None);
+        assert_eq!(make_var(&["LLVM_IAS=0".to_string()], "LLVM"), None);
     }
 
     #[test]

@@ -39,7 +39,37 @@ pub struct Kconfig {
     pub base: String,
     pub fragments: Vec<String>,
     #[serde(default)]
-    pub flavors: BTreeMap<String, Vec<String>>,
+    pub flavors: BTreeMap<String, Flavor>,
+}
+
+/// The compiler a kernel flavor (and every module built against it) is built with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compiler {
+    /// GCC and binutils (Kbuild's default).
+    #[default]
+    Gcc,
+    /// clang, lld and the LLVM binutils (`make LLVM=…`): what KASAN with Rust needs.
+    Llvm,
+}
+
+impl std::fmt::Display for Compiler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Compiler::Gcc => "gcc",
+            Compiler::Llvm => "llvm",
+        })
+    }
+}
+
+/// One kernel flavor: fragments on top of `[kconfig] fragments`, and its compiler.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Flavor {
+    #[serde(default)]
+    pub fragments: Vec<String>,
+    #[serde(default)]
+    pub compiler: Compiler,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -72,6 +102,11 @@ pub struct Toolchain {
     pub libclang_min: String,
     pub bindgen_cli: String,
     pub libclang_path: String,
+    /// The kernel's minimum LLVM (for flavors with `compiler = "llvm"`).
+    pub llvm_min: String,
+    /// Kbuild's `LLVM=` value for those flavors: `-19` runs clang-19,
+    /// ld.lld-19, llvm-ar-19, …; `1` runs the unsuffixed tools.
+    pub llvm: String,
     /// crates.io `ra_ap_rust-analyzer` version for `lkmlab rust-analyzer
     /// --check` (installed by `scripts/setup-debian.sh --with-rust-analyzer`).
     pub rust_analyzer: String,
@@ -149,11 +184,11 @@ impl Project {
         Ok(Project { root, pin })
     }
 
-    /// The fragment files of a flavor, in the order they apply.
-    pub fn fragments(&self, flavor: &str) -> Result<Vec<PathBuf>> {
-        let extra = match self.pin.kconfig.flavors.get(flavor) {
-            Some(extra) => extra.as_slice(),
-            None if flavor == "default" => &[],
+    /// A flavor by name; `default` exists even when the pin does not list it.
+    pub fn flavor(&self, flavor: &str) -> Result<Flavor> {
+        match self.pin.kconfig.flavors.get(flavor) {
+            Some(f) => Ok(f.clone()),
+            None if flavor == "default" => Ok(Flavor::default()),
             None => bail!(
                 "unknown flavor {flavor:?}; {PIN_FILE} [kconfig.flavors] defines: {}",
                 self.pin
@@ -164,13 +199,18 @@ impl Project {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-        };
+        }
+    }
+
+    /// The fragment files of a flavor, in the order they apply.
+    pub fn fragments(&self, flavor: &str) -> Result<Vec<PathBuf>> {
+        let extra = self.flavor(flavor)?.fragments;
         Ok(self
             .pin
             .kconfig
             .fragments
             .iter()
-            .chain(extra)
+            .chain(&extra)
             .map(|f| self.root.join(f))
             .collect())
     }
@@ -195,6 +235,13 @@ pub fn parse_pin(text: &str) -> Result<Pin> {
         if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
             bail!("{what} must be 64 hex digits, got {sha:?}");
         }
+    }
+    if !crate::toolchain::valid_llvm_value(&pin.toolchain.llvm) {
+        bail!(
+            "[toolchain] llvm = {:?} is not a value Kbuild takes for LLVM=: use \"1\", a \
+             version suffix such as \"-19\", or a directory ending in \"/\"",
+            pin.toolchain.llvm
+        );
     }
     if pin.kconfig.base != "tinyconfig" {
         bail!(

@@ -3,7 +3,7 @@
 
 use crate::fetch::{extract_from_deb, Fetcher};
 use crate::paths::Paths;
-use crate::project::Project;
+use crate::project::{Compiler, Project};
 use crate::util::{output_of, run_quiet};
 use anyhow::{bail, Context, Result};
 use std::cmp::Ordering;
@@ -207,22 +207,92 @@ pub fn make_env(project: &Project, rust_lib_src: Option<&Path>) -> Vec<(String, 
     env
 }
 
-/// The versions that go into the kernel cache key.
-pub fn fingerprint(project: &Project) -> Result<Vec<(String, String)>> {
-    let gcc = output_of(Command::new("gcc").arg("--version"), "gcc")?;
+/// The make variable that picks a tree's compiler: `LLVM=<[toolchain] llvm>`
+/// for LLVM, and an explicit empty `LLVM=` for GCC, so that an `LLVM` in the
+/// user's environment cannot switch a GCC tree (or its modules) to clang.
+pub fn compiler_var(project: &Project, compiler: Compiler) -> String {
+    match compiler {
+        Compiler::Gcc => "LLVM=".to_string(),
+        Compiler::Llvm => format!("LLVM={}", project.pin.toolchain.llvm),
+    }
+}
+
+/// An LLVM tool as Kbuild names it for `LLVM=<llvm>`: `-19` is a suffix
+/// (`clang-19`), a value ending in `/` a directory prefix, `1` neither.
+pub fn llvm_tool(llvm: &str, tool: &str) -> String {
+    if llvm.ends_with('/') {
+        format!("{llvm}{tool}")
+    } else if llvm.starts_with('-') {
+        format!("{tool}{llvm}")
+    } else {
+        tool.to_string()
+    }
+}
+
+/// Whether `value` is something Kbuild accepts as `LLVM=` (see
+/// Documentation/kbuild/llvm.rst): `1`, a `-suffix` or a `prefix/`.
+pub fn valid_llvm_value(value: &str) -> bool {
+    value == "1" || (value.len() > 1 && (value.starts_with('-') || value.ends_with('/')))
+}
+
+/// The C compiler Kbuild runs for a value of `LLVM=` (empty: GCC).
+pub fn c_compiler_for(llvm: &str) -> String {
+    if llvm.is_empty() {
+        "gcc".to_string()
+    } else {
+        llvm_tool(llvm, "clang")
+    }
+}
+
+/// The first line of `cc --version`, as Kbuild records it in
+/// `CONFIG_CC_VERSION_TEXT` (with `#` removed).
+pub fn cc_version_text(cc: &str) -> Result<String> {
+    let out = output_of(Command::new(cc).arg("--version").env("LC_ALL", "C"), cc)?;
+    Ok(out.lines().next().unwrap_or_default().replace('#', ""))
+}
+
+/// The LLVM tools Kbuild runs with `LLVM=`, for doctor and the build.
+pub const LLVM_TOOLS: &[&str] = &[
+    "clang",
+    "ld.lld",
+    "llvm-ar",
+    "llvm-nm",
+    "llvm-objcopy",
+    "llvm-objdump",
+    "llvm-readelf",
+    "llvm-strip",
+];
+
+/// The versions that go into the kernel cache key: the compiler and linker
+/// the flavor builds with, rustc, bindgen and libclang.
+pub fn fingerprint(project: &Project, compiler: Compiler) -> Result<Vec<(String, String)>> {
+    let first_line = |program: &str| -> Result<String> {
+        let out = output_of(Command::new(program).arg("--version"), program)?;
+        Ok(out.lines().next().unwrap_or_default().to_string())
+    };
     let rustc = output_of(Command::new("rustc").arg("-vV"), "rustc")?;
-    Ok(vec![
-        (
-            "gcc".into(),
-            gcc.lines().next().unwrap_or_default().to_string(),
-        ),
-        ("rustc".into(), rustc.trim().to_string()),
+    let mut inputs = match compiler {
+        Compiler::Gcc => vec![("gcc".to_string(), first_line("gcc")?)],
+        Compiler::Llvm => {
+            let llvm = &project.pin.toolchain.llvm;
+            vec![
+                ("clang".to_string(), first_line(&llvm_tool(llvm, "clang"))?),
+                (
+                    "ld.lld".to_string(),
+                    first_line(&llvm_tool(llvm, "ld.lld"))?,
+                ),
+            ]
+        }
+    };
+    inputs.extend([
+        ("rustc".to_string(), rustc.trim().to_string()),
         ("bindgen".into(), bindgen_version()?.to_string()),
         (
             "libclang".into(),
             libclang_version(libclang_path(project).as_deref())?.to_string(),
         ),
-    ])
+    ]);
+    Ok(inputs)
 }
 
 #[cfg(test)]
@@ -250,5 +320,19 @@ mod tests {
             Version(vec![0, 73, 2])
         );
         assert!(Version::find_in("no digits here").is_none());
+    }
+
+    #[test]
+    fn llvm_tools_are_named_as_kbuild_names_them() {
+        assert_eq!(llvm_tool("-19", "clang"), "clang-19");
+        assert_eq!(
+            llvm_tool("/opt/llvm/bin/", "ld.lld"),
+            "/opt/llvm/bin/ld.lld"
+        );
+        assert_eq!(llvm_tool("1", "llvm-ar"), "llvm-ar");
+        assert_eq!(c_compiler_for(""), "gcc");
+        assert_eq!(c_compiler_for("-19"), "clang-19");
+        assert!(valid_llvm_value("-19") && valid_llvm_value("1") && valid_llvm_value("/usr/bin/"));
+        assert!(!valid_llvm_value("19") && !valid_llvm_value("") && !valid_llvm_value("-"));
     }
 }

@@ -189,8 +189,8 @@ mod tests {
 
     #[test]
     fn vermagic_is_read_from_modinfo() {
-        let blob = b"\x7fELF....license=GPL\0vermagic=7.3.4 preempt mod_unload \0name=hello\0";
-        assert_eq!(vermagic(blob).unwrap(), "7.3.4 preempt mod_unload ");
+        let blob = b"\x7fELF....license=GPL\0vermagic=7.3.4 SMP preempt mod_unload \0name=hello\0";
+        assert_eq!(vermagic(blob).unwrap(), "7.3.4 SMP preempt mod_unload ");
         assert!(vermagic(b"no modinfo here").is_none());
     }
 
@@ -201,7 +201,7 @@ mod tests {
         std::fs::write(&ko, b"vermagic=6.1.0 SMP mod_unload \0").unwrap();
         let err = check_vermagic(&ko, "7.3.4").unwrap_err().to_string();
         assert!(err.contains("6.1.0") && err.contains("7.3.4"), "{err}");
-        std::fs::write(&ko, b"vermagic=7.3.4 preempt mod_unload \0").unwrap();
+        std::fs::write(&ko, b"vermagic=7.3.4 SMP preempt mod_unload \0").unwrap();
         check_vermagic(&ko, "7.3.4").unwrap();
     }
 

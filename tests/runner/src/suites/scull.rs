@@ -598,7 +598,7 @@ fn syscall_result(ret: isize) -> io::Result<usize> {
 }
 
 fn unmapped_user_buffer_efault(_: &Env) -> Verdict {
-    let trouble_before = checks::log_trouble()?;
+    let position = checks::log_position()?;
     let file = cleared()?;
     ensure!(write(&file, b"some content")? == 12, "short write");
     let bad = unmapped_address()?;
@@ -630,10 +630,7 @@ fn unmapped_user_buffer_efault(_: &Env) -> Verdict {
     )?;
     // The device still works and the kernel did not complain.
     ensure!(pread(&file, 64, 0)? == b"some content", "content changed");
-    let new: Vec<String> = checks::log_trouble()?
-        .into_iter()
-        .filter(|l| !trouble_before.contains(l))
-        .collect();
+    let new = checks::trouble_after(position)?;
     ensure!(
         new.is_empty(),
         "the kernel log reports trouble:\n{}",
@@ -734,7 +731,8 @@ fn slot_record(slot: usize) -> Vec<u8> {
 /// intact, and the next slot (another thread's) must be either not yet
 /// written (past the end, or zeros from a later slot's write) or that
 /// thread's complete record, never a torn one. Returns the bytes read.
-fn hammer(t: usize) -> Result<u64, String> {
+fn hammer(t: usize, cpu: usize) -> Result<u64, String> {
+    pin_to_cpu(cpu).map_err(|e| format!("thread {t}: pinning it to CPU {cpu}: {e}"))?;
     let file = open()?;
     let mut bytes_read = 0;
     for i in 0..ROUNDS {
@@ -762,7 +760,46 @@ fn hammer(t: usize) -> Result<u64, String> {
             String::from_utf8_lossy(next)
         );
     }
+    // SAFETY: sched_getcpu takes no arguments.
+    let ran_on = unsafe { libc::sched_getcpu() };
+    ensure!(
+        usize::try_from(ran_on) == Ok(cpu),
+        "thread {t} was pinned to CPU {cpu} but ran on CPU {ran_on}"
+    );
     Ok(bytes_read)
+}
+
+/// Restricts the calling thread to one CPU.
+fn pin_to_cpu(cpu: usize) -> io::Result<()> {
+    // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET only write into it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid cpu_set_t and `cpu` is below CPU_SETSIZE.
+    unsafe {
+        libc::CPU_ZERO(&mut set);
+        libc::CPU_SET(cpu, &mut set);
+    }
+    // SAFETY: `set` is valid for the size given; 0 means the calling thread.
+    let ret = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The CPUs the kernel has online (`/sys/devices/system/cpu/online`, e.g. `0-1`).
+fn online_cpus() -> Result<Vec<usize>, String> {
+    const ONLINE: &str = "/sys/devices/system/cpu/online";
+    let text = std::fs::read_to_string(ONLINE).map_err(|e| format!("{ONLINE}: {e}"))?;
+    let mut cpus = Vec::new();
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        let (first, last) = part.split_once('-').unwrap_or((part, part));
+        let parse = |s: &str| {
+            s.parse::<usize>()
+                .map_err(|e| format!("{ONLINE}: {text:?}: {e}"))
+        };
+        cpus.extend(parse(first)?..=parse(last)?);
+    }
+    Ok(cpus)
 }
 
 fn concurrent(_: &Env) -> Verdict {
@@ -773,10 +810,22 @@ fn concurrent(_: &Env) -> Verdict {
         cap >= total,
         "needs capacity >= {total}, loaded with {cap} (insmod_capacity_1mib failed?)"
     );
+    // Real concurrency needs more than one CPU: each thread is pinned to one,
+    // round robin, and checks at the end that it ran there.
+    let cpus = online_cpus()?;
+    ensure!(
+        cpus.len() >= 2,
+        "the VM has {} CPU(s) online; this case needs 2 or more for its threads to run \
+         at the same time (lkmlab.toml [vm] cpus, a kernel with CONFIG_SMP)",
+        cpus.len()
+    );
     let before = stats(&file)?;
     let start = Instant::now();
     let threads: Vec<_> = (0..THREADS)
-        .map(|t| std::thread::spawn(move || hammer(t)))
+        .map(|t| {
+            let cpu = cpus[t % cpus.len()];
+            std::thread::spawn(move || hammer(t, cpu))
+        })
         .collect();
     let mut bytes_read = 0;
     let mut errors = Vec::new();
@@ -788,7 +837,10 @@ fn concurrent(_: &Env) -> Verdict {
         }
     }
     println!(
-        "{THREADS} threads x {ROUNDS} pwrite+pread of {RECORD}-byte records: {:.1} s",
+        "{THREADS} threads x {ROUNDS} pwrite+pread of {RECORD}-byte records on CPUs {:?}: {:.1} s",
+        (0..THREADS)
+            .map(|t| cpus[t % cpus.len()])
+            .collect::<Vec<_>>(),
         start.elapsed().as_secs_f64()
     );
     ensure!(errors.is_empty(), "{}", errors.join("\n"));

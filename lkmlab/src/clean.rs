@@ -19,6 +19,9 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Default)]
 pub struct InUse {
     pub kernel_trees: BTreeSet<PathBuf>,
+    /// Flavors whose current tree cannot be worked out here (their compiler
+    /// is missing, say): every tree of theirs is kept, with the reason.
+    pub unknown_flavors: Vec<(String, String)>,
     pub source: PathBuf,
     pub rust_src: PathBuf,
     pub downloads: BTreeSet<PathBuf>,
@@ -36,14 +39,19 @@ pub fn in_use(project: &Project, paths: &Paths) -> Result<InUse> {
         .collect();
     flavors.insert("default");
     let mut kernel_trees = BTreeSet::new();
+    let mut unknown_flavors = Vec::new();
     for flavor in flavors {
-        let (dir, _) = kernel::current_tree(project, paths, flavor)
-            .with_context(|| format!("working out flavor {flavor}'s current kernel tree"))?;
-        kernel_trees.insert(dir);
+        match kernel::current_tree(project, paths, flavor) {
+            Ok((dir, _)) => {
+                kernel_trees.insert(dir);
+            }
+            Err(e) => unknown_flavors.push((flavor.to_string(), format!("{e:#}"))),
+        }
     }
     let pin = &project.pin;
     Ok(InUse {
         kernel_trees,
+        unknown_flavors,
         source: paths.kernel_source(&pin.kernel.tarball.sha256),
         rust_src: paths.rust_src(&pin.toolchain.rust_src.sha256),
         downloads: [&pin.kernel.deb.file, &pin.toolchain.rust_src.file]
@@ -83,7 +91,18 @@ pub fn stale(paths: &Paths, used: &InUse) -> Result<Vec<PathBuf>> {
         } else {
             path.clone()
         };
-        if !used.kernel_trees.contains(&tree) {
+        // Trees are named `<flavor>-<16 hex digits of the key>`.
+        let of_unknown_flavor = tree.file_name().is_some_and(|n| {
+            let n = n.to_string_lossy();
+            used.unknown_flavors.iter().any(|(f, _)| {
+                n.strip_prefix(f.as_str())
+                    .and_then(|r| r.strip_prefix('-'))
+                    .is_some_and(|key| {
+                        key.len() == 16 && key.bytes().all(|b| b.is_ascii_hexdigit())
+                    })
+            })
+        });
+        if !used.kernel_trees.contains(&tree) && !of_unknown_flavor {
             out.push(path);
         }
     }
@@ -207,8 +226,13 @@ mod tests {
         touch(&paths.downloads().join("pinned.deb"), 1);
         touch(&paths.downloads().join("old.deb"), 5);
         touch(&paths.kvm_probe(), 1);
+        // The flavor "llvm" has no known current tree (no clang here, say):
+        // its trees stay, a look-alike of another flavor's does not.
+        touch(&k.join("llvm-0123456789abcdef/vmlinux"), 7);
+        touch(&k.join("llvm-extra-0123456789abcdef/vmlinux"), 3);
         let used = InUse {
             kernel_trees: [k.join("default-aaaa")].into_iter().collect(),
+            unknown_flavors: vec![("llvm".into(), "clang-19 not found".into())],
             source: paths.cache.join("src/linux-current"),
             rust_src: paths.cache.join("rust-src/current"),
             downloads: [paths.downloads().join("pinned.deb")].into_iter().collect(),
@@ -224,6 +248,7 @@ mod tests {
                 "kernel/debug-old2",
                 "kernel/default-old1",
                 "kernel/default-old1.lock",
+                "kernel/llvm-extra-0123456789abcdef",
                 "src/linux-previous",
                 "downloads/old.deb"
             ]
@@ -232,12 +257,12 @@ mod tests {
         let dry = remove(&found, true).unwrap();
         assert_eq!(
             dry.removed.iter().map(|(_, b)| b).sum::<u64>(),
-            20 + 30 + 1 + 5
+            20 + 30 + 3 + 1 + 5
         );
         assert!(k.join("default-old1").exists(), "a dry run removes nothing");
 
         let done = remove(&found, false).unwrap();
-        assert_eq!(done.removed.len(), 5);
+        assert_eq!(done.removed.len(), 6);
         assert!(!k.join("default-old1").exists() && !k.join("default-old1.lock").exists());
         assert!(k.join("default-aaaa/.config").exists() && paths.kvm_probe().exists());
         assert!(stale(&paths, &used).unwrap().is_empty());

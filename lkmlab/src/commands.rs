@@ -103,7 +103,18 @@ pub fn run(cli: Cli) -> Result<Done> {
                         module::check_vermagic(ko, &release)?;
                     }
                     let payload = guest::Payload::new(kos, Some(&module_dir))?;
-                    run_vm_test(&ctx, &flavor.flavor, &vm, &k, &payload, runner.as_deref())?
+                    let boot = Boot {
+                        bzimage: k.clone(),
+                        tree: None,
+                    };
+                    run_vm_test(
+                        &ctx,
+                        &flavor.flavor,
+                        &vm,
+                        &boot,
+                        &payload,
+                        runner.as_deref(),
+                    )?
                 }
                 _ => build_and_test(&ctx, &flavor.flavor, &vm, &module_dir, runner.as_deref())?,
             };
@@ -120,7 +131,14 @@ pub fn run(cli: Cli) -> Result<Done> {
             let tree = kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), &flavor.flavor)?;
             let kos = build_module(&ctx, &tree, None, &[])?;
             let payload = guest::Payload::new(kos, Some(&ctx.default_module_dir()))?;
-            let verdict = run_vm_test(&ctx, &flavor.flavor, &vm, &tree.bzimage(), &payload, None)?;
+            let verdict = run_vm_test(
+                &ctx,
+                &flavor.flavor,
+                &vm,
+                &Boot::tree(&tree),
+                &payload,
+                None,
+            )?;
             print!("{}", report::render(&verdict));
             Ok(done(&verdict))
         }
@@ -281,6 +299,12 @@ fn check_with_rust_analyzer(
 
 fn clean(ctx: &Ctx, dry_run: bool) -> Result<()> {
     let used = clean::in_use(&ctx.project, &ctx.paths)?;
+    for (flavor, why) in &used.unknown_flavors {
+        eprintln!(
+            "lkmlab: keeping every kernel tree of flavor {flavor}: its current one cannot be \
+             worked out here ({why})"
+        );
+    }
     let stale = clean::stale(&ctx.paths, &used)?;
     let done = clean::remove(&stale, dry_run)?;
     let verb = if dry_run { "would remove" } else { "removed" };
@@ -395,7 +419,23 @@ fn build_and_test(
     let tree = kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), flavor)?;
     let kos = build_module(ctx, &tree, Some(module_dir), &[])?;
     let payload = guest::Payload::new(kos, Some(module_dir))?;
-    run_vm_test(ctx, flavor, vm, &tree.bzimage(), &payload, runner)
+    run_vm_test(ctx, flavor, vm, &Boot::tree(&tree), &payload, runner)
+}
+
+/// The kernel a test boots: a built tree, or a bzImage given on the command
+/// line (whose configuration lkmlab does not know).
+struct Boot<'a> {
+    bzimage: PathBuf,
+    tree: Option<&'a KernelTree>,
+}
+
+impl<'a> Boot<'a> {
+    fn tree(tree: &'a KernelTree) -> Self {
+        Boot {
+            bzimage: tree.bzimage(),
+            tree: Some(tree),
+        }
+    }
 }
 
 /// The accelerator asked for, else the pin's `[vm] accel`.
@@ -418,10 +458,22 @@ fn run_vm_test(
     ctx: &Ctx,
     flavor: &str,
     vm: &VmArgs,
-    bzimage: &Path,
+    boot: &Boot,
     payload: &guest::Payload,
     runner: Option<&Path>,
 ) -> Result<report::Verdict> {
+    let bzimage = boot.bzimage.as_path();
+    if let Some(tree) = boot
+        .tree
+        .filter(|t| vm.fault_injection && !t.enabled("CONFIG_FAULT_INJECTION"))
+    {
+        bail!(
+            "--fault-injection needs a kernel with fault injection (CONFIG_FAULT_INJECTION, \
+             FAILSLAB, FAIL_PAGE_ALLOC, FAULT_INJECTION_DEBUG_FS), and the {} flavor's has none: \
+             add --flavor debug",
+            tree.flavor
+        );
+    }
     let out = vm
         .out
         .clone()
@@ -435,7 +487,17 @@ fn run_vm_test(
         None => guest::build_runner(&ctx.project.root, &out.join("runner-build.log"))?,
     };
     let initramfs = out.join("initramfs.cpio");
-    guest::write_initramfs(&initramfs, &runner, payload)?;
+    let options = guest::RunOptions {
+        fault_injection: vm.fault_injection,
+    };
+    guest::write_initramfs(&initramfs, &runner, payload, &options)?;
+    // KASAN prints only its first report of a boot unless told otherwise;
+    // a lab run wants every one.
+    let cmdline_extra: Vec<&str> = boot
+        .tree
+        .filter(|t| t.enabled("CONFIG_KASAN"))
+        .map(|_| vec!["kasan_multi_shot"])
+        .unwrap_or_default();
 
     let accel = accel::choose(accel_choice(ctx, vm.accel)?, &ctx.paths)?;
     let timeout = Duration::from_secs(vm.timeout.unwrap_or(ctx.project.pin.vm.timeout_secs));
@@ -453,6 +515,7 @@ fn run_vm_test(
         cpus: ctx.project.pin.vm.cpus,
         timeout,
         out: &out,
+        cmdline_extra: &cmdline_extra,
     })?;
     let ktap_text = std::fs::read_to_string(&run.ktap).unwrap_or_default();
     let console = std::fs::read_to_string(&run.console).unwrap_or_default();

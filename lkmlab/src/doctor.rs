@@ -186,6 +186,7 @@ pub fn run(project: &Project, paths: &Paths) -> Vec<Check> {
             apt("busybox-static"),
         )
     });
+    checks.extend(llvm_check(project));
     checks.extend(lab_checks(project));
     if on_path("qemu-system-x86_64") {
         checks.push(match accel::probe_kvm(paths) {
@@ -199,6 +200,50 @@ pub fn run(project: &Project, paths: &Paths) -> Vec<Check> {
         });
     }
     checks
+}
+
+/// clang, lld and the LLVM binutils, when a flavor is built with them. A
+/// note, not a failure: the other flavors build without them.
+fn llvm_check(project: &Project) -> Option<Check> {
+    let flavors: Vec<&str> = project
+        .pin
+        .kconfig
+        .flavors
+        .iter()
+        .filter(|(_, f)| f.compiler == crate::project::Compiler::Llvm)
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if flavors.is_empty() {
+        return None;
+    }
+    let name = format!("LLVM (flavor {})", flavors.join(", "));
+    let tc = &project.pin.toolchain;
+    Some(match toolchain::check_llvm(project) {
+        Ok(v) => check(
+            &name,
+            Status::Ok,
+            format!(
+                "{} {v} (>= {}), ld.lld and llvm-* found (LLVM={})",
+                toolchain::llvm_tool(&tc.llvm, "clang"),
+                tc.llvm_min,
+                tc.llvm
+            ),
+            None,
+        ),
+        Err(e) => {
+            let text = format!("{e:#}");
+            let (detail, fix) = match text.split_once("; fix: ") {
+                Some((d, f)) => (d.to_string(), Some(f.to_string())),
+                None => (text, None),
+            };
+            check(
+                &name,
+                Status::Note,
+                format!("{detail}: those flavors cannot be built"),
+                fix,
+            )
+        }
+    })
 }
 
 /// What the interactive lab needs (`lkmlab vm`, `lint`, `rust-analyzer`):

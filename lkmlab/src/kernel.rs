@@ -34,11 +34,18 @@ pub struct KernelTree {
     pub cc_version_text: String,
     /// The make variable that builds with that compiler (`LLVM=…`).
     pub compiler_var: String,
+    /// The tree's `.config`.
+    pub config: BTreeMap<String, kconfig::Value>,
 }
 
 impl KernelTree {
     pub fn bzimage(&self) -> PathBuf {
         self.dir.join("arch/x86/boot/bzImage")
+    }
+
+    /// Whether the tree's `.config` has `option` (`CONFIG_…`) set to `y`.
+    pub fn enabled(&self, option: &str) -> bool {
+        self.config.get(option) == Some(&kconfig::Value::Yes)
     }
 }
 
@@ -271,6 +278,11 @@ pub fn build(
         return report_up_to_date();
     }
 
+    if project.flavor(flavor)?.compiler == Compiler::Llvm {
+        toolchain::check_llvm(project).with_context(|| {
+            format!("flavor {flavor} is built with LLVM (lkmlab.toml compiler = \"llvm\")")
+        })?;
+    }
     let src = source(project, paths, fetcher)?;
     let rust_lib_src = toolchain::rust_lib_src(project, paths, fetcher)?;
     let env = MakeSetup::new(project, flavor, Some(&rust_lib_src))?;
@@ -407,6 +419,7 @@ pub fn tree(project: &Project, dir: &Path, flavor: &str) -> Result<KernelTree> {
         compiler,
         cc_version_text,
         compiler_var: toolchain::compiler_var(project, compiler),
+        config,
     })
 }
 

@@ -263,6 +263,37 @@ pub const LLVM_TOOLS: &[&str] = &[
     "llvm-strip",
 ];
 
+/// The LLVM tools `LLVM=<[toolchain] llvm>` runs, checked: each found, clang
+/// at least the kernel's minimum. `Ok` holds clang's version; `Err` what is
+/// wrong, with the fix.
+pub fn check_llvm(project: &Project) -> Result<Version> {
+    let tc = &project.pin.toolchain;
+    let missing: Vec<String> = LLVM_TOOLS
+        .iter()
+        .map(|t| llvm_tool(&tc.llvm, t))
+        .filter(|t| crate::util::which(t).is_none())
+        .collect();
+    let fix = match tc.llvm.strip_prefix('-') {
+        Some(v) if v.chars().all(|c| c.is_ascii_digit()) => {
+            format!("sudo apt-get install clang-{v} lld-{v} llvm-{v}")
+        }
+        _ => format!(
+            "install clang, lld and the LLVM binutils so that LLVM={} finds them",
+            tc.llvm
+        ),
+    };
+    if !missing.is_empty() {
+        bail!("not found on PATH: {}; fix: {fix}", missing.join(", "));
+    }
+    let clang = llvm_tool(&tc.llvm, "clang");
+    let version = tool_version(&clang, "--version")?;
+    let min = Version::parse(&tc.llvm_min).context("[toolchain] llvm_min is not a version")?;
+    if version < min {
+        bail!("{clang} is {version}, older than the kernel's minimum {min}; fix: {fix}");
+    }
+    Ok(version)
+}
+
 /// The versions that go into the kernel cache key: the compiler and linker
 /// the flavor builds with, rustc, bindgen and libclang.
 pub fn fingerprint(project: &Project, compiler: Compiler) -> Result<Vec<(String, String)>> {

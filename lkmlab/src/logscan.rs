@@ -30,8 +30,13 @@
 use serde::Serialize;
 use std::fmt;
 
-/// The most lines an excerpt holds, trigger line included.
+/// The most lines an excerpt holds, trigger line included (see
+/// [`FindingKind::max_excerpt`] for the longer reports).
 pub const MAX_EXCERPT: usize = 40;
+/// The most lines of a KASAN, KFENCE or lockdep excerpt: those reports
+/// carry two or three stack traces (access, allocation, free; or both lock
+/// chains) and are only useful whole.
+pub const MAX_LONG_EXCERPT: usize = 100;
 
 /// What kind of trouble a finding is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -47,6 +52,12 @@ pub enum FindingKind {
     Panic,
     /// `BUG: KASAN: ...`.
     Kasan,
+    /// `BUG: KFENCE: ...`.
+    Kfence,
+    /// SLUB's own consistency reports: `BUG kmalloc-64 (...): Object already free`.
+    Slab,
+    /// `BUG: ... stack guard page was hit` and other stack overflow reports.
+    StackOverflow,
     /// `UBSAN: ...`.
     Ubsan,
     /// kmemleak's `unreferenced object` reports or its summary line.
@@ -66,6 +77,16 @@ pub enum FindingKind {
     Taint(String),
 }
 
+impl FindingKind {
+    /// The most lines an excerpt of this kind holds.
+    pub fn max_excerpt(&self) -> usize {
+        match self {
+            FindingKind::Kasan | FindingKind::Kfence | FindingKind::Lockdep => MAX_LONG_EXCERPT,
+            _ => MAX_EXCERPT,
+        }
+    }
+}
+
 impl fmt::Display for FindingKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -74,6 +95,9 @@ impl fmt::Display for FindingKind {
             FindingKind::Oops => f.write_str("kernel oops"),
             FindingKind::Panic => f.write_str("kernel panic"),
             FindingKind::Kasan => f.write_str("memory error (KASAN)"),
+            FindingKind::Kfence => f.write_str("memory error (KFENCE)"),
+            FindingKind::Slab => f.write_str("heap corruption (SLUB)"),
+            FindingKind::StackOverflow => f.write_str("stack overflow"),
             FindingKind::Ubsan => f.write_str("undefined behaviour (UBSAN)"),
             FindingKind::Kmemleak => f.write_str("memory leak (kmemleak)"),
             FindingKind::Lockdep => f.write_str("locking problem (lockdep)"),
@@ -92,6 +116,60 @@ pub struct Finding {
     pub line: usize,
     /// The trigger line and the report lines after it, without timestamps.
     pub excerpt: Vec<String>,
+}
+
+impl Finding {
+    /// The first function of a loadable module that the report names, as
+    /// `function [module]` with Rust symbols demangled: the report's header
+    /// (`BUG: KASAN: … in f+0x8c/0x120 [scull]`), `RIP:` line, lock sites
+    /// or stack frames, whichever comes first. Unreliable frames (`? f+…`)
+    /// are skipped.
+    pub fn culprit(&self) -> Option<String> {
+        self.excerpt.iter().find_map(|line| module_function(line))
+    }
+}
+
+/// `function [module]` for the first `symbol+0xOFF/0xLEN [module]` on a line.
+fn module_function(line: &str) -> Option<String> {
+    if line.trim_start().starts_with("? ") {
+        return None;
+    }
+    let words: Vec<&str> = line.split_whitespace().collect();
+    words.windows(2).find_map(|pair| {
+        let module = pair[1].strip_prefix('[')?.strip_suffix(']')?;
+        if module.is_empty() || !module.chars().all(|c| c.is_alphanumeric() || c == '_') {
+            return None;
+        }
+        let (symbol, offsets) = pair[0].rsplit_once('+')?;
+        if !offsets.starts_with("0x") || !offsets.contains("/0x") {
+            return None;
+        }
+        let symbol = symbol.rsplit(':').next().unwrap_or(symbol);
+        (!symbol.is_empty()).then(|| format!("{} [{module}]", demangle(symbol)))
+    })
+}
+
+/// `line` with every Rust symbol (v0 mangling, `_R…`, as the kernel prints
+/// them in stack traces) demangled, without crate hashes.
+pub fn demangle(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(pos) = rest.find("_R") {
+        let starts_word =
+            pos == 0 || !rest[..pos].ends_with(|c: char| c.is_alphanumeric() || c == '_');
+        let end = rest[pos..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .map_or(rest.len(), |e| pos + e);
+        out.push_str(&rest[..pos]);
+        let symbol = &rest[pos..end];
+        match rustc_demangle::try_demangle(symbol) {
+            Ok(d) if starts_word => out.push_str(&format!("{d:#}")),
+            _ => out.push_str(symbol),
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Taint letters that are expected in this lab: out-of-tree (`O`), unsigned
@@ -128,10 +206,22 @@ pub fn scan(log: &str) -> Vec<Finding> {
         };
         let end = excerpt_end(&lines, i, &kind);
         taints.explain(kind.implied_taints());
+        // A WARN()'s own message (`refcount_t: underflow; use-after-free.`)
+        // is printed between `[ cut here ]` and the `WARNING:` line: it is
+        // the most specific line of the report, so the excerpt starts there.
+        let first = if i >= 2
+            && lines[i - 2].contains("[ cut here ]")
+            && !lines[i - 1].trim().is_empty()
+            && trigger(lines[i - 1]).is_none()
+        {
+            i - 1
+        } else {
+            i
+        };
         findings.push(Finding {
             kind: kind.finding.clone(),
-            line: i + 1,
-            excerpt: lines[i..end]
+            line: first + 1,
+            excerpt: lines[first..end]
                 .iter()
                 .map(|l| l.trim_end().to_string())
                 .collect(),
@@ -202,7 +292,9 @@ impl Trigger {
             FindingKind::Warning | FindingKind::Lockdep => &['W'],
             FindingKind::Bug | FindingKind::Oops | FindingKind::Panic => &['D'],
             FindingKind::Hung => &['L'],
-            FindingKind::Kasan => &['B'],
+            FindingKind::Kasan | FindingKind::Kfence => &['B'],
+            FindingKind::Slab => &['B', 'W'],
+            FindingKind::StackOverflow => &['D'],
             _ => &[],
         }
     }
@@ -210,9 +302,24 @@ impl Trigger {
 
 fn trigger(line: &str) -> Option<Trigger> {
     use FindingKind::*;
+    // Reports start at the line's beginning, but a message may carry its own
+    // leading whitespace (`\tKernel panic`): match after it.
+    let line = line.trim_start();
     let subsystem = subsystem_prefix(line).map(str::to_string);
     let mut t = if line.starts_with("BUG: KASAN:") {
         Trigger::new(Kasan)
+    } else if line.starts_with("BUG: KFENCE:") {
+        Trigger::new(Kfence)
+    } else if is_slab_report(line) {
+        Trigger::new(Slab)
+    } else if line.contains("stack guard page was hit")
+        || line.starts_with("Thread overran stack")
+        || line.starts_with("PANIC: double fault")
+    {
+        Trigger {
+            may_oops: true,
+            ..Trigger::new(StackOverflow)
+        }
     } else if line.starts_with("BUG: workqueue lockup") {
         Trigger::new(Hung)
     } else if line.starts_with("BUG:") || line.starts_with("kernel BUG at ") {
@@ -257,6 +364,21 @@ fn trigger(line: &str) -> Option<Trigger> {
     Some(t)
 }
 
+/// SLUB's report banner, `BUG <cache> (<taint>): <reason>`
+/// (mm/slub.c `__slab_bug`).
+fn is_slab_report(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix("BUG ") else {
+        return false;
+    };
+    let Some((cache, rest)) = rest.split_once(" (") else {
+        return false;
+    };
+    !cache.is_empty()
+        && !cache.contains([' ', ':'])
+        && (rest.starts_with("Not tainted): ") || rest.starts_with("Tainted: "))
+        && rest.contains("): ")
+}
+
 /// Hung tasks, lockups and RCU stalls.
 fn is_hang(line: &str) -> bool {
     (line.starts_with("INFO: task ") && line.contains(" blocked for more than "))
@@ -298,8 +420,11 @@ fn is_ktap(line: &str) -> bool {
 
 /// The index after the last line of the excerpt starting at `start`.
 fn excerpt_end(lines: &[&str], start: usize, kind: &Trigger) -> usize {
-    let sanitizer = matches!(kind.finding, FindingKind::Kasan | FindingKind::Ubsan);
-    let limit = lines.len().min(start + MAX_EXCERPT);
+    let sanitizer = matches!(
+        kind.finding,
+        FindingKind::Kasan | FindingKind::Kfence | FindingKind::Ubsan
+    );
+    let limit = lines.len().min(start + kind.finding.max_excerpt());
 
     // Up to the first line that clearly starts something else, or an end
     // marker.
@@ -448,6 +573,51 @@ KTAP version 1
     not ok 2 WARNING: test name
 not ok 1 scull_buffer
 ";
+
+    #[test]
+    fn the_culprit_is_the_first_module_function_named() {
+        let finding = |excerpt: &[&str]| Finding {
+            kind: FindingKind::Kasan,
+            line: 1,
+            excerpt: excerpt.iter().map(|l| l.to_string()).collect(),
+        };
+        let kasan = finding(&[
+            "BUG: KASAN: slab-use-after-free in scull_read+0x8c/0x120 [scull]",
+            " kasan_report+0xb9/0xf0",
+        ]);
+        assert_eq!(kasan.culprit().as_deref(), Some("scull_read [scull]"));
+        let oops = finding(&[
+            "BUG: kernel NULL pointer dereference, address: 0000000000000008",
+            "RIP: 0010:scull_init+0x1c/0x40 [scull]",
+        ]);
+        assert_eq!(oops.culprit().as_deref(), Some("scull_init [scull]"));
+        let unreliable = finding(&[
+            "Call Trace:",
+            " ? __die+0x23/0x70 [scull]",
+            " do_one_initcall+0x58/0x310",
+            " mod_init+0x1/0x2 [m_2]",
+        ]);
+        assert_eq!(unreliable.culprit().as_deref(), Some("mod_init [m_2]"));
+        assert_eq!(
+            finding(&["WARNING: at kernel/foo.c:1 foo+0x1/0x2"]).culprit(),
+            None
+        );
+    }
+
+    #[test]
+    fn rust_symbols_are_demangled_without_hashes() {
+        // `<use_after_free::UseAfterFree as kernel::Module>::init`, v0-mangled.
+        let mangled = "_RNvXCs4fqI2P2rA04_14use_after_freeNtB2_12UseAfterFreeNtCs1p5UDGgVI4d_6kernel6Module4init";
+        let line = format!(" {mangled}+0x1c/0x40 [use_after_free]");
+        assert_eq!(
+            demangle(&line),
+            " <use_after_free::UseAfterFree as kernel::Module>::init+0x1c/0x40 [use_after_free]"
+        );
+        assert_eq!(
+            demangle("no _Rust here, FOO_RBAR"),
+            "no _Rust here, FOO_RBAR"
+        );
+    }
 
     #[test]
     fn quiet_boot_has_no_findings() {

@@ -122,9 +122,15 @@ pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Durati
         extra.push(("ktap.bail_out".to_string(), reason.clone()));
     }
     for f in findings {
+        let culprit = f.culprit().map(|c| format!(", in {c}")).unwrap_or_default();
+        let excerpt: Vec<String> = f.excerpt.iter().map(|l| logscan::demangle(l)).collect();
         extra.push((
             format!("kernel_log.{}", f.kind.to_string().replace(' ', "_")),
-            format!("console.log line {}:\n{}", f.line, f.excerpt.join("\n")),
+            format!(
+                "console.log line {}{culprit}:\n{}",
+                f.line,
+                excerpt.join("\n")
+            ),
         ));
     }
     Verdict {

@@ -47,6 +47,12 @@ pub struct VmArgs {
     /// Where console.log, results.ktap and junit.xml go [default: target/lkmlab/<flavor>/test].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// After each module's suite, load it with the 1st, 2nd, 3rd … allocation of
+    /// init_module failing, until a load makes no allocation to fail; each failed
+    /// load must leave nothing loaded, nothing logged and (kmemleak) nothing leaked.
+    /// Needs a kernel with fault injection: the debug flavor.
+    #[arg(long)]
+    pub fault_injection: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -150,9 +150,19 @@ pub fn test_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// How the guest runs the plan.
+#[derive(Debug, Default)]
+pub struct RunOptions {
+    /// `--fault-injection`: each module's suite ends with the sweep of its load.
+    pub fault_injection: bool,
+}
+
 /// The test plan the runner reads from `/lkmlab/plan`.
-pub fn plan(payload: &Payload) -> String {
+pub fn plan(payload: &Payload, options: &RunOptions) -> String {
     let mut plan = String::from("# lkmlab test plan: modules, then guest tests\n");
+    if options.fault_injection {
+        plan.push_str("option fault-injection\n");
+    }
     for ko in &payload.modules {
         let name = module_name(ko);
         plan.push_str(&format!("module {name} /lkmlab/modules/{name}.ko\n"));
@@ -166,7 +176,12 @@ pub fn plan(payload: &Payload) -> String {
 
 /// Write the initramfs: `/init` (the runner), `/dev/console`, the modules,
 /// the guest tests (with busybox as `/bin/sh` when they need it) and the plan.
-pub fn write_initramfs(out: &Path, runner: &Path, payload: &Payload) -> Result<()> {
+pub fn write_initramfs(
+    out: &Path,
+    runner: &Path,
+    payload: &Payload,
+    options: &RunOptions,
+) -> Result<()> {
     let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
     let mut cpio = CpioWriter::new(std::io::BufWriter::new(file));
     for dir in [
@@ -185,6 +200,8 @@ pub fn write_initramfs(out: &Path, runner: &Path, payload: &Payload) -> Result<(
     cpio.char_device("dev/console", 0o600, 5, 1)?;
     let init = std::fs::read(runner).with_context(|| format!("reading {}", runner.display()))?;
     cpio.file("init", 0o755, &init)?;
+    // The runner is also the guest tests' fault-injection helper.
+    cpio.symlink("bin/fail-nth", "/init")?;
     for ko in &payload.modules {
         let data = std::fs::read(ko).with_context(|| format!("reading {}", ko.display()))?;
         cpio.file(
@@ -205,7 +222,7 @@ pub fn write_initramfs(out: &Path, runner: &Path, payload: &Payload) -> Result<(
             cpio.symlink(&format!("bin/{applet}"), "busybox")?;
         }
     }
-    cpio.file("lkmlab/plan", 0o644, plan(payload).as_bytes())?;
+    cpio.file("lkmlab/plan", 0o644, plan(payload, options).as_bytes())?;
     use std::io::Write;
     cpio.finish()?.flush()?;
     Ok(())
@@ -225,10 +242,18 @@ mod tests {
             tests: vec![PathBuf::from("/m/guest-tests/open-close.sh")],
             busybox: None,
         };
-        let plan = plan(&payload);
+        let plan = plan(&payload, &RunOptions::default());
+        assert!(!plan.contains("option"));
         assert!(plan.contains("module hello /lkmlab/modules/hello.ko\n"));
         assert!(plan.contains("module rust_scull /lkmlab/modules/rust_scull.ko\n"));
         assert!(plan.contains("test open-close /lkmlab/tests/open-close\n"));
+        let with = super::plan(
+            &payload,
+            &RunOptions {
+                fault_injection: true,
+            },
+        );
+        assert!(with.contains("option fault-injection\n"));
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub struct VmTest<'a> {
     pub timeout: Duration,
     /// Receives console.log and results.ktap.
     pub out: &'a Path,
+    /// Kernel parameters after [`CMDLINE`] (e.g. `kasan_multi_shot` for a
+    /// KASAN kernel).
+    pub cmdline_extra: &'a [&'a str],
 }
 
 /// How the VM ended.
@@ -44,6 +47,14 @@ pub struct VmRun {
 /// The kernel command line: serial console, reboot (not hang) on panic, and a
 /// triple-fault reboot that `-no-reboot` turns into QEMU exiting.
 pub const CMDLINE: &str = "console=ttyS0 panic=-1 reboot=t rdinit=/init";
+
+/// The whole kernel command line of a test boot.
+pub fn cmdline(extra: &[&str]) -> String {
+    std::iter::once(CMDLINE)
+        .chain(extra.iter().copied())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
 pub fn qemu_command(t: &VmTest, console: &Path, ktap: &Path) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
@@ -71,7 +82,8 @@ pub fn qemu_command(t: &VmTest, console: &Path, ktap: &Path) -> Command {
         .arg(t.bzimage)
         .arg("-initrd")
         .arg(t.initramfs)
-        .args(["-append", CMDLINE]);
+        .arg("-append")
+        .arg(cmdline(t.cmdline_extra));
     cmd
 }
 

@@ -44,6 +44,9 @@ pub struct Env {
     pub modules: Vec<(String, PathBuf)>,
     /// The module's own guest tests (name → executable), run after the suites.
     pub tests: Vec<(String, PathBuf)>,
+    /// `lkmlab test --fault-injection`: each module's suite ends with the
+    /// fault-injection sweep of its load.
+    pub fault_injection: bool,
 }
 
 impl Env {

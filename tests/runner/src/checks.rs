@@ -182,11 +182,32 @@ pub fn kunit_suite_passed(suite: &str) -> Verdict {
 }
 
 /// The kernel log lines that `log_clean` would report (warnings, oopses,
-/// leaks): compare before and after an action to blame only that action.
+/// leaks).
 pub fn log_trouble() -> Result<Vec<String>, String> {
-    let log = sys::kernel_log().map_err(|e| format!("reading /dev/kmsg: {e}"))?;
-    Ok(log
+    trouble_in(None)
+}
+
+/// The sequence number of the kernel log's newest record: pass it to
+/// [`trouble_after`] to blame only what happened since.
+pub fn log_position() -> Result<u64, String> {
+    let records = sys::kernel_records().map_err(|e| format!("reading /dev/kmsg: {e}"))?;
+    Ok(records.last().map_or(0, |(seq, _)| *seq))
+}
+
+/// The trouble lines (see [`log_trouble`]) logged after record `position`.
+pub fn trouble_after(position: u64) -> Result<Vec<String>, String> {
+    trouble_in(Some(position))
+}
+
+fn trouble_in(after: Option<u64>) -> Result<Vec<String>, String> {
+    let records = sys::kernel_records().map_err(|e| format!("reading /dev/kmsg: {e}"))?;
+    Ok(records
         .into_iter()
-        .filter(|l| TROUBLE.iter().any(|t| l.contains(t)))
+        .filter(|(seq, l)| after.is_none_or(|p| *seq > p) && is_trouble(l))
+        .map(|(_, l)| l)
         .collect())
+}
+
+fn is_trouble(line: &str) -> bool {
+    TROUBLE.iter().any(|t| line.contains(t))
 }

@@ -6,10 +6,15 @@
 //! `lkmlab.ktap` — a channel apart from the kernel log on the serial console.
 //! Then it reboots; QEMU runs with `-no-reboot` and exits.
 //!
-//! `lkmlab-guest --case SUITE CASE` runs one case (what PID 1 spawns).
+//! `lkmlab-guest --case SUITE CASE` runs one case (what PID 1 spawns);
+//! `lkmlab-guest --fail-nth-load MODULE N` one load of the fault-injection
+//! sweep. Run as `fail-nth` (a link to it in the guest's `/bin`), it is the
+//! fault-injection helper for guest tests ([`fail_nth`]).
 
 mod case;
 mod checks;
+mod fail_nth;
+mod fault;
 mod suites;
 mod sys;
 
@@ -26,8 +31,17 @@ const EXIT_SKIP: u8 = 77;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
+    let called_as = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    if called_as == "fail-nth" {
+        return fail_nth::main(&args[1..]);
+    }
     match args.as_slice() {
         [_, flag, suite, case] if flag == "--case" => run_case(suite, case),
+        [_, flag, module, n] if flag == "--fail-nth-load" => fail_nth_load(module, n),
         _ if std::process::id() == 1 => pid1(),
         _ => {
             eprintln!("lkmlab-guest runs as PID 1 in the lkmlab test VM (or: --case SUITE CASE)");
@@ -40,6 +54,7 @@ fn read_plan() -> io::Result<Env> {
     let text = fs::read_to_string(PLAN)?;
     let mut modules = Vec::new();
     let mut tests = Vec::new();
+    let mut fault_injection = false;
     for line in text.lines().map(str::trim) {
         if line.is_empty() || line.starts_with('#') {
             continue;
@@ -47,6 +62,7 @@ fn read_plan() -> io::Result<Env> {
         match line.split_whitespace().collect::<Vec<_>>().as_slice() {
             ["module", name, path] => modules.push((name.to_string(), PathBuf::from(path))),
             ["test", name, path] => tests.push((name.to_string(), PathBuf::from(path))),
+            ["option", "fault-injection"] => fault_injection = true,
             _ => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -55,7 +71,11 @@ fn read_plan() -> io::Result<Env> {
             }
         }
     }
-    Ok(Env { modules, tests })
+    Ok(Env {
+        modules,
+        tests,
+        fault_injection,
+    })
 }
 
 /// Every suite of the plan: one per module, then the module's own guest
@@ -64,7 +84,13 @@ fn suites(env: &Env) -> Vec<Suite> {
     let mut all: Vec<Suite> = env
         .modules
         .iter()
-        .map(|(name, _)| suites::for_module(name))
+        .map(|(name, _)| {
+            let mut suite = suites::for_module(name);
+            if env.fault_injection {
+                suite.cases.push(suites::fault_injection(name));
+            }
+            suite
+        })
         .collect();
     if !env.tests.is_empty() {
         all.push(suites::guest_tests(env));
@@ -100,6 +126,25 @@ fn run_case(suite: &str, case: &str) -> ExitCode {
         }
         Err(message) => {
             println!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Child mode of the fault-injection sweep: one load, reported on stdout.
+fn fail_nth_load(module: &str, n: &str) -> ExitCode {
+    let result = read_plan()
+        .map_err(|e| format!("reading the plan: {e}"))
+        .and_then(|env| {
+            let n = n
+                .parse()
+                .map_err(|e| format!("--fail-nth-load: N {n:?}: {e}"))?;
+            suites::fault_injection_load(&env, module, n)
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            println!("{e}");
             ExitCode::FAILURE
         }
     }

@@ -78,13 +78,20 @@ pub fn reboot() -> ! {
 /// The text of every record currently in the kernel's log buffer (`/dev/kmsg`),
 /// one message per line, without the record headers.
 pub fn kernel_log() -> io::Result<Vec<String>> {
+    Ok(kernel_records()?.into_iter().map(|(_, msg)| msg).collect())
+}
+
+/// Every record currently in the kernel's log buffer as (sequence number,
+/// first line of the message). Sequence numbers grow with every record, so
+/// they tell what was logged after a point even when the buffer has wrapped.
+pub fn kernel_records() -> io::Result<Vec<(u64, String)>> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     let mut kmsg = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open("/dev/kmsg")?;
-    let mut lines = Vec::new();
+    let mut records = Vec::new();
     let mut buf = vec![0u8; 8192];
     loop {
         match kmsg.read(&mut buf) {
@@ -92,9 +99,14 @@ pub fn kernel_log() -> io::Result<Vec<String>> {
             Ok(n) => {
                 let record = String::from_utf8_lossy(&buf[..n]);
                 // "prio,seq,usec,flags;message\n" followed by optional " KEY=value" lines.
-                if let Some((_, msg)) = record.split_once(';') {
+                if let Some((header, msg)) = record.split_once(';') {
+                    let seq = header
+                        .split(',')
+                        .nth(1)
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0);
                     let msg = msg.lines().next().unwrap_or_default();
-                    lines.push(msg.to_string());
+                    records.push((seq, msg.to_string()));
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -103,5 +115,27 @@ pub fn kernel_log() -> io::Result<Vec<String>> {
             Err(e) => return Err(e),
         }
     }
-    Ok(lines)
+    Ok(records)
+}
+
+/// Writes one line to the kernel log (`/dev/kmsg`, level notice), so that
+/// console.log shows what the runner was doing around the kernel's messages.
+pub fn log_to_kernel(line: &str) {
+    let _ = std::fs::write("/dev/kmsg", format!("<5>{line}\n"));
+}
+
+/// Load a module from memory with `init_module(2)`.
+pub fn init_module(image: &[u8], params: &str) -> io::Result<()> {
+    let params = cstring(params)?;
+    // SAFETY: image and params are valid for the duration of the call; the
+    // kernel copies both.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_init_module,
+            image.as_ptr(),
+            image.len() as libc::c_ulong,
+            params.as_ptr(),
+        )
+    };
+    check(ret)
 }

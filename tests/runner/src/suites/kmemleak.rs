@@ -31,11 +31,65 @@ fn scan() -> Result<Outcome, String> {
     let report =
         std::fs::read_to_string(KMEMLEAK).map_err(|e| format!("reading {KMEMLEAK}: {e}"))?;
     if report.trim().is_empty() {
-        Ok(Outcome::Pass)
-    } else {
-        Err(format!(
-            "kmemleak reports unreferenced objects:\n{}",
-            report.trim_end()
-        ))
+        return Ok(Outcome::Pass);
+    }
+    let loads = std::fs::read_to_string(super::fault_injection::LOADS).unwrap_or_default();
+    let blamed = blame_loads(&report, &loads);
+    let mut msg = format!(
+        "kmemleak reports unreferenced objects:\n{}",
+        report.trim_end()
+    );
+    if !blamed.is_empty() {
+        msg.push_str(&format!(
+            "\nallocated by the fault-injection load(s): {}",
+            blamed.join(", ")
+        ));
+    }
+    Err(msg)
+}
+
+/// The fault-injection steps whose process (`PID NAME` lines in `loads`)
+/// allocated an object of the kmemleak `report` (`comm "…", pid N, …`).
+fn blame_loads(report: &str, loads: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for line in report.lines() {
+        let Some(pid) = line
+            .split_once(", pid ")
+            .and_then(|(_, rest)| rest.split(',').next())
+            .map(str::trim)
+        else {
+            continue;
+        };
+        for name in loads
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(p, _)| *p == pid)
+            .map(|(_, name)| name.to_string())
+        {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaks_are_blamed_on_the_load_whose_process_allocated_them() {
+        let report = "unreferenced object 0xffff888004a1c000 (size 512):\n  \
+                      comm \"lkmlab-guest\", pid 231, jiffies 4294893174\n  \
+                      hex dump (first 32 bytes):\n";
+        let loads = "230 m.fault_injection.init_fails_cleanly_at_alloc_1\n\
+                     231 m.fault_injection.init_fails_cleanly_at_alloc_2\n";
+        assert_eq!(
+            blame_loads(report, loads),
+            ["m.fault_injection.init_fails_cleanly_at_alloc_2"]
+        );
+        assert!(blame_loads(report, "").is_empty());
+        assert!(blame_loads("comm \"insmod\", pid 99, jiffies 1\n", loads).is_empty());
     }
 }

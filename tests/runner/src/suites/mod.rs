@@ -2,12 +2,15 @@
 
 use crate::case::Suite;
 
+mod fault_injection;
 mod generic;
 mod hello;
 mod kmemleak;
 mod scull;
 mod user;
 
+pub use fault_injection::case as fault_injection;
+pub use fault_injection::load_child as fault_injection_load;
 pub use kmemleak::suite as kmemleak;
 pub use user::guest_tests;
 

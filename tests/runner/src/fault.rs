@@ -1,0 +1,82 @@
+//! The kernel's fault injection, as the runner uses it: fail the N-th
+//! allocation (fault point) of one task, from its next syscall on
+//! (`/proc/<task>/fail-nth`, Documentation/fault-injection/).
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+const FAILSLAB: &str = "/sys/kernel/debug/failslab";
+const FAIL_PAGE_ALLOC: &str = "/sys/kernel/debug/fail_page_alloc";
+
+/// What the kernel needs for fault injection, for messages.
+pub const NEEDS: &str = "a kernel with CONFIG_FAULT_INJECTION, CONFIG_FAILSLAB, \
+     CONFIG_FAIL_PAGE_ALLOC and CONFIG_FAULT_INJECTION_DEBUG_FS (lkmlab's debug flavor: \
+     --flavor debug)";
+
+/// Makes every slab and page allocation a fault point that `fail-nth` can
+/// fail. The defaults skip what most code allocates with: GFP_KERNEL
+/// allocations (`ignore-gfp-wait` is Y) and single pages (`min-order` is 1).
+/// `verbose` 1 logs one line per injected failure, without the stack dump
+/// that level 2 (the default) adds.
+pub fn enable() -> Result<(), String> {
+    if !Path::new(FAILSLAB).is_dir() || !Path::new(FAIL_PAGE_ALLOC).is_dir() {
+        return Err(format!(
+            "this kernel has no fault injection ({FAILSLAB} or {FAIL_PAGE_ALLOC} is missing): \
+             it needs {NEEDS}"
+        ));
+    }
+    for (dir, knob, value) in [
+        (FAILSLAB, "ignore-gfp-wait", "N"),
+        (FAILSLAB, "verbose", "1"),
+        (FAIL_PAGE_ALLOC, "ignore-gfp-wait", "N"),
+        (FAIL_PAGE_ALLOC, "ignore-gfp-highmem", "N"),
+        (FAIL_PAGE_ALLOC, "min-order", "0"),
+        (FAIL_PAGE_ALLOC, "verbose", "1"),
+    ] {
+        let path = format!("{dir}/{knob}");
+        std::fs::write(&path, value).map_err(|e| format!("writing {value} to {path}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// A task's `fail-nth` file, opened before it is armed: opening it
+/// allocates, and so would count.
+pub struct FailNth(File);
+
+impl FailNth {
+    /// The calling thread's own.
+    pub fn this_thread() -> io::Result<FailNth> {
+        Self::open("/proc/thread-self/fail-nth")
+    }
+
+    /// Task `tid`'s (a tracee's).
+    pub fn of_task(tid: libc::pid_t) -> io::Result<FailNth> {
+        Self::open(&format!("/proc/{tid}/fail-nth"))
+    }
+
+    fn open(path: &str) -> io::Result<FailNth> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map(FailNth)
+            .map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))
+    }
+
+    /// Fails the task's `n`-th fault point from now on (0 disarms).
+    pub fn arm(&mut self, n: u32) -> io::Result<()> {
+        self.0.write_all(n.to_string().as_bytes())
+    }
+
+    /// Fault points left before the failure: 0 once it was injected.
+    pub fn remaining(&self) -> io::Result<u32> {
+        let mut buf = [0u8; 16];
+        let len = self.0.read_at(&mut buf, 0)?;
+        String::from_utf8_lossy(&buf[..len])
+            .trim()
+            .parse()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("fail-nth: {e}")))
+    }
+}

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 /// Bump when the way lkmlab configures or builds the kernel changes, so old
 /// cached trees are not taken for new ones.
-const RECIPE: &str = "lkmlab-kernel-recipe-3";
+const RECIPE: &str = "lkmlab-kernel-recipe-4";
 pub const ARCH: &str = "x86_64";
 const STAMP: &str = "lkmlab-build.json";
 
@@ -120,6 +120,74 @@ impl MakeSetup {
             compiler_var: toolchain::compiler_var(project, project.flavor(flavor)?.compiler),
         })
     }
+
+    /// Adds what makes the build independent of when, where and by whom it
+    /// runs (Documentation/kbuild/reproducible-builds.rst; see
+    /// [`reproducible_env`]).
+    pub fn reproducible(mut self, src: &Path, out: &Path, rust_lib_src: &Path) -> Result<Self> {
+        self.env.extend(reproducible_env(src, out, rust_lib_src)?);
+        Ok(self)
+    }
+}
+
+/// The user, host and version the kernel records for itself (`uname -v`,
+/// `/proc/version`), fixed so that they do not depend on the machine.
+pub const BUILD_USER: &str = "lkmlab";
+pub const BUILD_HOST: &str = "lkmlab";
+
+/// The environment that makes a kernel build reproducible to the bit:
+/// - `KBUILD_BUILD_TIMESTAMP`: the build date in `UTS_VERSION` and the mtime
+///   of the built-in initramfs's entries, from the pinned source (the
+///   modification time of its top-level Makefile, kept by tar), not the clock;
+/// - `KBUILD_BUILD_USER`, `KBUILD_BUILD_HOST`: fixed, not `whoami`/`uname -n`;
+/// - `KBUILD_BUILD_VERSION`: `#1`, not a count of the tree's links;
+/// - `KRUSTFLAGS=--remap-path-prefix`: the Rust library source (whose paths
+///   `core`'s panic locations carry) and the build tree, whose place in the
+///   cache depends on the machine. Kbuild already maps the source tree itself
+///   (`--remap-path-prefix=$(srctree)/=` for O= builds, `-fmacro-prefix-map`
+///   for C).
+pub fn reproducible_env(
+    src: &Path,
+    out: &Path,
+    rust_lib_src: &Path,
+) -> Result<Vec<(String, OsString)>> {
+    let makefile = src.join("Makefile");
+    let mtime = std::fs::metadata(&makefile)
+        .and_then(|m| m.modified())
+        .with_context(|| format!("reading the modification time of {}", makefile.display()))?;
+    let secs = mtime
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let timestamp = build_timestamp(secs)?;
+    let remap = |from: &Path, to: &str| format!("--remap-path-prefix={}={to}", from.display());
+    Ok(vec![
+        ("KBUILD_BUILD_TIMESTAMP".into(), timestamp.into()),
+        ("KBUILD_BUILD_USER".into(), BUILD_USER.into()),
+        ("KBUILD_BUILD_HOST".into(), BUILD_HOST.into()),
+        ("KBUILD_BUILD_VERSION".into(), "1".into()),
+        (
+            "KRUSTFLAGS".into(),
+            format!(
+                "{} {}",
+                remap(rust_lib_src, "library"),
+                remap(&out.join(""), "")
+            )
+            .into(),
+        ),
+    ])
+}
+
+/// A Unix time as Kbuild's `KBUILD_BUILD_TIMESTAMP` shows it (`date`'s
+/// default format in UTC, e.g. `Sun Nov 15 22:30:52 UTC 2026`), which
+/// `date -d` reads back for the initramfs.
+pub fn build_timestamp(secs: u64) -> Result<String> {
+    let secs = i64::try_from(secs).context("a timestamp past the year 292 billion")?;
+    let at = time::OffsetDateTime::from_unix_timestamp(secs).context("timestamp out of range")?;
+    at.format(time::macros::format_description!(
+        "[weekday repr:short] [month repr:short] [day padding:space] [hour]:[minute]:[second] UTC [year]"
+    ))
+    .context("formatting the build timestamp")
 }
 
 fn make(src: &Path, out: &Path, setup: &MakeSetup) -> Command {
@@ -285,7 +353,11 @@ pub fn build(
     }
     let src = source(project, paths, fetcher)?;
     let rust_lib_src = toolchain::rust_lib_src(project, paths, fetcher)?;
-    let env = MakeSetup::new(project, flavor, Some(&rust_lib_src))?;
+    let env = MakeSetup::new(project, flavor, Some(&rust_lib_src))?.reproducible(
+        &src,
+        &dir,
+        &rust_lib_src,
+    )?;
     eprintln!(
         "lkmlab: configuring kernel {} ({flavor}) in {}",
         project.pin.kernel.version,
@@ -522,6 +594,15 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("not an x86 bzImage"));
+    }
+
+    #[test]
+    fn the_build_timestamp_reads_like_date() {
+        assert_eq!(
+            build_timestamp(1_794_781_852).unwrap(),
+            "Sun Nov 15 22:30:52 UTC 2026"
+        );
+        assert_eq!(build_timestamp(0).unwrap(), "Thu Jan  1 00:00:00 UTC 1970");
     }
 
     #[test]

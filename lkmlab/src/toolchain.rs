@@ -315,7 +315,14 @@ pub fn fingerprint(project: &Project, compiler: Compiler) -> Result<Vec<(String,
             ]
         }
     };
+    // Kbuild records pahole's version in the .config (CONFIG_PAHOLE_VERSION,
+    // 0 without one) and compares it when a module is built.
+    let pahole = match crate::util::which("pahole") {
+        Some(_) => first_line("pahole")?,
+        None => "none".to_string(),
+    };
     inputs.extend([
+        ("pahole".to_string(), pahole),
         ("rustc".to_string(), rustc.trim().to_string()),
         ("bindgen".into(), bindgen_version()?.to_string()),
         (

@@ -491,13 +491,7 @@ fn run_vm_test(
         fault_injection: vm.fault_injection,
     };
     guest::write_initramfs(&initramfs, &runner, payload, &options)?;
-    // KASAN prints only its first report of a boot unless told otherwise;
-    // a lab run wants every one.
-    let cmdline_extra: Vec<&str> = boot
-        .tree
-        .filter(|t| t.enabled("CONFIG_KASAN"))
-        .map(|_| vec!["kasan_multi_shot"])
-        .unwrap_or_default();
+    let cmdline_extra = boot.tree.map(debug_cmdline).unwrap_or_default();
 
     let accel = accel::choose(accel_choice(ctx, vm.accel)?, &ctx.paths)?;
     let timeout = Duration::from_secs(vm.timeout.unwrap_or(ctx.project.pin.vm.timeout_secs));
@@ -537,6 +531,16 @@ fn run_vm_test(
         out.display()
     );
     Ok(verdict)
+}
+
+/// Kernel parameters for a tree's detectors: KASAN prints only its first
+/// report of a boot unless told otherwise, and a lab run wants every one.
+fn debug_cmdline(tree: &KernelTree) -> Vec<&'static str> {
+    if tree.enabled("CONFIG_KASAN") {
+        vec!["kasan_multi_shot"]
+    } else {
+        Vec::new()
+    }
 }
 
 /// What `lkmlab vm` was asked for.

@@ -156,7 +156,7 @@ fn render_case(out: &mut String, case: &TestCase, depth: usize) {
     if show_diag {
         for d in &case.diagnostics {
             if !d.starts_with("running ") {
-                let _ = writeln!(out, "{indent}       {d}");
+                let _ = writeln!(out, "{indent}       {}", logscan::demangle(d));
             }
         }
     }

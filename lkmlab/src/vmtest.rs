@@ -45,8 +45,12 @@ pub struct VmRun {
 }
 
 /// The kernel command line: serial console, reboot (not hang) on panic, and a
-/// triple-fault reboot that `-no-reboot` turns into QEMU exiting.
-pub const CMDLINE: &str = "console=ttyS0 panic=-1 reboot=t rdinit=/init";
+/// triple-fault reboot that `-no-reboot` turns into QEMU exiting. The KUnit
+/// filter matches no suite, so the kernel's own built-in suites do not run
+/// at boot; the guest runner lets every suite run before it loads modules
+/// (the modules' `#[kunit_tests]` run at insmod).
+pub const CMDLINE: &str =
+    "console=ttyS0 panic=-1 reboot=t rdinit=/init kunit.filter_glob=lkmlab_no_kunit_suite";
 
 /// The whole kernel command line of a test boot.
 pub fn cmdline(extra: &[&str]) -> String {

@@ -155,6 +155,42 @@ pub fn module_refcnt(module: &str) -> Result<u64, String> {
         .map_err(|e| format!("{path}: {text:?} is not a count: {e}"))
 }
 
+/// Which KUnit suites run when a module loads: `kunit.filter_glob`, read at
+/// each insmod. The test boot starts with a glob that matches nothing (the
+/// kernel's built-in suites are not the module's tests); the runner sets
+/// [`KUNIT_ALL`] before the suites run.
+pub const KUNIT_FILTER: &str = "/sys/module/kunit/parameters/filter_glob";
+/// Every suite (no trailing newline: the kernel keeps the value verbatim).
+pub const KUNIT_ALL: &str = "*";
+/// Matches no suite (`kunit.filter_glob=` on the test kernel's command line).
+pub const KUNIT_NONE: &str = "lkmlab_no_kunit_suite";
+
+/// Sets `kunit.filter_glob`; a kernel without KUnit has nothing to set.
+pub fn set_kunit_filter(glob: &str) -> Result<(), String> {
+    if !Path::new(KUNIT_FILTER).exists() {
+        return Ok(());
+    }
+    std::fs::write(KUNIT_FILTER, glob)
+        .map_err(|e| format!("writing {glob:?} to {KUNIT_FILTER}: {e}"))
+}
+
+/// No KUnit suite runs at insmod while this lives (e.g. during scull's
+/// load/unload cycles); every suite does again afterwards.
+pub struct KunitPaused;
+
+impl KunitPaused {
+    pub fn new() -> Result<Self, String> {
+        set_kunit_filter(KUNIT_NONE)?;
+        Ok(KunitPaused)
+    }
+}
+
+impl Drop for KunitPaused {
+    fn drop(&mut self) {
+        let _ = set_kunit_filter(KUNIT_ALL);
+    }
+}
+
 /// The KUnit suite `suite` (e.g. a module's `#[kunit_tests(suite)]`, run at
 /// load) passed: its results in debugfs are printed as nested KTAP (so they
 /// appear under the case's result), and the case fails when the file is
@@ -184,28 +220,36 @@ pub fn kunit_suite_passed(suite: &str) -> Verdict {
 /// The kernel log lines that `log_clean` would report (warnings, oopses,
 /// leaks).
 pub fn log_trouble() -> Result<Vec<String>, String> {
-    trouble_in(None)
-}
-
-/// The sequence number of the kernel log's newest record: pass it to
-/// [`trouble_after`] to blame only what happened since.
-pub fn log_position() -> Result<u64, String> {
-    let records = sys::kernel_records().map_err(|e| format!("reading /dev/kmsg: {e}"))?;
-    Ok(records.last().map_or(0, |(seq, _)| *seq))
-}
-
-/// The trouble lines (see [`log_trouble`]) logged after record `position`.
-pub fn trouble_after(position: u64) -> Result<Vec<String>, String> {
-    trouble_in(Some(position))
-}
-
-fn trouble_in(after: Option<u64>) -> Result<Vec<String>, String> {
     let records = sys::kernel_records().map_err(|e| format!("reading /dev/kmsg: {e}"))?;
     Ok(records
         .into_iter()
-        .filter(|(seq, l)| after.is_none_or(|p| *seq > p) && is_trouble(l))
         .map(|(_, l)| l)
+        .filter(|l| is_trouble(l))
         .collect())
+}
+
+/// The trouble lines (see [`log_trouble`]) logged after a point: made
+/// before an action, it blames only what the action caused. It reads
+/// /dev/kmsg from where it was made, so the whole buffer is not read again.
+pub struct LogWatch(std::fs::File);
+
+impl LogWatch {
+    pub fn start() -> Result<LogWatch, String> {
+        sys::open_kmsg_at_end()
+            .map(LogWatch)
+            .map_err(|e| format!("opening /dev/kmsg: {e}"))
+    }
+
+    /// The trouble lines logged since [`LogWatch::start`] (or the last call).
+    pub fn trouble(&mut self) -> Result<Vec<String>, String> {
+        let records =
+            sys::read_records(&mut self.0).map_err(|e| format!("reading /dev/kmsg: {e}"))?;
+        Ok(records
+            .into_iter()
+            .map(|(_, l)| l)
+            .filter(|l| is_trouble(l))
+            .collect())
+    }
 }
 
 fn is_trouble(line: &str) -> bool {

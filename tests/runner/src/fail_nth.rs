@@ -1,6 +1,6 @@
 //! `fail-nth N SYSCALL CMD [ARG...]`: runs CMD and fails the N-th
-//! allocation (fault point) of the first SYSCALL it makes, for guest tests
-//! of error paths (docs/guest-tests.md). The guest has it as
+//! allocation made by module code (see [`fault::enable`]) during the first
+//! SYSCALL it makes, for guest tests of error paths (docs/guest-tests.md). The guest has it as
 //! `/bin/fail-nth`, a link to the runner.
 //!
 //! CMD runs under ptrace: at the entry of its first SYSCALL, its task's
@@ -20,8 +20,8 @@ const NOTHING_INJECTED: u8 = 125;
 const SETUP_FAILED: u8 = 126;
 
 const USAGE: &str = "usage: fail-nth N SYSCALL CMD [ARG...]\n\
-    Runs CMD and fails the N-th allocation of its first SYSCALL (a name such as \
-    openat, write, ioctl, init_module, or a number).\n\
+    Runs CMD and fails the N-th allocation made by module code during its first \
+    SYSCALL (a name such as openat, write, ioctl, init_module, or a number).\n\
     Exit status: CMD's when the failure was injected; 125 when nothing was \
     injected (no such call, or fewer than N allocations in it); 126 on errors.";
 

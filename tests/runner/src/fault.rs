@@ -15,9 +15,13 @@ pub const NEEDS: &str = "a kernel with CONFIG_FAULT_INJECTION, CONFIG_FAILSLAB, 
      CONFIG_FAIL_PAGE_ALLOC and CONFIG_FAULT_INJECTION_DEBUG_FS (lkmlab's debug flavor: \
      --flavor debug)";
 
-/// Makes every slab and page allocation a fault point that `fail-nth` can
-/// fail. The defaults skip what most code allocates with: GFP_KERNEL
-/// allocations (`ignore-gfp-wait` is Y) and single pages (`min-order` is 1).
+/// Makes the slab and page allocations made by module code fault points
+/// that `fail-nth` can fail. The defaults skip what most code allocates
+/// with: GFP_KERNEL allocations (`ignore-gfp-wait` is Y) and single pages
+/// (`min-order` is 1). The stacktrace filter (`require-start`/`-end`) lets
+/// only allocations with a frame of module code on the stack count: those
+/// of a module's init, of the kernel functions it calls, of its file
+/// operations; not the module loader's own, nor a user program's.
 /// `verbose` 1 logs one line per injected failure, without the stack dump
 /// that level 2 (the default) adds.
 pub fn enable() -> Result<(), String> {
@@ -26,6 +30,26 @@ pub fn enable() -> Result<(), String> {
             "this kernel has no fault injection ({FAILSLAB} or {FAIL_PAGE_ALLOC} is missing): \
              it needs {NEEDS}"
         ));
+    }
+    if !Path::new(&format!("{FAILSLAB}/require-start")).exists() {
+        return Err(format!(
+            "this kernel's fault injection has no stacktrace filter ({FAILSLAB}/require-start \
+             is missing): it needs CONFIG_FAULT_INJECTION_STACKTRACE_FILTER, as lkmlab's debug \
+             flavor has"
+        ));
+    }
+    let modules_from = format!("{:#x}", end_of_kernel_text()?);
+    for dir in [FAILSLAB, FAIL_PAGE_ALLOC] {
+        for (knob, value) in [
+            ("require-start", modules_from.as_str()),
+            ("require-end", "0xffffffffffffffff"),
+            // The deepest stack the filter walks: allocator internals, the
+            // Rust allocation API and the module's frames fit well within.
+            ("stacktrace-depth", "32"),
+        ] {
+            let path = format!("{dir}/{knob}");
+            std::fs::write(&path, value).map_err(|e| format!("writing {value} to {path}: {e}"))?;
+        }
     }
     for (dir, knob, value) in [
         (FAILSLAB, "ignore-gfp-wait", "N"),
@@ -39,6 +63,27 @@ pub fn enable() -> Result<(), String> {
         std::fs::write(&path, value).map_err(|e| format!("writing {value} to {path}: {e}"))?;
     }
     Ok(())
+}
+
+/// The end of the kernel's own text (`_etext` in `/proc/kallsyms`): code
+/// above it is module code (x86-64 maps modules above the kernel image).
+fn end_of_kernel_text() -> Result<u64, String> {
+    const KALLSYMS: &str = "/proc/kallsyms";
+    let text = std::fs::read_to_string(KALLSYMS).map_err(|e| format!("{KALLSYMS}: {e}"))?;
+    let addr = text
+        .lines()
+        .find_map(|l| {
+            let mut words = l.split_whitespace();
+            let (addr, _kind, name) = (words.next()?, words.next()?, words.next()?);
+            (name == "_etext").then(|| u64::from_str_radix(addr, 16).ok())?
+        })
+        .ok_or_else(|| format!("{KALLSYMS} has no _etext"))?;
+    if addr == 0 {
+        return Err(format!(
+            "{KALLSYMS} hides addresses (kptr_restrict): cannot tell module code apart"
+        ));
+    }
+    Ok(addr)
 }
 
 /// A task's `fail-nth` file, opened before it is armed: opening it

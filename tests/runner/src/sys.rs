@@ -82,15 +82,33 @@ pub fn kernel_log() -> io::Result<Vec<String>> {
 }
 
 /// Every record currently in the kernel's log buffer as (sequence number,
-/// first line of the message). Sequence numbers grow with every record, so
-/// they tell what was logged after a point even when the buffer has wrapped.
+/// first line of the message).
 pub fn kernel_records() -> io::Result<Vec<(u64, String)>> {
-    use std::io::Read;
+    read_records(&mut open_kmsg()?)
+}
+
+/// `/dev/kmsg`, opened for reading without blocking: each read returns one
+/// record, from the oldest still in the buffer.
+pub fn open_kmsg() -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
-    let mut kmsg = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
-        .open("/dev/kmsg")?;
+        .open("/dev/kmsg")
+}
+
+/// `/dev/kmsg`, positioned after its newest record: reads return only what
+/// is logged from now on.
+pub fn open_kmsg_at_end() -> io::Result<File> {
+    use std::io::{Seek, SeekFrom};
+    let mut kmsg = open_kmsg()?;
+    kmsg.seek(SeekFrom::End(0))?;
+    Ok(kmsg)
+}
+
+/// The records readable from `kmsg` now, as (sequence number, first line).
+pub fn read_records(kmsg: &mut File) -> io::Result<Vec<(u64, String)>> {
+    use std::io::Read;
     let mut records = Vec::new();
     let mut buf = vec![0u8; 8192];
     loop {
@@ -138,4 +156,37 @@ pub fn init_module(image: &[u8], params: &str) -> io::Result<()> {
         )
     };
     check(ret)
+}
+
+/// Restricts the calling thread to one CPU.
+pub fn pin_to_cpu(cpu: usize) -> io::Result<()> {
+    // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET only write into it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid cpu_set_t and `cpu` is below CPU_SETSIZE.
+    unsafe {
+        libc::CPU_ZERO(&mut set);
+        libc::CPU_SET(cpu, &mut set);
+    }
+    // SAFETY: `set` is valid for the size given; 0 means the calling thread.
+    let ret = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The CPUs the kernel has online (`/sys/devices/system/cpu/online`, e.g. `0-1`).
+pub fn online_cpus() -> Result<Vec<usize>, String> {
+    const ONLINE: &str = "/sys/devices/system/cpu/online";
+    let text = std::fs::read_to_string(ONLINE).map_err(|e| format!("{ONLINE}: {e}"))?;
+    let mut cpus = Vec::new();
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        let (first, last) = part.split_once('-').unwrap_or((part, part));
+        let parse = |s: &str| {
+            s.parse::<usize>()
+                .map_err(|e| format!("{ONLINE}: {text:?}: {e}"))
+        };
+        cpus.extend(parse(first)?..=parse(last)?);
+    }
+    Ok(cpus)
 }

@@ -479,13 +479,7 @@ fn run_vm_test(
         .clone()
         .unwrap_or_else(|| ctx.project.target_dir().join(flavor).join("test"));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let runner = match runner {
-        Some(r) => {
-            guest::check_static(r, guest::RUNNER_STATIC_FIX)?;
-            r.to_path_buf()
-        }
-        None => guest::build_runner(&ctx.project.root, &out.join("runner-build.log"))?,
-    };
+    let runner = guest::runner(runner)?;
     let initramfs = out.join("initramfs.cpio");
     let options = guest::RunOptions {
         fault_injection: vm.fault_injection,

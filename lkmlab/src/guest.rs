@@ -3,42 +3,24 @@
 
 use crate::cpio::CpioWriter;
 use crate::module::module_name;
-use crate::progress::run_logged;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-pub const RUNNER_PACKAGE: &str = "lkmlab-guest";
-const TARGET: &str = "x86_64-unknown-linux-gnu";
+/// The guest runner, built with lkmlab (see build.rs) and carried inside it.
+pub const EMBEDDED_RUNNER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/lkmlab-guest"));
 
-/// Build the guest runner from `<project>/tests/runner` as a static executable.
-pub fn build_runner(project_root: &Path, log: &Path) -> Result<PathBuf> {
-    let mut cmd = Command::new("cargo");
-    cmd.current_dir(project_root)
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "-p",
-            RUNNER_PACKAGE,
-            "--target",
-            TARGET,
-        ])
-        // A user's RUSTFLAGS would override the target flags below.
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env(
-            "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS",
-            "-C target-feature=+crt-static",
-        );
-    run_logged(&mut cmd, log, "guest runner build")?;
-    let exe = project_root
-        .join("target")
-        .join(TARGET)
-        .join("release")
-        .join(RUNNER_PACKAGE);
-    check_static(&exe, RUNNER_STATIC_FIX)?;
-    Ok(exe)
+/// The runner for a test run: the one carried inside lkmlab, or `--runner FILE`
+/// (checked to be static).
+pub fn runner(given: Option<&Path>) -> Result<std::borrow::Cow<'static, [u8]>> {
+    match given {
+        None => Ok(EMBEDDED_RUNNER.into()),
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            check_static_elf(&bytes, path, RUNNER_STATIC_FIX)?;
+            Ok(bytes.into())
+        }
+    }
 }
 
 /// How to get a static guest runner.
@@ -53,6 +35,11 @@ const BUSYBOX_STATIC_FIX: &str = "install Debian's static one (sudo apt-get inst
 /// static build (`fix`).
 pub fn check_static(exe: &Path, fix: &str) -> Result<()> {
     let bytes = std::fs::read(exe).with_context(|| format!("reading {}", exe.display()))?;
+    check_static_elf(&bytes, exe, fix)
+}
+
+/// [`check_static`] on the bytes of `exe`.
+fn check_static_elf(bytes: &[u8], exe: &Path, fix: &str) -> Result<()> {
     if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" || bytes[4] != 2 || bytes[5] != 1 {
         bail!(
             "{} is not a 64-bit little-endian ELF executable",
@@ -178,7 +165,7 @@ pub fn plan(payload: &Payload, options: &RunOptions) -> String {
 /// the guest tests (with busybox as `/bin/sh` when they need it) and the plan.
 pub fn write_initramfs(
     out: &Path,
-    runner: &Path,
+    runner: &[u8],
     payload: &Payload,
     options: &RunOptions,
 ) -> Result<()> {
@@ -198,8 +185,7 @@ pub fn write_initramfs(
     }
     // The kernel opens /dev/console for PID 1 before devtmpfs is mounted.
     cpio.char_device("dev/console", 0o600, 5, 1)?;
-    let init = std::fs::read(runner).with_context(|| format!("reading {}", runner.display()))?;
-    cpio.file("init", 0o755, &init)?;
+    cpio.file("init", 0o755, runner)?;
     // The runner is also the guest tests' fault-injection helper.
     cpio.symlink("bin/fail-nth", "/init")?;
     for ko in &payload.modules {
@@ -268,6 +254,11 @@ mod tests {
         let names: Vec<String> = payload.tests.iter().map(|t| test_name(t)).collect();
         assert_eq!(names, ["a-first", "b-second"]);
         assert!(payload.busybox.is_none(), "no script, no shell needed");
+    }
+
+    #[test]
+    fn the_carried_runner_is_a_static_executable() {
+        check_static_elf(EMBEDDED_RUNNER, Path::new("lkmlab-guest"), "FIX").unwrap();
     }
 
     #[test]

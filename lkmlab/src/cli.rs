@@ -53,6 +53,10 @@ pub struct VmArgs {
     /// Needs a kernel with fault injection: the debug flavor.
     #[arg(long)]
     pub fault_injection: bool,
+    /// Print where the time went: kernel check, module build, initramfs, boot
+    /// (to the runner's first KTAP), tests, shutdown, verdict.
+    #[arg(long)]
+    pub timings: bool,
 }
 
 #[derive(Subcommand, Debug)]

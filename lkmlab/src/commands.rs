@@ -9,6 +9,7 @@ use crate::kernel::{self, KernelTree};
 use crate::module::{self, ModuleBuild};
 use crate::paths::Paths;
 use crate::project::Project;
+use crate::timings::Timings;
 use crate::{doctor, guest, junit, kconfig, ktap, lint, report, toolchain, vm, vmtest, watch};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -92,6 +93,7 @@ pub fn run(cli: Cli) -> Result<Done> {
             runner,
             allow_foreign_modules,
         } => {
+            let mut timings = Timings::new();
             let module_dir = module.clone().unwrap_or_else(|| ctx.default_module_dir());
             let verdict = match (kernel, modules) {
                 (Some(k), Some(m)) => {
@@ -114,11 +116,22 @@ pub fn run(cli: Cli) -> Result<Done> {
                         &boot,
                         &payload,
                         runner.as_deref(),
+                        &mut timings,
                     )?
                 }
-                _ => build_and_test(&ctx, &flavor.flavor, &vm, &module_dir, runner.as_deref())?,
+                _ => build_and_test(
+                    &ctx,
+                    &flavor.flavor,
+                    &vm,
+                    &module_dir,
+                    runner.as_deref(),
+                    &mut timings,
+                )?,
             };
             print!("{}", report::render(&verdict));
+            if vm.timings {
+                eprintln!("{}", timings.line());
+            }
             Ok(done(&verdict))
         }
         Cmd::Check { flavor, vm } => {
@@ -128,18 +141,19 @@ pub fn run(cli: Cli) -> Result<Done> {
                 bail!("the pipeline cannot run on this machine yet (see the fixes above)");
             }
             fetch(&ctx)?;
-            let tree = kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), &flavor.flavor)?;
-            let kos = build_module(&ctx, &tree, None, &[])?;
-            let payload = guest::Payload::new(kos, Some(&ctx.default_module_dir()))?;
-            let verdict = run_vm_test(
+            let mut timings = Timings::new();
+            let verdict = build_and_test(
                 &ctx,
                 &flavor.flavor,
                 &vm,
-                &Boot::tree(&tree),
-                &payload,
+                &ctx.default_module_dir(),
                 None,
+                &mut timings,
             )?;
             print!("{}", report::render(&verdict));
+            if vm.timings {
+                eprintln!("{}", timings.line());
+            }
             Ok(done(&verdict))
         }
         Cmd::Vm {
@@ -171,7 +185,13 @@ pub fn run(cli: Cli) -> Result<Done> {
         } => {
             let module_dir = module.unwrap_or_else(|| ctx.default_module_dir());
             let verdict = watch::run(&module_dir, runs, || {
-                build_and_test(&ctx, &flavor.flavor, &vm, &module_dir, None)
+                let mut timings = Timings::new();
+                let verdict =
+                    build_and_test(&ctx, &flavor.flavor, &vm, &module_dir, None, &mut timings);
+                if vm.timings {
+                    eprintln!("{}", timings.line());
+                }
+                verdict
             })?;
             match verdict {
                 Some(true) => Ok(Done::Ok),
@@ -361,18 +381,21 @@ fn build_module(
         .unwrap_or_else(|| ctx.default_module_dir());
     let out = module_out_dir(ctx, &tree.flavor, &src, "modules")?;
     let env = toolchain::make_env(&ctx.project, None);
-    eprintln!(
-        "lkmlab: building {} against {}",
-        src.display(),
-        tree.dir.display()
-    );
-    module::build(&ModuleBuild {
+    let (kos, built) = module::build(&ModuleBuild {
         tree,
         src: &src,
         out: &out,
         env: &env,
         extra: make_vars,
-    })
+    })?;
+    if built == module::Built::UpToDate {
+        eprintln!(
+            "lkmlab: {} is up to date against {}: nothing to build",
+            src.display(),
+            tree.dir.display()
+        );
+    }
+    Ok(kos)
 }
 
 /// Where Kbuild puts a module's objects (`MO=`): `target/lkmlab/<flavor>/<kind>/<dir name>`.
@@ -415,11 +438,22 @@ fn build_and_test(
     vm: &VmArgs,
     module_dir: &Path,
     runner: Option<&Path>,
+    timings: &mut Timings,
 ) -> Result<report::Verdict> {
-    let tree = kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), flavor)?;
-    let kos = build_module(ctx, &tree, Some(module_dir), &[])?;
+    let tree = timings.stage("kernel", || {
+        kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), flavor)
+    })?;
+    let kos = timings.stage("module", || build_module(ctx, &tree, Some(module_dir), &[]))?;
     let payload = guest::Payload::new(kos, Some(module_dir))?;
-    run_vm_test(ctx, flavor, vm, &Boot::tree(&tree), &payload, runner)
+    run_vm_test(
+        ctx,
+        flavor,
+        vm,
+        &Boot::tree(&tree),
+        &payload,
+        runner,
+        timings,
+    )
 }
 
 /// The kernel a test boots: a built tree, or a bzImage given on the command
@@ -461,6 +495,7 @@ fn run_vm_test(
     boot: &Boot,
     payload: &guest::Payload,
     runner: Option<&Path>,
+    timings: &mut Timings,
 ) -> Result<report::Verdict> {
     let bzimage = boot.bzimage.as_path();
     if let Some(tree) = boot
@@ -479,15 +514,18 @@ fn run_vm_test(
         .clone()
         .unwrap_or_else(|| ctx.project.target_dir().join(flavor).join("test"));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let runner = guest::runner(runner)?;
     let initramfs = out.join("initramfs.cpio");
     let options = guest::RunOptions {
         fault_injection: vm.fault_injection,
     };
-    guest::write_initramfs(&initramfs, &runner, payload, &options)?;
+    timings.stage("initramfs", || -> Result<()> {
+        let runner = guest::runner(runner)?;
+        guest::write_initramfs(&initramfs, &runner, payload, &options)
+    })?;
     let cmdline_extra = boot.tree.map(debug_cmdline).unwrap_or_default();
 
-    let accel = accel::choose(accel_choice(ctx, vm.accel)?, &ctx.paths)?;
+    let choice = accel_choice(ctx, vm.accel)?;
+    let accel = timings.stage("accel", || accel::choose(choice, &ctx.paths))?;
     let timeout = Duration::from_secs(vm.timeout.unwrap_or(ctx.project.pin.vm.timeout_secs));
     eprintln!(
         "lkmlab: booting {} under {accel} with {} module(s) and {} guest test(s)",
@@ -505,20 +543,28 @@ fn run_vm_test(
         out: &out,
         cmdline_extra: &cmdline_extra,
     })?;
-    let ktap_text = std::fs::read_to_string(&run.ktap).unwrap_or_default();
-    let console = std::fs::read_to_string(&run.console).unwrap_or_default();
-    let verdict = report::evaluate(&ktap_text, &console, &run.ending, timeout);
+    let first = run.first_ktap.unwrap_or(run.elapsed);
+    let done = run.done.unwrap_or(run.elapsed).max(first);
+    timings.record("boot", first);
+    timings.record("tests", done - first);
+    timings.record("shutdown", run.elapsed.saturating_sub(done));
     let junit_path = out.join("junit.xml");
-    std::fs::write(
-        &junit_path,
-        junit::render(
-            "lkmlab",
-            &verdict.ktap,
-            &verdict.extra_failures,
-            run.elapsed.as_secs_f64(),
-        ),
-    )
-    .with_context(|| format!("writing {}", junit_path.display()))?;
+    let verdict = timings.stage("verdict", || -> Result<report::Verdict> {
+        let ktap_text = std::fs::read_to_string(&run.ktap).unwrap_or_default();
+        let console = std::fs::read_to_string(&run.console).unwrap_or_default();
+        let verdict = report::evaluate(&ktap_text, &console, &run.ending, timeout);
+        std::fs::write(
+            &junit_path,
+            junit::render(
+                "lkmlab",
+                &verdict.ktap,
+                &verdict.extra_failures,
+                run.elapsed.as_secs_f64(),
+            ),
+        )
+        .with_context(|| format!("writing {}", junit_path.display()))?;
+        Ok(verdict)
+    })?;
     eprintln!(
         "lkmlab: VM finished in {:.2}s under {accel}; results in {} (console.log, results.ktap, junit.xml)",
         run.elapsed.as_secs_f64(),

@@ -22,6 +22,7 @@ pub mod paths;
 pub mod progress;
 pub mod project;
 pub mod report;
+pub mod timings;
 pub mod toolchain;
 pub mod util;
 pub mod vm;

@@ -37,8 +37,22 @@ pub fn kbuild(tree: &KernelTree, src: &Path, out: &Path, env: &[(String, OsStrin
     cmd
 }
 
+/// Bump when the way lkmlab builds modules changes.
+const MODULE_RECIPE: &str = "lkmlab-module-recipe-1";
+/// Beside the objects: the key of the inputs the `.ko` files were built from.
+const MODULE_KEY: &str = "lkmlab-module.key";
+
+/// Whether a build produced the `.ko` files or found them up to date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Built {
+    Rebuilt,
+    UpToDate,
+}
+
 /// Build the module and return its `.ko` files, each checked for vermagic.
-pub fn build(b: &ModuleBuild) -> Result<Vec<PathBuf>> {
+/// Nothing is rebuilt when the inputs' key (see [`input_key`]) is the one
+/// the last successful build in `out` recorded.
+pub fn build(b: &ModuleBuild) -> Result<(Vec<PathBuf>, Built)> {
     let src = b
         .src
         .canonicalize()
@@ -51,8 +65,28 @@ pub fn build(b: &ModuleBuild) -> Result<Vec<PathBuf>> {
         );
     }
     check_compiler(b.tree, b.extra)?;
-    std::fs::create_dir_all(b.out)?;
+    std::fs::create_dir_all(b.out).with_context(|| format!("creating {}", b.out.display()))?;
     let out = b.out.canonicalize()?;
+    let key = input_key(b, &src, &out)?;
+    let key_file = out.join(MODULE_KEY);
+    if std::fs::read_to_string(&key_file).ok().as_deref() == Some(key.as_str()) {
+        if let Ok(kos) = find_kos(&out) {
+            if !kos.is_empty()
+                && kos
+                    .iter()
+                    .all(|ko| check_vermagic(ko, &b.tree.release).is_ok())
+            {
+                return Ok((kos, Built::UpToDate));
+            }
+        }
+    }
+    // A build that fails half way must not leave the old key behind.
+    let _ = std::fs::remove_file(&key_file);
+    eprintln!(
+        "lkmlab: building {} against {}",
+        src.display(),
+        b.tree.dir.display()
+    );
     let mut cmd = kbuild(b.tree, &src, &out, b.env);
     cmd.args(b.extra).arg("modules");
     let log = out.join("build.log");
@@ -70,7 +104,89 @@ pub fn build(b: &ModuleBuild) -> Result<Vec<PathBuf>> {
     for ko in &kos {
         check_vermagic(ko, &b.tree.release)?;
     }
-    Ok(kos)
+    crate::util::write_atomic(&key_file, key.as_bytes())?;
+    Ok((kos, Built::Rebuilt))
+}
+
+/// The sha256 of everything a module build reads that lkmlab can see: every
+/// file of the module directory (path, mode, content; not `guest-tests/`,
+/// hidden files, `rust-project.json` or a `target/` directory, which Kbuild
+/// does not read), the kernel tree (its directory, keyed by the kernel's own
+/// inputs, and its build stamp), the make variables, the environment, where
+/// the objects go, and lkmlab's recipe.
+pub fn input_key(b: &ModuleBuild, src: &Path, out: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut field = |name: &str, value: &[u8]| {
+        h.update(name.as_bytes());
+        h.update([0]);
+        h.update((value.len() as u64).to_le_bytes());
+        h.update(value);
+    };
+    field("recipe", MODULE_RECIPE.as_bytes());
+    field("lkmlab", env!("CARGO_PKG_VERSION").as_bytes());
+    field("tree", b.tree.dir.as_os_str().as_encoded_bytes());
+    let stamp = std::fs::read(b.tree.dir.join("lkmlab-build.json")).unwrap_or_default();
+    field("tree-stamp", &stamp);
+    field("compiler", b.tree.compiler_var.as_bytes());
+    for v in b.extra {
+        field("make-var", v.as_bytes());
+    }
+    for (k, v) in b.env {
+        field("env", k.as_bytes());
+        field("env-value", v.as_encoded_bytes());
+    }
+    field("src", src.as_os_str().as_encoded_bytes());
+    field("out", out.as_os_str().as_encoded_bytes());
+    for (rel, mode, content) in source_files(src)? {
+        field("file", rel.as_encoded_bytes());
+        field("mode", &mode.to_le_bytes());
+        field("content", &content);
+    }
+    Ok(crate::fetch::hex(&h.finalize()))
+}
+
+/// The files of a module directory that its build can read, sorted.
+fn source_files(src: &Path) -> Result<Vec<(std::ffi::OsString, u32, Vec<u8>)>> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut files = Vec::new();
+    let mut dirs = vec![src.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))?
+        {
+            let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+            let path = entry.path();
+            let name = entry.file_name();
+            let name_str = name.to_string_lossy();
+            let top = dir == src;
+            if name_str.starts_with('.')
+                || (top
+                    && matches!(
+                        name_str.as_ref(),
+                        crate::guest::GUEST_TESTS_DIR | "target" | crate::lint::RUST_PROJECT
+                    ))
+            {
+                continue;
+            }
+            let meta =
+                std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
+            if meta.is_dir() {
+                dirs.push(path);
+            } else if meta.is_file() {
+                let content =
+                    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                let rel = path
+                    .strip_prefix(src)
+                    .unwrap_or(&path)
+                    .as_os_str()
+                    .to_owned();
+                files.push((rel, meta.permissions().mode(), content));
+            }
+        }
+    }
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(files)
 }
 
 /// The value a `NAME=value` make argument gives NAME, the last one winning
@@ -203,6 +319,58 @@ mod tests {
         assert!(err.contains("6.1.0") && err.contains("7.3.4"), "{err}");
         std::fs::write(&ko, b"vermagic=7.3.4 SMP preempt mod_unload \0").unwrap();
         check_vermagic(&ko, "7.3.4").unwrap();
+    }
+
+    fn tree(dir: &Path) -> KernelTree {
+        KernelTree {
+            dir: dir.to_path_buf(),
+            release: "7.3.4".into(),
+            flavor: "default".into(),
+            compiler: crate::project::Compiler::Gcc,
+            cc_version_text: "gcc 12".into(),
+            compiler_var: "LLVM=".into(),
+            config: Default::default(),
+        }
+    }
+
+    #[test]
+    fn every_input_of_a_module_build_changes_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("m");
+        std::fs::create_dir_all(src.join("guest-tests")).unwrap();
+        std::fs::write(src.join("Kbuild"), "obj-m := m.o\n").unwrap();
+        std::fs::write(src.join("m.rs"), "// one\n").unwrap();
+        let (tree_a, tree_b) = (tree(&dir.path().join("ka")), tree(&dir.path().join("kb")));
+        let out = dir.path().join("out");
+        let key = |t: &KernelTree, extra: &[String]| {
+            let b = ModuleBuild {
+                tree: t,
+                src: &src,
+                out: &out,
+                env: &[],
+                extra,
+            };
+            input_key(&b, &src, &out).unwrap()
+        };
+        let base = key(&tree_a, &[]);
+        assert_eq!(base, key(&tree_a, &[]), "the same inputs, the same key");
+        // Not read by Kbuild: no rebuild.
+        std::fs::write(src.join("guest-tests/t.sh"), "#!/bin/sh\n").unwrap();
+        std::fs::write(src.join("rust-project.json"), "{}").unwrap();
+        assert_eq!(base, key(&tree_a, &[]));
+        // A source file, the Kbuild file, a new file, a flag, the kernel.
+        std::fs::write(src.join("m.rs"), "// two\n").unwrap();
+        let edited = key(&tree_a, &[]);
+        assert_ne!(base, edited);
+        std::fs::write(src.join("Kbuild"), "obj-m := m.o\nccflags-y := -DX\n").unwrap();
+        let kbuild = key(&tree_a, &[]);
+        assert_ne!(edited, kbuild);
+        std::fs::create_dir(src.join("sub")).unwrap();
+        std::fs::write(src.join("sub/helper.h"), "#define X 1\n").unwrap();
+        let added = key(&tree_a, &[]);
+        assert_ne!(kbuild, added);
+        assert_ne!(added, key(&tree_a, &["CLIPPY=1".to_string()]));
+        assert_ne!(added, key(&tree_b, &[]));
     }
 
     #[test]

@@ -102,7 +102,7 @@ pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Durati
             format!("the guest reported no KTAP at all{hint}"),
         ));
     } else if from_runner
-        && !ktap_text.contains("# lkmlab-guest: done")
+        && !ktap_text.contains(crate::vmtest::DONE_MARKER)
         && !matches!(ending, Ending::TimedOut)
     {
         let what = if panicked {

@@ -42,7 +42,16 @@ pub struct VmRun {
     pub elapsed: Duration,
     pub console: PathBuf,
     pub ktap: PathBuf,
+    /// When (since QEMU started) the guest's first KTAP byte arrived: the
+    /// boot, up to the runner's start.
+    pub first_ktap: Option<Duration>,
+    /// When the runner's closing marker arrived: the tests are over, the
+    /// rest is shutdown.
+    pub done: Option<Duration>,
 }
+
+/// The line the guest runner writes after its last result, before it reboots.
+pub const DONE_MARKER: &str = "# lkmlab-guest: done";
 
 /// The kernel command line: serial console, reboot (not hang) on panic, and a
 /// triple-fault reboot that `-no-reboot` turns into QEMU exiting. The KUnit
@@ -105,17 +114,66 @@ pub fn run(t: &VmTest) -> Result<VmRun> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| spawn_error("qemu-system-x86_64", e))?;
-    let ending = wait_with_deadline(&mut child, t.timeout)?;
+    let mut progress = KtapProgress::new(&ktap, started);
+    let ending = wait_with_deadline(&mut child, t.timeout, || progress.poll())?;
+    progress.poll();
     Ok(VmRun {
         ending,
         elapsed: started.elapsed(),
+        first_ktap: progress.first,
+        done: progress.done,
         console,
         ktap,
     })
 }
 
-/// Wait for a child, killing it at the deadline.
-pub fn wait_with_deadline(child: &mut std::process::Child, timeout: Duration) -> Result<Ending> {
+/// Watches the KTAP file QEMU writes, for the times of its first byte and
+/// of the runner's closing marker.
+struct KtapProgress<'a> {
+    path: &'a Path,
+    started: Instant,
+    seen: u64,
+    first: Option<Duration>,
+    done: Option<Duration>,
+}
+
+impl<'a> KtapProgress<'a> {
+    fn new(path: &'a Path, started: Instant) -> Self {
+        KtapProgress {
+            path,
+            started,
+            seen: 0,
+            first: None,
+            done: None,
+        }
+    }
+
+    /// One look at the file: cheap (a stat) unless it grew.
+    fn poll(&mut self) {
+        if self.done.is_some() {
+            return;
+        }
+        let len = std::fs::metadata(self.path).map_or(0, |m| m.len());
+        if len == self.seen {
+            return;
+        }
+        self.seen = len;
+        let now = self.started.elapsed();
+        self.first.get_or_insert(now);
+        let tail = std::fs::read(self.path).unwrap_or_default();
+        let start = tail.len().saturating_sub(256);
+        if String::from_utf8_lossy(&tail[start..]).contains(DONE_MARKER) {
+            self.done = Some(now);
+        }
+    }
+}
+
+/// Wait for a child, killing it at the deadline; `tick` runs at every poll.
+pub fn wait_with_deadline(
+    child: &mut std::process::Child,
+    timeout: Duration,
+    mut tick: impl FnMut(),
+) -> Result<Ending> {
     let started = Instant::now();
     // Drain stderr on a thread so a chatty child cannot block on a full pipe.
     let stderr = child.stderr.take();
@@ -132,6 +190,7 @@ pub fn wait_with_deadline(child: &mut std::process::Child, timeout: Duration) ->
             let stderr = reader.join().unwrap_or_default();
             return Ok(Ending::Exited { status, stderr });
         }
+        tick();
         if started.elapsed() >= timeout {
             let _ = child.kill();
             let _ = child.wait();
@@ -154,7 +213,7 @@ mod tests {
             .spawn()
             .unwrap();
         let started = Instant::now();
-        let ending = wait_with_deadline(&mut child, Duration::from_millis(200)).unwrap();
+        let ending = wait_with_deadline(&mut child, Duration::from_millis(200), || {}).unwrap();
         assert!(matches!(ending, Ending::TimedOut));
         assert!(started.elapsed() < Duration::from_secs(5));
     }
@@ -166,7 +225,7 @@ mod tests {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        match wait_with_deadline(&mut child, Duration::from_secs(10)).unwrap() {
+        match wait_with_deadline(&mut child, Duration::from_secs(10), || {}).unwrap() {
             Ending::Exited { status, stderr } => {
                 assert_eq!(status.code(), Some(3));
                 assert_eq!(stderr.trim(), "boom");

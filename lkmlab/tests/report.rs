@@ -49,3 +49,61 @@ fn a_tab_indented_panic_in_the_console_fails_the_run() {
         "{text}"
     );
 }
+
+/// 0 means every test passed and there was at least one: a run that skipped
+/// every test, or ran none, exits 1 and says why.
+#[test]
+fn nothing_passed_is_a_failure_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let skipped = "KTAP version 1\n1..2\nok 1 a # SKIP no device\nok 2 b # SKIP no device\n";
+    let out = report(dir.path(), skipped, None);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("FAIL ktap.all_skipped"), "{text}");
+
+    let out = report(dir.path(), "KTAP version 1\n1..0\n", None);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("FAIL ktap.no_tests\n       no test ran: the plan is 1..0"),
+        "{text}"
+    );
+}
+
+/// Every KTAP conformance fixture (the kernel's own parser test data) through
+/// `lkmlab report`: 0 exactly when the parser's verdict is "passed", 1 for
+/// any other verdict, 2 for a file without KTAP. (The verdict of each fixture
+/// is checked against kunit.py's in lkmlab/src/ktap.rs.)
+#[test]
+fn the_conformance_fixtures_exit_as_their_verdict_says() {
+    use lkmlab::ktap::{self, Status};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ktap-conformance");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "log") {
+            continue;
+        }
+        seen += 1;
+        let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+        let expected = match ktap::extract(&text).map(|k| ktap::parse(&k).status()) {
+            Some(Status::Passed) => 0,
+            Some(_) => 1,
+            None => 2,
+        };
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lkmlab"))
+            .arg("report")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(expected),
+            "{}:\n{}{}",
+            path.display(),
+            stdout(&out),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(seen > 20, "only {seen} fixtures in {}", dir.display());
+}

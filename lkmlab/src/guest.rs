@@ -139,26 +139,8 @@ impl Payload {
         if !dir.is_dir() {
             return Ok(payload);
         }
-        let mut load_files = Vec::new();
-        for entry in
-            std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))?
-        {
-            let path = entry?.path();
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if !path.is_file() || name.starts_with('.') || name.ends_with(".md") {
-                continue;
-            }
-            if path.extension().is_some_and(|e| e == LOAD_EXT) {
-                load_files.push(path);
-            } else {
-                payload.tests.push(path);
-            }
-        }
-        payload.tests.sort();
-        load_files.sort();
+        let (tests, load_files) = guest_test_files(&dir)?;
+        payload.tests = tests;
         let helpers = dir.join(HELPERS_DIR);
         if helpers.is_dir() {
             collect_files(&helpers, Path::new(""), &mut payload.helpers)?;
@@ -167,10 +149,19 @@ impl Payload {
         for file in &load_files {
             payload.preloads.extend(read_load_file(file, &payload)?);
         }
-        let programs = payload
+        if payload.check_programs()? {
+            payload.busybox = Some(find_busybox()?);
+        }
+        Ok(payload)
+    }
+
+    /// Refuse a dynamically linked test or helper program; tell whether any
+    /// is a script (which needs a shell).
+    fn check_programs(&self) -> Result<bool> {
+        let programs = self
             .tests
             .iter()
-            .chain(payload.helpers.iter().map(|(_, host)| host));
+            .chain(self.helpers.iter().map(|(_, host)| host));
         let mut needs_shell = false;
         for program in programs {
             let head = read_head(program)?;
@@ -180,11 +171,32 @@ impl Payload {
                 check_static(program, GUEST_PROGRAM_STATIC_FIX)?;
             }
         }
-        if needs_shell {
-            payload.busybox = Some(find_busybox()?);
-        }
-        Ok(payload)
+        Ok(needs_shell)
     }
+}
+
+/// The files directly in `guest-tests/`, sorted: the tests, and the `.load`
+/// files. `*.md`, dot files and subdirectories are neither.
+fn guest_test_files(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let (mut tests, mut load_files) = (Vec::new(), Vec::new());
+    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !path.is_file() || name.starts_with('.') || name.ends_with(".md") {
+            continue;
+        }
+        if path.extension().is_some_and(|e| e == LOAD_EXT) {
+            load_files.push(path);
+        } else {
+            tests.push(path);
+        }
+    }
+    tests.sort();
+    load_files.sort();
+    Ok((tests, load_files))
 }
 
 /// The first bytes of a file (enough for `#!` or the ELF magic).

@@ -17,9 +17,9 @@
 //! exception: a result line deeper than it is its own first result (its
 //! results are indented deeper than its header), since a subtest starts with
 //! a header of its own. Only version, `# Subtest:`, plan and result lines take
-//! part in the structure. Diagnostic (`# ...`) and unknown lines may be indented any way and
-//! never end a subtest; they are attached, in order, to the next result at the
-//! innermost open level (see [`TestCase::diagnostics`]).
+//! part in the structure. Diagnostic (`# ...`) and unknown lines may be
+//! indented any way and never end a subtest; they are attached, in order, to
+//! the next result at the innermost open level (see [`TestCase::diagnostics`]).
 //!
 //! The older KUnit layout with `# Subtest: name` lines is understood both
 //! where the header is indented with the subtest's results and where the

@@ -788,6 +788,26 @@ mod tests {
         assert_eq!(a, out_dir_name(root, &root.join("module")), "stable");
     }
 
+    #[test]
+    fn a_second_build_into_one_folder_waits_for_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("modules/module-120970d8");
+        let first = lock_out_dir(&out).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let second = {
+            let out = out.clone();
+            std::thread::spawn(move || {
+                let _lock = lock_out_dir(&out).unwrap();
+                tx.send(()).unwrap();
+            })
+        };
+        let waited = rx.recv_timeout(std::time::Duration::from_millis(200));
+        assert!(waited.is_err(), "the second build did not wait");
+        drop(first);
+        rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+        second.join().unwrap();
+    }
+
     /// The name shown in the docs, in every checkout.
     #[test]
     fn a_module_in_the_project_is_named_alike_in_every_checkout() {

@@ -24,8 +24,11 @@ echo "no-op \`lkmlab kernel\`: $(cat "$work/noop") s"
 mkdir -p "$work/hello"
 cp module/hello.rs module/Makefile "$work/hello/"
 echo 'obj-m := hello.o' >"$work/hello/Kbuild"
+# The output folder's name carries a hash of the module's path: ask lkmlab.
+ko=$("$lkmlab" module --module "$work/hello" 2>/dev/null | grep '/hello\.ko$')
+[ -n "$ko" ] || { echo "bench: \`lkmlab module\` built no hello.ko" >&2; exit 1; }
 for i in $(seq "$runs"); do
-  rm -rf "target/lkmlab/default/modules/hello"
+  rm -rf "$(dirname "$ko")"
   t=$(now); "$lkmlab" module --module "$work/hello" >/dev/null 2>&1; elapsed "$t"
 done | median >"$work/mod_clean"
 echo "module build from clean (hello): $(cat "$work/mod_clean") s"
@@ -48,7 +51,6 @@ echo "lkmlab test, hello, QEMU start to exit: $(median <"$work/test_vm") s"
 echo "lkmlab test, hello, whole command: $(median <"$work/test_wall") s"
 
 # 4. Baseline: busybox initramfs that only does insmod, rmmod, reboot.
-ko="target/lkmlab/default/modules/hello/hello.ko"
 mkdir -p "$work/bb/bin" "$work/bb/dev" "$work/bb/proc"
 cp "$(command -v busybox)" "$work/bb/bin/busybox"
 for a in sh insmod rmmod reboot mount; do ln -sf busybox "$work/bb/bin/$a"; done

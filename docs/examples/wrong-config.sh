@@ -10,8 +10,12 @@ rm -rf "$work"
 mkdir -p "$work/hello"
 cp module/hello.rs "$work/hello/"
 echo 'obj-m := hello.o' >"$work/hello/Kbuild"
-default=$(lkmlab kernel 2>/dev/null)
-debug=$(lkmlab kernel --flavor debug 2>/dev/null)
+# Each kernel is built first if it is not yet: the debug one takes several
+# minutes (10-25 on a small machine), so lkmlab's messages and its progress
+# line stay on the terminal; when both are built, each says so in one line.
+echo "wrong-config.sh: building the default and debug kernels where needed (the first debug build takes several minutes)"
+default=$(lkmlab kernel)
+debug=$(lkmlab kernel --flavor debug)
 echo "default tree: release $(cat "$default/include/config/kernel.release")"
 echo "debug tree:   release $(cat "$debug/include/config/kernel.release")"
 

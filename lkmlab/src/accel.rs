@@ -8,6 +8,7 @@
 use crate::paths::Paths;
 use anyhow::{bail, Result};
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -69,44 +70,172 @@ fn boot_sector() -> Vec<u8> {
     s
 }
 
+/// Why the KVM probe failed: each cause has its own fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeFailure {
+    /// `/dev/kvm` could not be opened.
+    Device {
+        kind: std::io::ErrorKind,
+        message: String,
+    },
+    /// `qemu-system-x86_64` could not be started.
+    NoQemu(String),
+    /// QEMU with `-accel kvm` exited without finishing the probe (the
+    /// message says how, with QEMU's own words).
+    QemuFailed(String),
+    /// The probe did not finish within [`PROBE_DEADLINE`].
+    TooSlow,
+    /// Anything else (a temporary file, waiting for QEMU).
+    Other(String),
+    /// A verdict remembered from an earlier probe this boot.
+    Remembered {
+        failure: Box<ProbeFailure>,
+        cache: PathBuf,
+    },
+}
+
+impl fmt::Display for ProbeFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProbeFailure::Device { message, .. } => write!(f, "/dev/kvm: {message}"),
+            ProbeFailure::NoQemu(e) => write!(f, "cannot run qemu-system-x86_64: {e}"),
+            ProbeFailure::QemuFailed(e) => f.write_str(e),
+            ProbeFailure::TooSlow => write!(
+                f,
+                "/dev/kvm opens but a boot-sector probe did not finish within {}s \
+                 (nested virtualization too slow, or the host too busy?)",
+                PROBE_DEADLINE.as_secs()
+            ),
+            ProbeFailure::Other(e) => f.write_str(e),
+            ProbeFailure::Remembered { failure, cache } => write!(
+                f,
+                "{failure} (probed earlier this boot; delete {} to probe again)",
+                cache.display()
+            ),
+        }
+    }
+}
+
+impl ProbeFailure {
+    /// What to do about it, for `--accel kvm`.
+    pub fn advice(&self) -> String {
+        use std::io::ErrorKind;
+        match self {
+            ProbeFailure::Device {
+                kind: ErrorKind::NotFound,
+                ..
+            } => "Load the KVM module (sudo modprobe kvm_intel, or kvm_amd) and check that \
+                  virtualization is enabled in the firmware or the host VM, or run with \
+                  --accel tcg"
+                .into(),
+            ProbeFailure::Device {
+                kind: ErrorKind::PermissionDenied,
+                ..
+            } => "Join the kvm group (sudo usermod -aG kvm $USER, then log in again), or run \
+                  with --accel tcg"
+                .into(),
+            ProbeFailure::Device { .. } => {
+                "Check /dev/kvm (`ls -l /dev/kvm`, `dmesg | grep -i kvm`), or run with --accel tcg"
+                    .into()
+            }
+            ProbeFailure::NoQemu(_) => {
+                "Install QEMU (sudo apt-get install qemu-system-x86; `lkmlab doctor` checks it)"
+                    .into()
+            }
+            ProbeFailure::QemuFailed(_) => "QEMU's message says why KVM does not work here; \
+                 fix that, or run with --accel tcg"
+                .into(),
+            ProbeFailure::TooSlow => "KVM is there but too slow to run tests (typical of \
+                 nested virtualization): run with --accel tcg, or --accel auto, which falls \
+                 back to TCG"
+                .into(),
+            ProbeFailure::Other(_) => "Run with --accel tcg".into(),
+            ProbeFailure::Remembered { failure, cache } => match **failure {
+                ProbeFailure::TooSlow => format!(
+                    "{} If the host was only busy then, delete {} to probe again.",
+                    failure.advice(),
+                    cache.display()
+                ),
+                _ => failure.advice(),
+            },
+        }
+    }
+
+    /// The verdict as remembered in the cache: a kind, a newline, the details.
+    fn to_saved(&self) -> String {
+        match self {
+            ProbeFailure::NoQemu(e) => format!("no-qemu\n{e}"),
+            ProbeFailure::QemuFailed(e) => format!("qemu-failed\n{e}"),
+            ProbeFailure::TooSlow => "too-slow\n".into(),
+            ProbeFailure::Other(e) => format!("other\n{e}"),
+            ProbeFailure::Remembered { failure, .. } => failure.to_saved(),
+            // Not remembered: /dev/kvm is opened before every probe.
+            ProbeFailure::Device { message, .. } => format!("other\n/dev/kvm: {message}"),
+        }
+    }
+
+    /// A verdict read back; `None` for one in an unknown (older) form.
+    fn from_saved(text: &str) -> Option<ProbeFailure> {
+        let (kind, details) = text.split_once('\n')?;
+        let details = details.to_string();
+        Some(match kind {
+            "no-qemu" => ProbeFailure::NoQemu(details),
+            "qemu-failed" => ProbeFailure::QemuFailed(details),
+            "too-slow" => ProbeFailure::TooSlow,
+            "other" => ProbeFailure::Other(details),
+            _ => return None,
+        })
+    }
+}
+
 /// Does KVM work well enough to run tests? `Err` says why not.
-pub fn probe_kvm(paths: &Paths) -> Result<(), String> {
+pub fn probe_kvm(paths: &Paths) -> Result<(), ProbeFailure> {
     std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/kvm")
-        .map_err(|e| format!("/dev/kvm: {e}"))?;
+        .map_err(|e| ProbeFailure::Device {
+            kind: e.kind(),
+            message: e.to_string(),
+        })?;
     let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
     let cache = paths.kvm_probe();
-    if let Ok(saved) = std::fs::read_to_string(&cache) {
-        if let Some((id, verdict)) = saved.split_once('\n') {
-            if id == boot_id.trim() {
-                return if verdict == "ok" {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "{verdict} (probed earlier this boot; delete {} to probe again)",
-                        cache.display()
-                    ))
-                };
-            }
-        }
+    if let Some(verdict) = remembered(&cache, boot_id.trim()) {
+        return verdict;
     }
     let verdict = run_probe();
     let _ = std::fs::create_dir_all(&paths.cache);
     let text = match &verdict {
         Ok(()) => "ok".to_string(),
-        Err(e) => e.clone(),
+        Err(e) => e.to_saved(),
     };
     let _ = std::fs::write(&cache, format!("{}\n{text}", boot_id.trim()));
     verdict
 }
 
-fn run_probe() -> Result<(), String> {
+/// The verdict saved in `cache` during this boot (`boot_id`), if any.
+fn remembered(cache: &Path, boot_id: &str) -> Option<Result<(), ProbeFailure>> {
+    let saved = std::fs::read_to_string(cache).ok()?;
+    let (id, verdict) = saved.split_once('\n')?;
+    if id != boot_id {
+        return None;
+    }
+    if verdict == "ok" {
+        return Some(Ok(()));
+    }
+    let failure = ProbeFailure::from_saved(verdict)?;
+    Some(Err(ProbeFailure::Remembered {
+        failure: Box::new(failure),
+        cache: cache.to_path_buf(),
+    }))
+}
+
+fn run_probe() -> Result<(), ProbeFailure> {
+    let other = |e: std::io::Error| ProbeFailure::Other(e.to_string());
     let dir = std::env::temp_dir().join(format!("lkmlab-kvm-probe-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&dir).map_err(other)?;
     let img = dir.join("probe.img");
-    std::fs::write(&img, boot_sector()).map_err(|e| e.to_string())?;
+    std::fs::write(&img, boot_sector()).map_err(other)?;
     let started = Instant::now();
     let child = Command::new("qemu-system-x86_64")
         .args([
@@ -133,7 +262,7 @@ fn run_probe() -> Result<(), String> {
         Ok(c) => c,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&dir);
-            return Err(format!("cannot run qemu-system-x86_64: {e}"));
+            return Err(ProbeFailure::NoQemu(e.to_string()));
         }
     };
     let result = loop {
@@ -145,23 +274,27 @@ fn run_probe() -> Result<(), String> {
                     use std::io::Read;
                     let _ = e.read_to_string(&mut err);
                 }
-                break Err(format!("QEMU with KVM failed ({status}): {}", err.trim()));
+                break Err(ProbeFailure::QemuFailed(format!(
+                    "QEMU with KVM failed ({status}): {}",
+                    err.trim()
+                )));
             }
             Ok(None) if started.elapsed() > PROBE_DEADLINE => {
                 let _ = child.kill();
                 let _ = child.wait();
-                break Err(format!(
-                    "/dev/kvm opens but a boot-sector probe did not finish within {}s \
-                     (nested virtualization too slow?)",
-                    PROBE_DEADLINE.as_secs()
-                ));
+                break Err(ProbeFailure::TooSlow);
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => break Err(e.to_string()),
+            Err(e) => break Err(other(e)),
         }
     };
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+/// The error of `--accel kvm` when the probe failed: why, and the fix that fits.
+fn kvm_refused(why: &ProbeFailure) -> String {
+    format!("--accel kvm: KVM is not usable: {why}. {}", why.advice())
 }
 
 /// Resolve the user's choice to an accelerator, telling them loudly when
@@ -174,10 +307,7 @@ pub fn choose(choice: AccelChoice, paths: &Paths) -> Result<Accel> {
         }
         AccelChoice::Kvm => match probe_kvm(paths) {
             Ok(()) => Ok(Accel::Kvm),
-            Err(why) => bail!(
-                "--accel kvm: KVM is not usable: {why}. Fix KVM access (load kvm_intel/kvm_amd, \
-                 add yourself to the kvm group) or run with --accel tcg"
-            ),
+            Err(why) => bail!(kvm_refused(&why)),
         },
         AccelChoice::Auto => match probe_kvm(paths) {
             Ok(()) => {
@@ -214,5 +344,71 @@ mod tests {
             .parse::<AccelChoice>()
             .unwrap_err()
             .contains("auto, kvm or tcg"));
+    }
+
+    #[test]
+    fn a_probe_that_timed_out_is_not_told_to_load_modules_or_join_groups() {
+        let text = kvm_refused(&ProbeFailure::TooSlow);
+        assert!(text.contains("did not finish within 2s"), "{text}");
+        assert!(text.contains("--accel tcg"), "{text}");
+        assert!(
+            !text.contains("kvm_intel") && !text.contains("kvm group"),
+            "{text}"
+        );
+        let remembered = ProbeFailure::Remembered {
+            failure: Box::new(ProbeFailure::TooSlow),
+            cache: PathBuf::from("/c/kvm-probe"),
+        };
+        let text = kvm_refused(&remembered);
+        assert!(
+            text.contains("delete /c/kvm-probe to probe again"),
+            "{text}"
+        );
+        assert!(!text.contains("kvm_intel"), "{text}");
+    }
+
+    #[test]
+    fn each_device_error_gets_its_own_fix() {
+        let device = |kind| ProbeFailure::Device {
+            kind,
+            message: "x".into(),
+        };
+        let missing = device(std::io::ErrorKind::NotFound).advice();
+        assert!(missing.contains("modprobe kvm_intel"), "{missing}");
+        assert!(!missing.contains("kvm group"), "{missing}");
+        let denied = device(std::io::ErrorKind::PermissionDenied).advice();
+        assert!(denied.contains("kvm group"), "{denied}");
+        assert!(!denied.contains("modprobe"), "{denied}");
+        let qemu = ProbeFailure::QemuFailed("QEMU with KVM failed (exit status: 1): no KVM".into())
+            .advice();
+        assert!(
+            !qemu.contains("kvm group") && !qemu.contains("modprobe"),
+            "{qemu}"
+        );
+    }
+
+    #[test]
+    fn a_remembered_verdict_keeps_its_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("kvm-probe");
+        for failure in [
+            ProbeFailure::TooSlow,
+            ProbeFailure::NoQemu("No such file".into()),
+            ProbeFailure::QemuFailed("QEMU with KVM failed (exit status: 1): boom".into()),
+        ] {
+            std::fs::write(&cache, format!("boot-1\n{}", failure.to_saved())).unwrap();
+            let Some(Err(ProbeFailure::Remembered { failure: got, .. })) =
+                remembered(&cache, "boot-1")
+            else {
+                panic!("no remembered failure for {failure:?}");
+            };
+            assert_eq!(*got, failure);
+            assert!(remembered(&cache, "boot-2").is_none(), "another boot");
+        }
+        std::fs::write(&cache, "boot-1\nok").unwrap();
+        assert_eq!(remembered(&cache, "boot-1"), Some(Ok(())));
+        // A verdict in the old form (the text alone) is probed again.
+        std::fs::write(&cache, "boot-1\n/dev/kvm opens but …").unwrap();
+        assert!(remembered(&cache, "boot-1").is_none());
     }
 }

@@ -380,6 +380,7 @@ fn build_module(
         .map(Path::to_path_buf)
         .unwrap_or_else(|| ctx.default_module_dir());
     let out = module_out_dir(ctx, &tree.flavor, &src, "modules")?;
+    let _lock = lock_out_dir(&out)?;
     let env = toolchain::make_env(&ctx.project, None);
     let (kos, built) = module::build(&ModuleBuild {
         tree,
@@ -398,15 +399,70 @@ fn build_module(
     Ok(kos)
 }
 
-/// Where Kbuild puts a module's objects (`MO=`): `target/lkmlab/<flavor>/<kind>/<dir name>`.
+/// Where Kbuild puts a module's objects (`MO=`):
+/// `target/lkmlab/<flavor>/<kind>/<dir name>-<hash>` (see [`out_dir_name`]).
 fn module_out_dir(ctx: &Ctx, flavor: &str, src: &Path, kind: &str) -> Result<PathBuf> {
-    let name = src
+    let src = src
         .canonicalize()
-        .with_context(|| format!("module directory {}", src.display()))?
+        .with_context(|| format!("module directory {}", src.display()))?;
+    let root = ctx
+        .project
+        .root
+        .canonicalize()
+        .unwrap_or_else(|_| ctx.project.root.clone());
+    Ok(ctx
+        .project
+        .target_dir()
+        .join(flavor)
+        .join(kind)
+        .join(out_dir_name(&root, &src)))
+}
+
+/// The name of a module's output folder: its directory's name, to be read,
+/// then 8 hex digits of the sha256 of its path, so that two modules in
+/// directories of the same name (two `module/`s) do not share one. The path
+/// hashed is relative to the project root `root` when the module is inside
+/// it, so the name is the same in every checkout (`module` gives
+/// `module-120970d8`), else absolute. Both paths are canonical.
+fn out_dir_name(root: &Path, src: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::ffi::OsStrExt;
+    let name = src
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "module".into());
-    Ok(ctx.project.target_dir().join(flavor).join(kind).join(name))
+    let key = src.strip_prefix(root).unwrap_or(src);
+    let hash = Sha256::digest(key.as_os_str().as_bytes());
+    format!("{name}-{}", &crate::fetch::hex(&hash)[..8])
+}
+
+/// Build into a module's output folder alone: a second lkmlab building the
+/// same module waits for the first (Kbuild in one `MO=` twice at once
+/// corrupts it). The lock is `.lkmlab-lock` inside the folder.
+fn lock_out_dir(out: &Path) -> Result<std::fs::File> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let path = out.join(".lkmlab-lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            eprintln!(
+                "lkmlab: another lkmlab is building into {}; waiting for it",
+                out.display()
+            );
+            file.lock()
+                .with_context(|| format!("locking {}", path.display()))?;
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+    Ok(file)
 }
 
 fn kos_in(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -746,4 +802,58 @@ fn report_files(file: &Path, console: Option<&Path>) -> Result<Done> {
     } else {
         Done::TestsFailed
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modules_in_directories_of_the_same_name_get_folders_of_their_own() {
+        let root = Path::new("/home/you/lkmlab");
+        let a = out_dir_name(root, &root.join("module"));
+        let b = out_dir_name(root, &root.join("tests/fixtures/module"));
+        let outside = out_dir_name(root, Path::new("/tmp/x/module"));
+        assert_ne!(a, b);
+        assert_ne!(a, outside);
+        assert_ne!(b, outside);
+        for name in [&a, &b, &outside] {
+            let (dir, hash) = name.rsplit_once('-').unwrap();
+            assert_eq!(dir, "module", "{name}");
+            assert!(
+                hash.len() == 8 && hash.bytes().all(|c| c.is_ascii_hexdigit()),
+                "{name}"
+            );
+        }
+        assert_eq!(a, out_dir_name(root, &root.join("module")), "stable");
+    }
+
+    #[test]
+    fn a_second_build_into_one_folder_waits_for_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("modules/module-120970d8");
+        let first = lock_out_dir(&out).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let second = {
+            let out = out.clone();
+            std::thread::spawn(move || {
+                let _lock = lock_out_dir(&out).unwrap();
+                tx.send(()).unwrap();
+            })
+        };
+        let waited = rx.recv_timeout(std::time::Duration::from_millis(200));
+        assert!(waited.is_err(), "the second build did not wait");
+        drop(first);
+        rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+        second.join().unwrap();
+    }
+
+    /// The name shown in the docs, in every checkout.
+    #[test]
+    fn a_module_in_the_project_is_named_alike_in_every_checkout() {
+        let here = out_dir_name(Path::new("/a/lkmlab"), Path::new("/a/lkmlab/module"));
+        let there = out_dir_name(Path::new("/b/wt"), Path::new("/b/wt/module"));
+        assert_eq!(here, there);
+        assert_eq!(here, "module-120970d8");
+    }
 }

@@ -67,56 +67,192 @@ fn check_static_elf(bytes: &[u8], exe: &Path, fix: &str) -> Result<()> {
 
 /// Where a module keeps its own guest tests (see docs/guest-tests.md).
 pub const GUEST_TESTS_DIR: &str = "guest-tests";
+/// The subdirectory of [`GUEST_TESTS_DIR`] whose files are packed for the
+/// tests to use, not run as tests.
+pub const HELPERS_DIR: &str = "helpers";
+/// Where the helpers are in the VM (also `$LKMLAB_HELPERS`, and on `PATH`).
+pub const GUEST_HELPERS: &str = "/lkmlab/helpers";
+/// The extension of a test's list of modules to load before it runs.
+pub const LOAD_EXT: &str = "load";
 /// Shell commands made available to guest test scripts through busybox.
 const APPLETS: &[&str] = &[
     "sh", "ash", "cat", "echo", "test", "[", "grep", "sed", "ls", "mkdir", "rm", "sleep", "dmesg",
     "insmod", "rmmod", "lsmod", "head", "tail", "wc", "dd", "printf", "true", "false", "stat",
 ];
+/// How to get a static guest test or helper program.
+const GUEST_PROGRAM_STATIC_FIX: &str =
+    "link it statically (gcc -static; for Rust, -C target-feature=+crt-static)";
+
+/// A module a guest test needs loaded before it runs: one line of
+/// `guest-tests/<test>.load`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preload {
+    /// The test's name (see [`test_name`]).
+    pub test: String,
+    /// The module's name, as the plan has it (`-` read as `_`).
+    pub module: String,
+    /// Its parameters, as written (`capacity=64 name="a b"`), possibly empty.
+    pub params: String,
+}
 
 /// What goes into the initramfs besides the runner.
 pub struct Payload {
     pub modules: Vec<PathBuf>,
     /// The module's own guest tests, in the order they run.
     pub tests: Vec<PathBuf>,
+    /// The files of `guest-tests/helpers/`: (path under it, file on the host).
+    pub helpers: Vec<(PathBuf, PathBuf)>,
+    /// The modules each test needs loaded first, from its `.load` file.
+    pub preloads: Vec<Preload>,
     /// A static busybox for test scripts, when any test is a script.
     pub busybox: Option<PathBuf>,
 }
 
 impl Payload {
-    /// The modules, plus the guest tests found in `module_dir/guest-tests`
-    /// (and busybox when any of them is a script).
+    /// The modules, plus the guest tests found in `module_dir/guest-tests`,
+    /// their helpers and what they need loaded (and busybox when any test or
+    /// helper is a script).
     pub fn new(modules: Vec<PathBuf>, module_dir: Option<&Path>) -> Result<Payload> {
-        let mut tests = Vec::new();
-        if let Some(dir) = module_dir.map(|d| d.join(GUEST_TESTS_DIR)) {
-            if dir.is_dir() {
-                for entry in
-                    std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))?
-                {
-                    let path = entry?.path();
-                    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-                    if path.is_file()
-                        && !name.is_some_and(|n| n.starts_with('.') || n.ends_with(".md"))
-                    {
-                        tests.push(path);
-                    }
-                }
-                tests.sort();
+        let mut payload = Payload {
+            modules,
+            tests: Vec::new(),
+            helpers: Vec::new(),
+            preloads: Vec::new(),
+            busybox: None,
+        };
+        let Some(dir) = module_dir.map(|d| d.join(GUEST_TESTS_DIR)) else {
+            return Ok(payload);
+        };
+        if !dir.is_dir() {
+            return Ok(payload);
+        }
+        let (tests, load_files) = guest_test_files(&dir)?;
+        payload.tests = tests;
+        let helpers = dir.join(HELPERS_DIR);
+        if helpers.is_dir() {
+            collect_files(&helpers, Path::new(""), &mut payload.helpers)?;
+            payload.helpers.sort();
+        }
+        for file in &load_files {
+            payload.preloads.extend(read_load_file(file, &payload)?);
+        }
+        if payload.check_programs()? {
+            payload.busybox = Some(find_busybox()?);
+        }
+        Ok(payload)
+    }
+
+    /// Refuse a dynamically linked test or helper program; tell whether any
+    /// is a script (which needs a shell).
+    fn check_programs(&self) -> Result<bool> {
+        let programs = self
+            .tests
+            .iter()
+            .chain(self.helpers.iter().map(|(_, host)| host));
+        let mut needs_shell = false;
+        for program in programs {
+            let head = read_head(program)?;
+            if head.starts_with(b"#!") {
+                needs_shell = true;
+            } else if head.starts_with(b"\x7fELF") {
+                check_static(program, GUEST_PROGRAM_STATIC_FIX)?;
             }
         }
-        let needs_shell = tests
-            .iter()
-            .any(|t| std::fs::read(t).is_ok_and(|b| b.starts_with(b"#!")));
-        let busybox = if needs_shell {
-            Some(find_busybox()?)
-        } else {
-            None
-        };
-        Ok(Payload {
-            modules,
-            tests,
-            busybox,
-        })
+        Ok(needs_shell)
     }
+}
+
+/// The files directly in `guest-tests/`, sorted: the tests, and the `.load`
+/// files. `*.md`, dot files and subdirectories are neither.
+fn guest_test_files(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let (mut tests, mut load_files) = (Vec::new(), Vec::new());
+    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !path.is_file() || name.starts_with('.') || name.ends_with(".md") {
+            continue;
+        }
+        if path.extension().is_some_and(|e| e == LOAD_EXT) {
+            load_files.push(path);
+        } else {
+            tests.push(path);
+        }
+    }
+    tests.sort();
+    load_files.sort();
+    Ok((tests, load_files))
+}
+
+/// The first bytes of a file (enough for `#!` or the ELF magic).
+fn read_head(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(4).read_to_end(&mut head))
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok(head)
+}
+
+/// Every file under `dir` (recursively, dot files too), as (path relative
+/// to the top, path on the host).
+fn collect_files(dir: &Path, rel: &Path, out: &mut Vec<(PathBuf, PathBuf)>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let entry = entry?;
+        let path = entry.path();
+        let rel = rel.join(entry.file_name());
+        if path.is_dir() {
+            collect_files(&path, &rel, out)?;
+        } else {
+            out.push((rel, path));
+        }
+    }
+    Ok(())
+}
+
+/// The modules `guest-tests/<test>.load` asks for, one per line:
+/// `MODULE [PARAMETERS]`; blank lines and `#` comments are skipped. The test
+/// and each module must be in the payload.
+fn read_load_file(file: &Path, payload: &Payload) -> Result<Vec<Preload>> {
+    let test = test_name(file);
+    if !payload.tests.iter().any(|t| test_name(t) == test) {
+        bail!(
+            "{} names no guest test: there is no {test} or {test}.* beside it",
+            file.display()
+        );
+    }
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let known: Vec<String> = payload.modules.iter().map(|ko| module_name(ko)).collect();
+    let mut preloads = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (module, params) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        let module = module.trim_end_matches(".ko").replace('-', "_");
+        if !known.contains(&module) {
+            bail!(
+                "{}:{}: {module} is not among the modules this run builds ({})",
+                file.display(),
+                number + 1,
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            );
+        }
+        preloads.push(Preload {
+            test: test.clone(),
+            module,
+            params: params.trim().to_string(),
+        });
+    }
+    Ok(preloads)
 }
 
 fn find_busybox() -> Result<PathBuf> {
@@ -144,7 +280,10 @@ pub struct RunOptions {
     pub fault_injection: bool,
 }
 
-/// The test plan the runner reads from `/lkmlab/plan`.
+/// The test plan the runner reads from `/lkmlab/plan`, one item a line:
+/// `option NAME`, `module NAME PATH`, `test NAME PATH`, and `load TEST MODULE
+/// [PARAMETERS]` (the rest of the line) for each module a test needs loaded
+/// first, in the order they load.
 pub fn plan(payload: &Payload, options: &RunOptions) -> String {
     let mut plan = String::from("# lkmlab test plan: modules, then guest tests\n");
     if options.fault_injection {
@@ -158,11 +297,17 @@ pub fn plan(payload: &Payload, options: &RunOptions) -> String {
         let name = test_name(t);
         plan.push_str(&format!("test {name} /lkmlab/tests/{name}\n"));
     }
+    for p in &payload.preloads {
+        let line = format!("load {} {} {}", p.test, p.module, p.params);
+        plan.push_str(line.trim_end());
+        plan.push('\n');
+    }
     plan
 }
 
 /// Write the initramfs: `/init` (the runner), `/dev/console`, the modules,
-/// the guest tests (with busybox as `/bin/sh` when they need it) and the plan.
+/// the guest tests and their helpers (with busybox as `/bin/sh` when they
+/// need it) and the plan.
 pub fn write_initramfs(
     out: &Path,
     runner: &[u8],
@@ -180,6 +325,7 @@ pub fn write_initramfs(
         "lkmlab",
         "lkmlab/modules",
         "lkmlab/tests",
+        "lkmlab/helpers",
     ] {
         cpio.dir(dir, 0o755)?;
     }
@@ -200,6 +346,7 @@ pub fn write_initramfs(
         let data = std::fs::read(t).with_context(|| format!("reading {}", t.display()))?;
         cpio.file(&format!("lkmlab/tests/{}", test_name(t)), 0o755, &data)?;
     }
+    write_helpers(&mut cpio, &payload.helpers)?;
     if let Some(busybox) = &payload.busybox {
         let data =
             std::fs::read(busybox).with_context(|| format!("reading {}", busybox.display()))?;
@@ -211,6 +358,40 @@ pub fn write_initramfs(
     cpio.file("lkmlab/plan", 0o644, plan(payload, options).as_bytes())?;
     use std::io::Write;
     cpio.finish()?.flush()?;
+    Ok(())
+}
+
+/// The helpers under `lkmlab/helpers/`, with their directories; a file the
+/// owner may execute stays executable.
+fn write_helpers<W: std::io::Write>(
+    cpio: &mut CpioWriter<W>,
+    helpers: &[(PathBuf, PathBuf)],
+) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut dirs = std::collections::BTreeSet::new();
+    for (rel, _) in helpers {
+        for dir in rel
+            .ancestors()
+            .skip(1)
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            dirs.insert(dir.to_path_buf());
+        }
+    }
+    for dir in &dirs {
+        cpio.dir(&format!("lkmlab/helpers/{}", dir.display()), 0o755)?;
+    }
+    for (rel, host) in helpers {
+        let data = std::fs::read(host).with_context(|| format!("reading {}", host.display()))?;
+        let executable = std::fs::metadata(host)
+            .with_context(|| format!("reading {}", host.display()))?
+            .permissions()
+            .mode()
+            & 0o100
+            != 0;
+        let mode = if executable { 0o755 } else { 0o644 };
+        cpio.file(&format!("lkmlab/helpers/{}", rel.display()), mode, &data)?;
+    }
     Ok(())
 }
 
@@ -226,6 +407,19 @@ mod tests {
                 PathBuf::from("/b/rust-scull.ko"),
             ],
             tests: vec![PathBuf::from("/m/guest-tests/open-close.sh")],
+            helpers: Vec::new(),
+            preloads: vec![
+                Preload {
+                    test: "open-close".into(),
+                    module: "rust_scull".into(),
+                    params: "capacity=64 name=\"a b\"".into(),
+                },
+                Preload {
+                    test: "open-close".into(),
+                    module: "hello".into(),
+                    params: String::new(),
+                },
+            ],
             busybox: None,
         };
         let plan = plan(&payload, &RunOptions::default());
@@ -233,6 +427,9 @@ mod tests {
         assert!(plan.contains("module hello /lkmlab/modules/hello.ko\n"));
         assert!(plan.contains("module rust_scull /lkmlab/modules/rust_scull.ko\n"));
         assert!(plan.contains("test open-close /lkmlab/tests/open-close\n"));
+        assert!(plan.ends_with(
+            "load open-close rust_scull capacity=64 name=\"a b\"\nload open-close hello\n"
+        ));
         let with = super::plan(
             &payload,
             &RunOptions {
@@ -247,13 +444,160 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let tests = dir.path().join(GUEST_TESTS_DIR);
         std::fs::create_dir(&tests).unwrap();
-        std::fs::write(tests.join("b-second"), b"\x7fELF").unwrap();
-        std::fs::write(tests.join("a-first"), b"\x7fELF").unwrap();
+        std::fs::write(tests.join("b-second"), static_elf()).unwrap();
+        std::fs::write(tests.join("a-first"), static_elf()).unwrap();
         std::fs::write(tests.join("README.md"), b"# docs").unwrap();
         let payload = Payload::new(vec![], Some(dir.path())).unwrap();
         let names: Vec<String> = payload.tests.iter().map(|t| test_name(t)).collect();
         assert_eq!(names, ["a-first", "b-second"]);
         assert!(payload.busybox.is_none(), "no script, no shell needed");
+    }
+
+    fn write(path: &Path, text: impl AsRef<[u8]>) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// The header of a 64-bit little-endian ELF file without program headers:
+    /// what a static executable looks like to [`check_static`].
+    fn static_elf() -> Vec<u8> {
+        let mut elf = b"\x7fELF\x02\x01\x01".to_vec();
+        elf.resize(64, 0);
+        elf
+    }
+
+    #[test]
+    fn helpers_are_packed_not_run_and_load_files_are_not_tests() {
+        let dir = tempfile::tempdir().unwrap();
+        let tests = dir.path().join(GUEST_TESTS_DIR);
+        write(&tests.join("uses-helper"), static_elf());
+        write(&tests.join("needs-scull"), static_elf());
+        write(
+            &tests.join("needs-scull.load"),
+            "# load scull first\n\nrust-scull capacity=64\nhello.ko\n",
+        );
+        write(&tests.join("helpers/tool.sh"), "#!/bin/sh\necho help\n");
+        write(&tests.join("helpers/data/expected.txt"), "hello\n");
+        write(&tests.join("src/tool.c"), "int main(void) { return 0; }\n");
+        let kos = vec![
+            PathBuf::from("/b/rust-scull.ko"),
+            PathBuf::from("/b/hello.ko"),
+        ];
+        let payload = Payload::new(kos, Some(dir.path())).unwrap();
+        let names: Vec<String> = payload.tests.iter().map(|t| test_name(t)).collect();
+        assert_eq!(names, ["needs-scull", "uses-helper"]);
+        let helpers: Vec<&Path> = payload
+            .helpers
+            .iter()
+            .map(|(rel, _)| rel.as_path())
+            .collect();
+        assert_eq!(
+            helpers,
+            [Path::new("data/expected.txt"), Path::new("tool.sh")]
+        );
+        assert_eq!(
+            payload.preloads,
+            [
+                Preload {
+                    test: "needs-scull".into(),
+                    module: "rust_scull".into(),
+                    params: "capacity=64".into(),
+                },
+                Preload {
+                    test: "needs-scull".into(),
+                    module: "hello".into(),
+                    params: String::new(),
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn the_initramfs_carries_the_helpers_where_the_docs_say() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let tests = dir.path().join(GUEST_TESTS_DIR);
+        write(&tests.join("t"), "\x7fELF");
+        write(&tests.join("helpers/bin/tool"), "\x7fELF tool");
+        write(&tests.join("helpers/data.txt"), "data");
+        let tool = tests.join("helpers/bin/tool");
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // Not a real ELF file: skip the static check by building the payload by hand.
+        let payload = Payload {
+            modules: Vec::new(),
+            tests: vec![tests.join("t")],
+            helpers: vec![
+                (PathBuf::from("bin/tool"), tool),
+                (PathBuf::from("data.txt"), tests.join("helpers/data.txt")),
+            ],
+            preloads: Vec::new(),
+            busybox: None,
+        };
+        let cpio = dir.path().join("initramfs.cpio");
+        write_initramfs(&cpio, b"runner", &payload, &RunOptions::default()).unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        let status = std::process::Command::new("cpio")
+            .args(["-idm", "--quiet", "-F"])
+            .arg(&cpio)
+            .current_dir(&root)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let helpers = root.join(GUEST_HELPERS.trim_start_matches('/'));
+        assert_eq!(std::fs::read(helpers.join("data.txt")).unwrap(), b"data");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&helpers.join("bin/tool")), 0o755);
+        assert_eq!(mode(&helpers.join("data.txt")), 0o644);
+        assert!(!root.join("lkmlab/tests/tool").exists());
+    }
+
+    #[test]
+    fn a_load_file_must_name_a_test_and_modules_of_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let tests = dir.path().join(GUEST_TESTS_DIR);
+        write(&tests.join("t.sh"), "#!/bin/sh\n");
+        write(&tests.join("t.load"), "hello\nnope x=1\n");
+        let err = read_load_file(
+            &tests.join("t.load"),
+            &Payload {
+                modules: vec![PathBuf::from("/b/hello.ko")],
+                tests: vec![tests.join("t.sh")],
+                helpers: Vec::new(),
+                preloads: Vec::new(),
+                busybox: None,
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.ends_with("t.load:2: nope is not among the modules this run builds (hello)"),
+            "{err}"
+        );
+        write(&tests.join("orphan.load"), "hello\n");
+        let err = Payload::new(vec![PathBuf::from("/b/hello.ko")], Some(dir.path()))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("orphan.load names no guest test"), "{err}");
+    }
+
+    #[test]
+    fn a_dynamic_guest_program_is_refused_before_the_vm_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let tests = dir.path().join(GUEST_TESTS_DIR);
+        std::fs::create_dir_all(tests.join(HELPERS_DIR)).unwrap();
+        // This test binary itself is dynamically linked on Debian.
+        let me = std::env::current_exe().unwrap();
+        std::fs::copy(&me, tests.join(HELPERS_DIR).join("tool")).unwrap();
+        let err = Payload::new(Vec::new(), Some(dir.path()))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("dynamically linked") && err.contains("gcc -static"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! `scripts/kconfig/merge_config.sh`), applying to a `.config` before
 //! `make olddefconfig`, and checking afterwards that nothing was dropped.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// The value of one option.
@@ -331,6 +331,42 @@ pub struct Dropped {
     pub got: Option<Value>,
     /// Where it was asked for (`file:line`).
     pub origin: String,
+    /// Why, when Kconfig could tell (see [`explain`]).
+    pub reason: Option<Reason>,
+}
+
+/// Why Kconfig dropped a requested option, in its own words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// `KCONFIG_WARN_UNKNOWN_SYMBOLS` says: no such symbol.
+    NoSuchSymbol,
+    /// Its direct dependencies (`depends on`, enclosing `if` and menus) are
+    /// not met: the terms that fail, as Kconfig prints them (`BLK_DEV [=n]`),
+    /// and whether they still allow `m`.
+    Unmet { terms: String, allows_m: bool },
+    /// Its dependencies are met, yet Kconfig did not take the value.
+    DependenciesMet,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::NoSuchSymbol => f.write_str("no such symbol in this kernel"),
+            Reason::Unmet {
+                terms,
+                allows_m: false,
+            } => write!(f, "dependency not met: {terms}"),
+            Reason::Unmet {
+                terms,
+                allows_m: true,
+            } => write!(f, "dependency not met for =y (it allows only =m): {terms}"),
+            Reason::DependenciesMet => f.write_str(
+                "its dependencies are met, so Kconfig dropped the value for another reason (an \
+                 option without a prompt, which only a `select` or a default sets; a bool asked \
+                 to be m; a choice)",
+            ),
+        }
+    }
 }
 
 impl fmt::Display for Dropped {
@@ -343,9 +379,239 @@ impl fmt::Display for Dropped {
             self.origin
         )?;
         match &self.got {
-            None | Some(Value::No) => f.write_str("not set"),
-            Some(value) => write!(f, "={}", value.to_dotconfig_rhs()),
+            None | Some(Value::No) => f.write_str("not set")?,
+            Some(value) => write!(f, "={}", value.to_dotconfig_rhs())?,
         }
+        match &self.reason {
+            Some(reason) => write!(f, ": {reason}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The options a Kconfig probe can explain with `select`: those asked to be
+/// `y` or `m` (a `select` takes only bool and tristate symbols) and not
+/// reported unknown.
+pub fn probe_candidates<'a>(dropped: &'a [Dropped], unknown: &BTreeSet<String>) -> Vec<&'a str> {
+    dropped
+        .iter()
+        .filter(|d| matches!(d.wanted, Value::Yes | Value::Module))
+        .filter(|d| !unknown.contains(&d.name))
+        .map(|d| d.name.as_str())
+        .collect()
+}
+
+/// A top-level Kconfig file: the kernel's own (`top`, the text of its
+/// `Kconfig`) plus a symbol that `select`s each of `options` (`CONFIG_X`).
+/// Kconfig then warns "unmet direct dependencies detected for X" with X's
+/// dependencies and their values, its own evaluation of why X was dropped.
+pub fn probe_kconfig(top: &str, options: &[&str]) -> String {
+    let mut text = top.to_string();
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str("\nconfig LKMLAB_WHY_DROPPED\n\tdef_bool y\n");
+    for option in options {
+        let name = option.strip_prefix("CONFIG_").unwrap_or(option);
+        text.push_str(&format!("\tselect {name}\n"));
+    }
+    text
+}
+
+/// The symbols Kconfig's `KCONFIG_WARN_UNKNOWN_SYMBOLS=1` warns about in its
+/// output (`.config:12:warning: unknown symbol: FOO`), as `CONFIG_FOO`.
+pub fn unknown_symbols(conf_output: &str) -> BTreeSet<String> {
+    conf_output
+        .lines()
+        .filter_map(|l| l.split_once("warning: unknown symbol: "))
+        .map(|(_, name)| format!("CONFIG_{}", name.trim()))
+        .collect()
+}
+
+/// Kconfig's "unmet direct dependencies" warnings in its output: option
+/// (`CONFIG_X`) → what its dependencies evaluate to (`n` or `m`) and the
+/// expression, as printed (`BLK_DEV [=n] && VIRTIO [=y]`).
+pub fn unmet_dependencies(conf_output: &str) -> BTreeMap<String, (char, String)> {
+    let mut found = BTreeMap::new();
+    let mut lines = conf_output.lines();
+    while let Some(line) = lines.next() {
+        let Some(name) = line
+            .trim()
+            .strip_prefix("WARNING: unmet direct dependencies detected for ")
+        else {
+            continue;
+        };
+        let Some(deps) = lines.next().map(str::trim) else {
+            break;
+        };
+        let parsed = deps
+            .strip_prefix("Depends on [")
+            .and_then(|rest| rest.split_once("]: "))
+            .and_then(|(value, expr)| Some((value.chars().next()?, expr.to_string())));
+        if let Some(entry) = parsed {
+            found.insert(format!("CONFIG_{}", name.trim()), entry);
+        }
+    }
+    found
+}
+
+/// The reasons for what `explain`'s two Kconfig runs said: `unknown` from
+/// the one with `KCONFIG_WARN_UNKNOWN_SYMBOLS`, `probe` the output of the one
+/// with [`probe_kconfig`] over `probed` (`None` if that run failed).
+pub fn explain(
+    dropped: &mut [Dropped],
+    unknown: &BTreeSet<String>,
+    probed: &[String],
+    probe: Option<&str>,
+) {
+    let unmet = probe.map(unmet_dependencies).unwrap_or_default();
+    for d in dropped.iter_mut() {
+        d.reason = if unknown.contains(&d.name) {
+            Some(Reason::NoSuchSymbol)
+        } else if let Some((value, expr)) = unmet.get(&d.name) {
+            let wanted_m = d.wanted == Value::Module;
+            Some(Reason::Unmet {
+                terms: failing_terms(expr, if wanted_m { 1 } else { 2 }),
+                allows_m: *value == 'm' && !wanted_m,
+            })
+        } else if probe.is_some() && probed.contains(&d.name) {
+            Some(Reason::DependenciesMet)
+        } else {
+            None
+        };
+    }
+}
+
+/// The `&&` terms of a dependency expression (as Kconfig prints it) that
+/// evaluate below `needed` (0 n, 1 m, 2 y), joined by ` && `: what keeps the
+/// option from being set. A term this cannot evaluate is kept; if none is
+/// left, the whole expression is.
+pub fn failing_terms(expr: &str, needed: u8) -> String {
+    let failing: Vec<&str> = top_level_and_terms(expr)
+        .into_iter()
+        .filter(|term| tristate_value(term).is_none_or(|v| v < needed))
+        .collect();
+    if failing.is_empty() {
+        expr.trim().to_string()
+    } else {
+        failing.join(" && ")
+    }
+}
+
+/// `expr` split at the ` && ` outside parentheses.
+fn top_level_and_terms(expr: &str) -> Vec<&str> {
+    let mut terms = Vec::new();
+    let (mut depth, mut start) = (0i32, 0);
+    let bytes = expr.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'(' => depth += 1,
+            b')' => depth -= 1,
+            b'&' if depth == 0 && expr[i..].starts_with("&&") => {
+                terms.push(expr[start..i].trim());
+                start = i + 2;
+                i += 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    terms.push(expr[start..].trim());
+    terms.retain(|t| !t.is_empty());
+    terms
+}
+
+/// The tristate value (0 n, 1 m, 2 y) of an expression as Kconfig prints
+/// it: symbols with their values (`FOO [=y]`), `!`, `&&`, `||` and
+/// parentheses. `None` for anything else (comparisons, strings).
+fn tristate_value(expr: &str) -> Option<u8> {
+    let tokens = tokenize(expr)?;
+    let mut pos = 0;
+    let value = or_expr(&tokens, &mut pos)?;
+    (pos == tokens.len()).then_some(value)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token {
+    Value(u8),
+    Not,
+    And,
+    Or,
+    Open,
+    Close,
+}
+
+fn tokenize(expr: &str) -> Option<Vec<Token>> {
+    let mut tokens = Vec::new();
+    let mut rest = expr.trim_start();
+    while !rest.is_empty() {
+        let (token, len) = if rest.starts_with("&&") {
+            (Token::And, 2)
+        } else if rest.starts_with("||") {
+            (Token::Or, 2)
+        } else if rest.starts_with('!') && !rest.starts_with("!=") {
+            (Token::Not, 1)
+        } else if rest.starts_with('(') {
+            (Token::Open, 1)
+        } else if rest.starts_with(')') {
+            (Token::Close, 1)
+        } else {
+            // `NAME [=v]`: a symbol and its value.
+            let end = rest.find(" [=")?;
+            let name = &rest[..end];
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return None;
+            }
+            let after = &rest[end + 3..];
+            let close = after.find(']')?;
+            let value = match &after[..close] {
+                "y" => 2,
+                "m" => 1,
+                "n" => 0,
+                _ => return None,
+            };
+            (Token::Value(value), end + 3 + close + 1)
+        };
+        tokens.push(token);
+        rest = rest[len..].trim_start();
+    }
+    Some(tokens)
+}
+
+fn or_expr(tokens: &[Token], pos: &mut usize) -> Option<u8> {
+    let mut value = and_expr(tokens, pos)?;
+    while tokens.get(*pos) == Some(&Token::Or) {
+        *pos += 1;
+        value = value.max(and_expr(tokens, pos)?);
+    }
+    Some(value)
+}
+
+fn and_expr(tokens: &[Token], pos: &mut usize) -> Option<u8> {
+    let mut value = unary(tokens, pos)?;
+    while tokens.get(*pos) == Some(&Token::And) {
+        *pos += 1;
+        value = value.min(unary(tokens, pos)?);
+    }
+    Some(value)
+}
+
+fn unary(tokens: &[Token], pos: &mut usize) -> Option<u8> {
+    let token = *tokens.get(*pos)?;
+    *pos += 1;
+    match token {
+        Token::Not => Some(2 - unary(tokens, pos)?),
+        Token::Value(v) => Some(v),
+        Token::Open => {
+            let value = or_expr(tokens, pos)?;
+            if tokens.get(*pos) != Some(&Token::Close) {
+                return None;
+            }
+            *pos += 1;
+            Some(value)
+        }
+        Token::And | Token::Or | Token::Close => None,
     }
 }
 
@@ -370,6 +636,7 @@ pub fn verify(
                 wanted: entry.value.clone(),
                 got: got.cloned(),
                 origin: entry.origin.clone(),
+                reason: None,
             })
         })
         .collect()
@@ -741,5 +1008,131 @@ CONFIG_ZNEW=0x10
                 }
             }
         }
+    }
+
+    /// What `make olddefconfig` printed with a probe over KASAN and
+    /// VIRTIO_BLK on a tinyconfig base (7.3.4).
+    const PROBE_OUTPUT: &str = "\
+/tmp/o/lkmlab-why.config:1448:warning: override: reassigning to symbol NR_CPUS
+
+WARNING: unmet direct dependencies detected for KASAN
+  Depends on [n]: ((HAVE_ARCH_KASAN [=y] && CC_HAS_KASAN_GENERIC [=y] || HAVE_ARCH_KASAN_SW_TAGS [=n] && CC_HAS_KASAN_SW_TAGS [=n]) && CC_HAS_WORKING_NOSANITIZE_ADDRESS [=y] || HAVE_ARCH_KASAN_HW_TAGS [=n]) && SYSFS [=n] && !SLUB_TINY [=y]
+  Selected by [y]:
+  - LKMLAB_WHY_DROPPED [=y]
+
+WARNING: unmet direct dependencies detected for SLUB_DEBUG
+  Depends on [n]: SYSFS [=n] && !SLUB_TINY [=y]
+  Selected by [y]:
+  - KASAN_GENERIC [=y] && KASAN [=y]
+
+WARNING: unmet direct dependencies detected for VIRTIO_BLK
+  Depends on [n]: BLK_DEV [=n] && VIRTIO [=y]
+  Selected by [y]:
+  - LKMLAB_WHY_DROPPED [=y]
+";
+
+    fn dropped(name: &str, wanted: Value) -> Dropped {
+        Dropped {
+            name: name.into(),
+            wanted,
+            got: None,
+            origin: "kernel-config/base.config:62".into(),
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn kconfig_says_which_reason_applies() {
+        let unknown = unknown_symbols(
+            "/tmp/o/lkmlab-why.config:1444:warning: unknown symbol: LKMLAB_NO_SUCH_OPTION\n",
+        );
+        assert_eq!(
+            unknown.iter().collect::<Vec<_>>(),
+            ["CONFIG_LKMLAB_NO_SUCH_OPTION"]
+        );
+        let mut all = vec![
+            dropped("CONFIG_LKMLAB_NO_SUCH_OPTION", Value::Yes),
+            dropped("CONFIG_VIRTIO_BLK", Value::Yes),
+            dropped("CONFIG_KASAN", Value::Yes),
+            dropped("CONFIG_ZLIB_INFLATE", Value::Yes),
+            dropped("CONFIG_NR_CPUS", Value::Other("4".into())),
+        ];
+        let probed: Vec<String> = probe_candidates(&all, &unknown)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(
+            probed,
+            ["CONFIG_VIRTIO_BLK", "CONFIG_KASAN", "CONFIG_ZLIB_INFLATE"]
+        );
+        explain(&mut all, &unknown, &probed, Some(PROBE_OUTPUT));
+        let lines: Vec<String> = all.iter().map(|d| d.to_string()).collect();
+        assert_eq!(
+            lines[0],
+            "CONFIG_LKMLAB_NO_SUCH_OPTION=y (kernel-config/base.config:62) ended up not set: \
+             no such symbol in this kernel"
+        );
+        assert!(
+            lines[1].ends_with("not set: dependency not met: BLK_DEV [=n]"),
+            "{}",
+            lines[1]
+        );
+        assert!(
+            lines[2].ends_with("not set: dependency not met: SYSFS [=n] && !SLUB_TINY [=y]"),
+            "{}",
+            lines[2]
+        );
+        assert_eq!(all[3].reason, Some(Reason::DependenciesMet));
+        assert_eq!(all[4].reason, None, "an int cannot be probed with select");
+        // A probe that failed to run explains nothing it was to explain.
+        let mut again = vec![dropped("CONFIG_VIRTIO_BLK", Value::Yes)];
+        explain(&mut again, &BTreeSet::new(), &probed, None);
+        assert_eq!(again[0].reason, None);
+    }
+
+    #[test]
+    fn a_dependency_that_allows_only_m() {
+        let mut d = vec![dropped("CONFIG_FOO", Value::Yes)];
+        let out = "WARNING: unmet direct dependencies detected for FOO\n  Depends on [m]: BAR [=m] && BAZ [=y]\n";
+        explain(&mut d, &BTreeSet::new(), &["CONFIG_FOO".into()], Some(out));
+        assert_eq!(
+            d[0].reason.as_ref().unwrap().to_string(),
+            "dependency not met for =y (it allows only =m): BAR [=m]"
+        );
+    }
+
+    #[test]
+    fn the_probe_selects_each_option_after_the_kernels_own_kconfig() {
+        let text = probe_kconfig(
+            "mainmenu \"Linux\"\nsource \"init/Kconfig\"",
+            &["CONFIG_A", "CONFIG_B"],
+        );
+        assert_eq!(
+            text,
+            "mainmenu \"Linux\"\nsource \"init/Kconfig\"\n\nconfig LKMLAB_WHY_DROPPED\n\tdef_bool y\n\tselect A\n\tselect B\n"
+        );
+    }
+
+    #[test]
+    fn failing_terms_of_a_dependency() {
+        assert_eq!(
+            failing_terms("BLK_DEV [=n] && VIRTIO [=y]", 2),
+            "BLK_DEV [=n]"
+        );
+        assert_eq!(failing_terms("(A [=y] || B [=n]) && C [=m]", 2), "C [=m]");
+        assert_eq!(
+            failing_terms("(A [=y] || B [=n]) && C [=m]", 1),
+            "(A [=y] || B [=n]) && C [=m]"
+        );
+        assert_eq!(
+            failing_terms("!(A [=n] && B [=y]) && !C [=y]", 2),
+            "!C [=y]"
+        );
+        // A comparison is not evaluated here: kept, to be safe.
+        assert_eq!(
+            failing_terms("X [=y] && CMDLINE [=]=\"\" && Y [=n]", 2),
+            "CMDLINE [=]=\"\" && Y [=n]"
+        );
+        assert_eq!(failing_terms("garbage (", 2), "garbage (");
     }
 }

@@ -215,16 +215,17 @@ pub fn configure(
     run_quiet(make(src, out, env).arg("tinyconfig"), "make tinyconfig")?;
     let config_path = out.join(".config");
     let base = std::fs::read_to_string(&config_path)?;
-    std::fs::write(&config_path, kconfig::apply(&base, &requested))?;
+    let applied = kconfig::apply(&base, &requested);
+    std::fs::write(&config_path, &applied)?;
     run_quiet(make(src, out, env).arg("olddefconfig"), "make olddefconfig")?;
     let actual = kconfig::parse_dotconfig(&std::fs::read_to_string(&config_path)?);
-    let dropped = kconfig::verify(&requested, &actual);
+    let mut dropped = kconfig::verify(&requested, &actual);
     if dropped.is_empty() {
         return Ok(());
     }
+    explain_dropped(src, out, env, &applied, &mut dropped);
     let mut msg = format!(
-        "{} requested Kconfig option(s) did not survive `make olddefconfig` (a dependency \
-         is missing or the option does not exist in {}):",
+        "{} requested Kconfig option(s) did not survive `make olddefconfig` in {}:",
         dropped.len(),
         project.pin.kernel.version
     );
@@ -240,11 +241,66 @@ pub fn configure(
             "\nCONFIG_RUST needs a usable Rust toolchain: {why}"
         ));
     }
-    msg.push_str(
-        "\nFix the fragment (add the missing dependency, or drop the option), \
-         or see `make menuconfig` in the build tree for what it depends on.",
-    );
+    msg.push_str(&format!(
+        "\nFix the fragment: enable the missing dependency (the values in [=…] are this \
+         configuration's), or drop the option. To browse the options, configure a tree of \
+         your own: make -C {} O=/tmp/kconfig ARCH={ARCH} tinyconfig menuconfig (search \
+         with /).",
+        src.display()
+    ));
     bail!(msg)
+}
+
+/// Ask Kconfig why each dropped option was dropped (see [`kconfig::explain`]),
+/// with two more `olddefconfig` runs on a copy of the configuration before
+/// it (`applied`): one that warns about unknown symbols, one with a probe
+/// that `select`s the others, which makes Kconfig print their unmet
+/// dependencies. A run that fails only leaves those reasons out.
+fn explain_dropped(
+    src: &Path,
+    out: &Path,
+    env: &MakeSetup,
+    applied: &str,
+    dropped: &mut [kconfig::Dropped],
+) {
+    let scratch = out.join("lkmlab-why.config");
+    let kconfig_run = |extra: &[(&str, &Path)]| -> Option<String> {
+        std::fs::write(&scratch, applied).ok()?;
+        let mut cmd = make(src, out, env);
+        cmd.arg(format!("KCONFIG_CONFIG={}", scratch.display()))
+            .env("KCONFIG_WARN_UNKNOWN_SYMBOLS", "1");
+        for (var, path) in extra {
+            cmd.arg(format!("{var}={}", path.display()));
+        }
+        let output = cmd.arg("olddefconfig").output().ok()?;
+        output.status.success().then(|| {
+            String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr)
+        })
+    };
+    let unknown = kconfig_run(&[])
+        .map(|output| kconfig::unknown_symbols(&output))
+        .unwrap_or_default();
+    let probed: Vec<String> = kconfig::probe_candidates(dropped, &unknown)
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let probe = if probed.is_empty() {
+        None
+    } else {
+        let top = out.join("lkmlab-why.Kconfig");
+        std::fs::read_to_string(src.join("Kconfig"))
+            .ok()
+            .map(|text| {
+                let names: Vec<&str> = probed.iter().map(String::as_str).collect();
+                kconfig::probe_kconfig(&text, &names)
+            })
+            .and_then(|text| std::fs::write(&top, text).ok())
+            .and_then(|()| kconfig_run(&[("KBUILD_KCONFIG", &top)]))
+    };
+    kconfig::explain(dropped, &unknown, &probed, probe.as_deref());
+    let _ = std::fs::remove_file(&scratch);
+    let _ = std::fs::remove_file(out.join("lkmlab-why.Kconfig"));
 }
 
 /// Every input of a kernel build that lkmlab controls: recipe, source, the
@@ -364,8 +420,10 @@ pub fn build(
         dir.display()
     );
     if let Err(e) = configure(project, flavor, &src, &dir, &env) {
-        // Nothing was built: leave no half-configured tree in the cache.
+        // Nothing was built: leave no half-configured tree in the cache, nor
+        // its lock (a waiting lkmlab notices, see `lock_build`).
         let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_file(lock_path(&dir));
         return Err(e);
     }
     std::fs::write(dir.join("lkmlab-inputs.json"), &description)?;
@@ -428,33 +486,58 @@ pub fn bzimage_release(bzimage: &Path) -> Result<String> {
         .ok_or_else(not_bzimage)
 }
 
+/// The lock file of the tree at `dir`: `<dir>.lock` beside it.
+fn lock_path(dir: &Path) -> PathBuf {
+    dir.with_extension("lock")
+}
+
 /// Hold an exclusive lock on `<dir>.lock` until the returned file is dropped.
+/// A build whose configuration failed removes the tree and its lock file
+/// while holding it; a waiter then holds a lock on a file that is gone, so it
+/// locks the path anew.
 fn lock_build(dir: &Path) -> Result<std::fs::File> {
-    let path = dir.with_extension("lock");
+    let path = lock_path(dir);
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            eprintln!(
-                "lkmlab: another lkmlab is building this kernel ({}); waiting for it",
-                path.display()
-            );
-            file.lock()
-                .with_context(|| format!("locking {}", path.display()))?;
+    let mut said = false;
+    loop {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                if !said {
+                    eprintln!(
+                        "lkmlab: another lkmlab is building this kernel ({}); waiting for it",
+                        path.display()
+                    );
+                    said = true;
+                }
+                file.lock()
+                    .with_context(|| format!("locking {}", path.display()))?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("locking {}", path.display()))
+            }
         }
-        Err(std::fs::TryLockError::Error(e)) => {
-            return Err(e).with_context(|| format!("locking {}", path.display()))
+        if is_same_file(&file, &path) {
+            return Ok(file);
         }
     }
-    Ok(file)
+}
+
+/// Whether the open `file` is still the one at `path`.
+fn is_same_file(file: &std::fs::File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
 }
 
 /// A configured and built tree at `dir`.
@@ -603,6 +686,30 @@ mod tests {
             "Sun Nov 15 22:30:52 UTC 2026"
         );
         assert_eq!(build_timestamp(0).unwrap(), "Thu Jan  1 00:00:00 UTC 1970");
+    }
+
+    #[test]
+    fn a_lock_removed_by_a_failed_build_is_taken_anew_by_the_waiter() {
+        let cache = tempfile::tempdir().unwrap();
+        let tree = cache.path().join("kernel/default-0123");
+        let first = lock_build(&tree).unwrap();
+        let waiter = {
+            let tree = tree.clone();
+            std::thread::spawn(move || lock_build(&tree).unwrap())
+        };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        // What `build` does when the configuration fails.
+        std::fs::remove_file(lock_path(&tree)).unwrap();
+        drop(first);
+        let held = waiter.join().unwrap();
+        // The waiter holds the lock file that is there, not the removed one,
+        // so a third lkmlab would wait for it.
+        assert!(is_same_file(&held, &lock_path(&tree)));
+        let third = std::fs::File::open(lock_path(&tree)).unwrap();
+        assert!(matches!(
+            third.try_lock(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ));
     }
 
     #[test]

@@ -13,10 +13,13 @@
 //! indentation, whatever its width (the spec uses two spaces, KUnit four, some
 //! producers a tab): a block of lines indented deeper than the current level is
 //! a subtest, and the next result line back at the outer level is its parent's
-//! result. Only version, `# Subtest:`, plan and result lines take part in the
-//! structure. Diagnostic (`# ...`) and unknown lines may be indented any way and
-//! never end a subtest; they are attached, in order, to the next result at the
-//! innermost open level (see [`TestCase::diagnostics`]).
+//! result. A level that has printed its plan and no result yet is the
+//! exception: a result line deeper than it is its own first result (its
+//! results are indented deeper than its header), since a subtest starts with
+//! a header of its own. Only version, `# Subtest:`, plan and result lines take
+//! part in the structure. Diagnostic (`# ...`) and unknown lines may be
+//! indented any way and never end a subtest; they are attached, in order, to
+//! the next result at the innermost open level (see [`TestCase::diagnostics`]).
 //!
 //! The older KUnit layout with `# Subtest: name` lines is understood both
 //! where the header is indented with the subtest's results and where the
@@ -31,6 +34,12 @@
 //! Several documents one after the other (each module load prints its own
 //! `KTAP version 1` / `1..1` header) are read as one: numbering restarts and
 //! the plans add up.
+//!
+//! [`Report::status`] sums a report up as the kernel's `kunit.py` does
+//! (passed, failed, crashed, skipped, no tests). The logs of the kernel's own
+//! parser tests (`tools/testing/kunit/test_data/`) are conformance fixtures
+//! in `lkmlab/tests/ktap-conformance/`, each with kunit.py's verdict beside
+//! this parser's (see the `conformance` tests below).
 
 use serde::Serialize;
 
@@ -83,6 +92,9 @@ pub struct Report {
     pub cases: Vec<TestCase>,
     /// The reason given on the first `Bail out!` line, if any.
     pub bail_out: Option<String>,
+    /// The text after `#` on the first top-level plan line, if any (a skipped
+    /// run's `1..0 # SKIP reason`).
+    pub plan_directive: Option<String>,
     /// Structural problems, in readable English. Those about missing results
     /// start with [`TRUNCATED`].
     pub problems: Vec<String>,
@@ -99,7 +111,42 @@ pub struct Counts {
     pub skipped: usize,
 }
 
+/// The verdict on a whole report, in the terms of the kernel's own parser
+/// (`tools/testing/kunit/kunit_parser.py`'s `TestStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Status {
+    /// Every case passed or was skipped, and at least one passed.
+    Passed,
+    /// A case failed, the document bailed out or is malformed.
+    Failed,
+    /// Results are missing: the output ends early (see [`TRUNCATED`]).
+    Crashed,
+    /// There were cases and every one was skipped (or `TODO`).
+    Skipped,
+    /// No case at all: a `1..0` plan, or nothing but a header.
+    NoTests,
+}
+
 impl Report {
+    /// The verdict: missing results first, then failures, then whether any
+    /// case ran and passed.
+    pub fn status(&self) -> Status {
+        let counts = self.counts();
+        if self.is_truncated() {
+            Status::Crashed
+        } else if counts.failed > 0 || self.bail_out.is_some() {
+            Status::Failed
+        } else if self.cases.is_empty() {
+            Status::NoTests
+        } else if !self.problems.is_empty() {
+            Status::Failed
+        } else if counts.passed == 0 {
+            Status::Skipped
+        } else {
+            Status::Passed
+        }
+    }
+
     /// Counts the top-level cases by outcome (`Todo` counts as skipped).
     pub fn counts(&self) -> Counts {
         let mut counts = Counts::default();
@@ -135,7 +182,7 @@ pub fn parse(text: &str) -> Report {
             }
             Line::Version => parser.structural(indent, Structural::Version),
             Line::Subtest(name) => parser.structural(indent, Structural::Subtest(name)),
-            Line::Plan(n) => parser.structural(indent, Structural::Plan(n)),
+            Line::Plan(n, comment) => parser.structural(indent, Structural::Plan(n, comment)),
             Line::Result(r) => parser.structural(indent, Structural::Result(r)),
         }
     }
@@ -234,7 +281,8 @@ enum Line<'a> {
     Blank,
     Version,
     Subtest(Option<&'a str>),
-    Plan(u32),
+    /// `1..N` and the text after a `#` on it.
+    Plan(u32, Option<&'a str>),
     Result(ResultLine<'a>),
     BailOut(&'a str),
     Diag(&'a str),
@@ -254,7 +302,7 @@ struct ResultLine<'a> {
 enum Structural<'a> {
     Version,
     Subtest(Option<&'a str>),
-    Plan(u32),
+    Plan(u32, Option<&'a str>),
     Result(ResultLine<'a>),
 }
 
@@ -287,8 +335,8 @@ fn classify(raw: &str) -> (usize, Line<'_>) {
         Line::BailOut(rest.trim())
     } else if line.starts_with('#') {
         Line::Diag(diag_text(line))
-    } else if let Some(n) = parse_plan(line) {
-        Line::Plan(n)
+    } else if let Some((n, comment)) = parse_plan(line) {
+        Line::Plan(n, comment)
     } else if let Some(r) = parse_result(line) {
         Line::Result(r)
     } else {
@@ -309,15 +357,20 @@ fn is_version(line: &str) -> bool {
     matches!(rest, Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// `1..N`, optionally followed by a `# comment` (e.g. `1..0 # SKIP reason`).
-fn parse_plan(line: &str) -> Option<u32> {
+/// `1..N`, optionally followed by a `# comment` (e.g. `1..0 # SKIP reason`):
+/// the count and the comment's text.
+fn parse_plan(line: &str) -> Option<(u32, Option<&str>)> {
     let rest = line.strip_prefix("1..")?;
     let digits_end = rest
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(rest.len());
     let n = rest[..digits_end].parse().ok()?;
     let tail = rest[digits_end..].trim_start();
-    (tail.is_empty() || tail.starts_with('#')).then_some(n)
+    if tail.is_empty() {
+        return Some((n, None));
+    }
+    let comment = tail.strip_prefix('#')?.trim();
+    Some((n, (!comment.is_empty()).then_some(comment)))
 }
 
 /// `ok|not ok [N] [- ]description[ # directive]`.
@@ -392,7 +445,12 @@ struct PendingHeader {
 /// One open level of the test tree.
 #[derive(Default)]
 struct Doc {
+    /// Indentation of the level's results.
     indent: usize,
+    /// Indentation of the level's header: lines indented less end the level.
+    /// It equals `indent` unless the level's results sit deeper than its
+    /// header (see [`Doc::takes_deeper_results`]).
+    floor: usize,
     /// Name from the doc's own `# Subtest:` line.
     label: Option<String>,
     /// Sum of the plans of completed sections.
@@ -416,6 +474,7 @@ impl Doc {
     fn new(indent: usize) -> Self {
         Doc {
             indent,
+            floor: indent,
             expected_next: 1,
             ..Doc::default()
         }
@@ -423,6 +482,16 @@ impl Doc {
 
     fn in_header(&self) -> bool {
         self.section_plan.is_none() && !self.has_results
+    }
+
+    /// Whether a result line indented deeper than this level is this level's
+    /// first result rather than a subtest of its own: the level has printed
+    /// its plan and nothing else yet. A subtest starts with its header
+    /// (version, `# Subtest:` or plan line, as ktap.rst has it); a bare result
+    /// can only answer the plan. (kunit's test_data has such a document,
+    /// `test_is_test_passed-failure-nested.log`, and kunit.py reads it so.)
+    fn takes_deeper_results(&self) -> bool {
+        self.section_plan.is_some() && !self.has_results && self.pending_header.is_none()
     }
 
     /// Closes the current section; returns `(plan, results)` if they differ.
@@ -442,6 +511,7 @@ struct Parser {
     started: bool,
     problems: Vec<String>,
     bail_out: Option<String>,
+    plan_directive: Option<String>,
 }
 
 fn plural(n: u32) -> &'static str {
@@ -474,6 +544,7 @@ impl Parser {
             started: false,
             problems: Vec::new(),
             bail_out: None,
+            plan_directive: None,
         }
     }
 
@@ -527,6 +598,7 @@ impl Parser {
         if !self.started {
             self.started = true;
             self.cur.indent = indent;
+            self.cur.floor = indent;
             if !matches!(line, Structural::Version) {
                 self.problems.push("missing KTAP version line".to_string());
             }
@@ -534,14 +606,23 @@ impl Parser {
 
         // Leave the levels this line is outdented from.
         let mut closed = None;
-        while self.nested() && indent < self.cur.indent {
+        while self.nested() && indent < self.cur.floor {
             let Some(child) = self.pop() else { break };
-            if self.nested() && indent < self.cur.indent {
+            if self.nested() && indent < self.cur.floor {
                 // Its parent ends too, so it cannot get a result line.
                 self.attach_unfinished(child, false);
             } else {
                 closed = Some(child);
             }
+        }
+
+        // Results deeper than their level's header belong to that level.
+        if indent > self.cur.indent
+            && closed.is_none()
+            && matches!(line, Structural::Result(_))
+            && self.cur.takes_deeper_results()
+        {
+            self.cur.indent = indent;
         }
 
         // Enter a deeper level.
@@ -568,7 +649,7 @@ impl Parser {
         match line {
             Structural::Version => self.version(),
             Structural::Subtest(name) => self.subtest(name),
-            Structural::Plan(n) => self.plan(n),
+            Structural::Plan(n, comment) => self.plan(n, comment),
             Structural::Result(_) => {}
         }
     }
@@ -603,12 +684,16 @@ impl Parser {
         }
     }
 
-    fn plan(&mut self, n: u32) {
+    fn plan(&mut self, n: u32, comment: Option<&str>) {
+        let top = !self.nested();
         let doc = &mut self.cur;
         if let Some(header) = doc.pending_header.as_mut().filter(|h| h.plan.is_none()) {
             header.plan = Some(n);
         } else if doc.section_plan.is_none() {
             doc.section_plan = Some(n);
+            if top && self.plan_directive.is_none() {
+                self.plan_directive = comment.map(str::to_string);
+            }
         } else {
             let subject = self.subject();
             self.problems
@@ -749,6 +834,7 @@ impl Parser {
             plan: top.plan_total,
             cases: top.cases,
             bail_out: self.bail_out,
+            plan_directive: self.plan_directive,
             problems: self.problems,
         }
     }
@@ -1423,6 +1509,86 @@ ok 2 second
         assert_eq!(names(&report.cases[1].subtests), ["b"]);
     }
 
+    /// kunit's `test_is_test_passed-failure-nested.log`: each subtest's header
+    /// at one indentation, its result one level deeper. The deeper `ok 1 test
+    /// 1` answers the subtest's `1..1`; it is not a subtest of its own.
+    #[test]
+    fn results_indented_deeper_than_their_header() {
+        let text = "\
+KTAP version 1
+1..2
+    KTAP version 1
+    1..1
+        ok 1 test 1
+not ok 1 subtest 1
+    KTAP version 1
+    1..1
+        not ok 1 subsubtest 1
+not ok 2 subtest 2
+";
+        let report = parse(text);
+        assert_eq!(report.problems, Vec::<String>::new());
+        assert_eq!(names(&report.cases), ["subtest 1", "subtest 2"]);
+        assert_eq!(names(&report.cases[0].subtests), ["test 1"]);
+        assert_eq!(outcomes(&report.cases[0].subtests), [Outcome::Pass]);
+        assert_eq!(names(&report.cases[1].subtests), ["subsubtest 1"]);
+        assert!(report
+            .cases
+            .iter()
+            .all(|c| c.subtests[0].subtests.is_empty()));
+        assert_eq!(report.status(), Status::Failed);
+    }
+
+    /// The same at the top level: a bare result after the plan answers it,
+    /// however deep; a line back at the header's depth stays at that level.
+    #[test]
+    fn top_level_results_deeper_than_the_plan() {
+        let report = parse("KTAP version 1\n1..2\n    ok 1 a\n  ok 2 b\n");
+        assert_eq!(report.problems, Vec::<String>::new());
+        assert_eq!(names(&report.cases), ["a", "b"]);
+        assert!(report.cases.iter().all(|c| c.subtests.is_empty()));
+        // Without a plan there is nothing to answer: a headerless subtest.
+        let report = parse("KTAP version 1\n    ok 1 a\nok 1 outer\n");
+        assert_eq!(names(&report.cases), ["outer"]);
+        assert_eq!(names(&report.cases[0].subtests), ["a"]);
+    }
+
+    #[test]
+    fn the_status_of_a_report() {
+        let status = |text: &str| parse(text).status();
+        assert_eq!(
+            status("KTAP version 1\n1..2\nok 1 a\nok 2 b # SKIP\n"),
+            Status::Passed
+        );
+        assert_eq!(
+            status("KTAP version 1\n1..2\nok 1 a\nnot ok 2 b\n"),
+            Status::Failed
+        );
+        assert_eq!(
+            status("KTAP version 1\n1..1\nok 1 a\nBail out! x\n"),
+            Status::Failed
+        );
+        assert_eq!(status("KTAP version 1\n1..2\nok 1 a\n"), Status::Crashed);
+        assert_eq!(
+            status("KTAP version 1\n1..2\nok 1 a # SKIP\nnot ok 2 b # TODO\n"),
+            Status::Skipped
+        );
+        assert_eq!(status("KTAP version 1\n1..0\n"), Status::NoTests);
+        assert_eq!(status("KTAP version 1\n"), Status::NoTests);
+        assert_eq!(status("KTAP version 1\n1..1\nok 3 a\n"), Status::Failed);
+    }
+
+    #[test]
+    fn the_top_level_plan_keeps_its_directive() {
+        let report = parse("TAP version 13\n1..0 # SKIP not on this machine\n");
+        assert_eq!(
+            report.plan_directive.as_deref(),
+            Some("SKIP not on this machine")
+        );
+        let report = parse("KTAP version 1\n1..1\n  KTAP version 1\n  1..0 # SKIP inner\nok 1 a\n");
+        assert_eq!(report.plan_directive, None, "a subtest's plan is its own");
+    }
+
     #[test]
     fn concatenated_documents() {
         // Each module load prints its own header.
@@ -1516,7 +1682,11 @@ ok 1 hello
         assert_eq!(parse_result("ok 1x"), None);
         assert_eq!(parse_result("not okay"), None);
         assert_eq!(parse_result("ok 99999999999999999999 overflow"), None);
-        assert_eq!(classify("  1..3"), (2, Line::Plan(3)));
+        assert_eq!(classify("  1..3"), (2, Line::Plan(3, None)));
+        assert_eq!(
+            classify("1..0 # SKIP no hardware"),
+            (0, Line::Plan(0, Some("SKIP no hardware")))
+        );
         assert_eq!(
             classify("1..3 trailing"),
             (0, Line::Unknown("1..3 trailing"))
@@ -1651,6 +1821,373 @@ guest: ok 1 - hello
             let report = parse(&text);
             let _ = report.counts();
             let _ = extract(&text).map(|k| parse(&k));
+        }
+    }
+}
+/// The kernel's own parser tests as conformance fixtures: every log of
+/// `tools/testing/kunit/test_data/` (copied into `lkmlab/tests/ktap-conformance/`,
+/// see its README), with what `python3 tools/testing/kunit/kunit.py parse FILE`
+/// of the pinned 7.3.4 tree says beside what this parser says. Where the two
+/// differ, `differs` says why.
+#[cfg(test)]
+mod conformance {
+    use super::*;
+
+    struct Fixture {
+        file: &'static str,
+        /// kunit.py's summary line (after `Testing complete. `) and exit status.
+        kunit_py: &'static str,
+        kunit_py_exit: i32,
+        /// This parser's verdict; `None` where [`extract`] finds no KTAP
+        /// (`lkmlab report` then stops with exit status 2: not a test result).
+        status: Option<Status>,
+        /// Tests counted as kunit.py counts them, `[passed, failed, skipped]`:
+        /// leaf cases, plus a failed case whose subtests all passed.
+        tests: [usize; 3],
+        /// Top-level cases, what `lkmlab report` counts.
+        top: [usize; 3],
+        /// Why lkmlab's verdict or counts differ from kunit.py's, if they do.
+        differs: Option<&'static str>,
+    }
+
+    const fn agrees(
+        file: &'static str,
+        kunit_py: &'static str,
+        kunit_py_exit: i32,
+        status: Status,
+        tests: [usize; 3],
+        top: [usize; 3],
+    ) -> Fixture {
+        Fixture {
+            file,
+            kunit_py,
+            kunit_py_exit,
+            status: Some(status),
+            tests,
+            top,
+            differs: None,
+        }
+    }
+
+    use Status::*;
+
+    const FIXTURES: &[Fixture] = &[
+        agrees(
+            "test_config_printk_time.log",
+            "Ran 10 tests: passed: 10",
+            0,
+            Passed,
+            [10, 0, 0],
+            [3, 0, 0],
+        ),
+        Fixture {
+            file: "test_insufficient_memory.log",
+            kunit_py: "Ran 0 tests: errors: 1",
+            kunit_py_exit: 1,
+            status: None,
+            tests: [0, 0, 0],
+            top: [0, 0, 0],
+            // The file is empty. kunit.py fails the run; `lkmlab report`
+            // refuses the file (exit 2, "holds no KTAP"): lkmlab's exit
+            // status 1 means tests ran, and here none did.
+            differs: Some("an empty file is not a test result"),
+        },
+        // Kernel messages between the results, and a panic after them: the
+        // results are complete, so both pass. (`lkmlab report --console`
+        // on the same log would also fail the run on the panic.)
+        agrees(
+            "test_interrupted_tap_output.log",
+            "Ran 10 tests: passed: 10",
+            0,
+            Passed,
+            [10, 0, 0],
+            [3, 0, 0],
+        ),
+        agrees(
+            "test_is_test_passed-all_passed.log",
+            "Ran 10 tests: passed: 10",
+            0,
+            Passed,
+            [10, 0, 0],
+            [2, 0, 0],
+        ),
+        agrees(
+            "test_is_test_passed-all_passed_nested.log",
+            "Ran 7 tests: passed: 7",
+            0,
+            Passed,
+            [7, 0, 0],
+            [2, 0, 0],
+        ),
+        // Results indented deeper than their subtest's header (see
+        // `results_indented_deeper_than_their_header`).
+        agrees(
+            "test_is_test_passed-failure-nested.log",
+            "Ran 3 tests: passed: 1, failed: 2",
+            1,
+            Failed,
+            [1, 2, 0],
+            [0, 2, 0],
+        ),
+        agrees(
+            "test_is_test_passed-failure.log",
+            "Ran 10 tests: passed: 9, failed: 1",
+            1,
+            Failed,
+            [9, 1, 0],
+            [1, 1, 0],
+        ),
+        // `ok 3 # SKIP selftests: …`: a result without a name.
+        agrees(
+            "test_is_test_passed-kselftest.log",
+            "Ran 3 tests: passed: 2, skipped: 1",
+            0,
+            Passed,
+            [2, 0, 1],
+            [2, 0, 1],
+        ),
+        // No top-level plan: neither parser requires one.
+        agrees(
+            "test_is_test_passed-missing_plan.log",
+            "Ran 10 tests: passed: 10",
+            0,
+            Passed,
+            [10, 0, 0],
+            [2, 0, 0],
+        ),
+        // kunit.py adds an error ("case: 0 tests run!") for the empty
+        // `# Subtest: case` header but still passes; lkmlab takes the header
+        // with no plan and no results as a case without subtests. Same
+        // verdict and counts.
+        agrees(
+            "test_is_test_passed-no_tests_no_plan.log",
+            "Ran 1 tests: passed: 1, errors: 1",
+            0,
+            Passed,
+            [1, 0, 0],
+            [1, 0, 0],
+        ),
+        Fixture {
+            file: "test_is_test_passed-no_tests_run_no_header.log",
+            kunit_py: "Ran 0 tests: errors: 1",
+            kunit_py_exit: 1,
+            status: None,
+            tests: [0, 0, 0],
+            top: [0, 0, 0],
+            // A boot log without any KTAP header: as for the empty file.
+            differs: Some("a log without KTAP is not a test result"),
+        },
+        // `1..0`: kunit.py's "main: 0 tests run!"; `lkmlab report` fails
+        // with `ktap.no_tests`.
+        agrees(
+            "test_is_test_passed-no_tests_run_with_header.log",
+            "Ran 0 tests: errors: 1",
+            1,
+            NoTests,
+            [0, 0, 0],
+            [0, 0, 0],
+        ),
+        Fixture {
+            file: "test_kernel_panic_interrupt.log",
+            kunit_py: "Ran 10 tests: passed: 8, crashed: 2, errors: 3",
+            kunit_py_exit: 1,
+            status: Some(Crashed),
+            tests: [8, 1, 0],
+            top: [2, 1, 0],
+            // Both say crashed. kunit.py invents a crashed test for each
+            // result the plan promised; lkmlab reports the shortfall as a
+            // problem ("truncated: subtest 'string-stream-test' plan 1..3 but
+            // only 1 result") and fails the unfinished suite itself.
+            differs: Some("missing results are a problem, not crashed tests"),
+        },
+        agrees(
+            "test_multiple_prefixes.log",
+            "Ran 10 tests: passed: 10",
+            0,
+            Passed,
+            [10, 0, 0],
+            [3, 0, 0],
+        ),
+        agrees(
+            "test_output_isolated_correctly.log",
+            "Ran 2 tests: passed: 2",
+            0,
+            Passed,
+            [2, 0, 0],
+            [1, 0, 0],
+        ),
+        agrees(
+            "test_output_with_prefix_isolated_correctly.log",
+            "Ran 10 tests: passed: 10",
+            0,
+            Passed,
+            [10, 0, 0],
+            [3, 0, 0],
+        ),
+        agrees(
+            "test_parse_attributes.log",
+            "Ran 1 tests: passed: 1",
+            0,
+            Passed,
+            [1, 0, 0],
+            [1, 0, 0],
+        ),
+        agrees(
+            "test_parse_ktap_output.log",
+            "Ran 3 tests: passed: 3",
+            0,
+            Passed,
+            [3, 0, 0],
+            [1, 0, 0],
+        ),
+        agrees(
+            "test_parse_subtest_header.log",
+            "Ran 1 tests: passed: 1",
+            0,
+            Passed,
+            [1, 0, 0],
+            [1, 0, 0],
+        ),
+        agrees(
+            "test_pound_no_prefix.log",
+            "Ran 10 tests: passed: 10",
+            0,
+            Passed,
+            [10, 0, 0],
+            [3, 0, 0],
+        ),
+        agrees(
+            "test_pound_sign.log",
+            "Ran 10 tests: passed: 10",
+            0,
+            Passed,
+            [10, 0, 0],
+            [3, 0, 0],
+        ),
+        // Every test skipped: kunit.py exits 1 (SKIPPED is not SUCCESS), and
+        // so does `lkmlab report` (`ktap.all_skipped`).
+        agrees(
+            "test_skip_all_tests.log",
+            "Ran 5 tests: skipped: 5",
+            1,
+            Skipped,
+            [0, 0, 5],
+            [0, 0, 2],
+        ),
+        agrees(
+            "test_skip_tests.log",
+            "Ran 5 tests: passed: 4, skipped: 1",
+            0,
+            Passed,
+            [4, 0, 1],
+            [2, 0, 0],
+        ),
+        agrees(
+            "test_strip_hyphen.log",
+            "Ran 2 tests: passed: 2",
+            0,
+            Passed,
+            [2, 0, 0],
+            [2, 0, 0],
+        ),
+    ];
+
+    fn dir() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ktap-conformance")
+    }
+
+    /// What `lkmlab report` reads: the KTAP of the file, if any.
+    fn parse_file(file: &str) -> Option<Report> {
+        let bytes = std::fs::read(dir().join(file)).unwrap();
+        extract(&String::from_utf8_lossy(&bytes)).map(|k| parse(&k))
+    }
+
+    /// Counts tests as kunit.py does (`bubble_up_test_results`).
+    fn kunit_tally(cases: &[TestCase], tally: &mut [usize; 3]) {
+        for case in cases {
+            if case.subtests.is_empty() {
+                tally[match case.outcome {
+                    Outcome::Pass => 0,
+                    Outcome::Fail => 1,
+                    Outcome::Skip | Outcome::Todo => 2,
+                }] += 1;
+                continue;
+            }
+            let before = tally[1];
+            kunit_tally(&case.subtests, tally);
+            if case.outcome == Outcome::Fail && tally[1] == before {
+                tally[1] += 1;
+            }
+        }
+    }
+
+    /// kunit.py's `passed: N, failed: N, skipped: N` (absent means 0).
+    fn kunit_py_counts(summary: &str) -> [usize; 3] {
+        let count = |what: &str| {
+            summary
+                .split(&[':', ','][..])
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .windows(2)
+                .find(|w| w[0].ends_with(what))
+                .map_or(0, |w| w[1].parse().unwrap())
+        };
+        [count("passed"), count("failed"), count("skipped")]
+    }
+
+    /// `lkmlab report`'s exit status for a verdict.
+    fn lkmlab_exit(status: Option<Status>) -> i32 {
+        match status {
+            Some(Status::Passed) => 0,
+            Some(_) => 1,
+            None => 2,
+        }
+    }
+
+    #[test]
+    fn every_fixture_has_an_expectation() {
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".log"))
+            .collect();
+        on_disk.sort();
+        let listed: Vec<&str> = FIXTURES.iter().map(|f| f.file).collect();
+        assert_eq!(on_disk, listed);
+    }
+
+    #[test]
+    fn each_fixture_gets_its_expected_verdict() {
+        for f in FIXTURES {
+            let report = parse_file(f.file);
+            let status = report.as_ref().map(Report::status);
+            assert_eq!(status, f.status, "{}", f.file);
+            let Some(report) = report else { continue };
+            let c = report.counts();
+            assert_eq!([c.passed, c.failed, c.skipped], f.top, "{}: top", f.file);
+            let mut tally = [0; 3];
+            kunit_tally(&report.cases, &mut tally);
+            assert_eq!(tally, f.tests, "{}: tests", f.file);
+        }
+    }
+
+    /// Where a fixture says it agrees with kunit.py, it does; where it does
+    /// not, it says why.
+    #[test]
+    fn the_verdicts_agree_with_kunit_py_unless_justified() {
+        for f in FIXTURES {
+            let same_exit = lkmlab_exit(f.status) == f.kunit_py_exit;
+            let same_counts = f.tests == kunit_py_counts(f.kunit_py);
+            assert_eq!(
+                same_exit && same_counts,
+                f.differs.is_none(),
+                "{}: exit {} vs kunit.py's {}, tests {:?} vs kunit.py's {:?}",
+                f.file,
+                lkmlab_exit(f.status),
+                f.kunit_py_exit,
+                f.tests,
+                kunit_py_counts(f.kunit_py)
+            );
         }
     }
 }

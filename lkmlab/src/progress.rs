@@ -80,6 +80,79 @@ fn diagnostics(
     out
 }
 
+/// What the progress line knows of a running build: its steps (Kbuild's
+/// `  CC foo.o`, cargo's `   Compiling foo v1.0`) and the last line of output.
+#[derive(Default)]
+struct Progress {
+    steps: usize,
+    last_step: String,
+    last_line: String,
+}
+
+/// Longest excerpt of a build's output shown on the progress line.
+const PROGRESS_EXCERPT: usize = 60;
+
+impl Progress {
+    fn observe(&mut self, line: &str) {
+        let trimmed = line.trim();
+        if trimmed.is_empty() {
+            return;
+        }
+        if is_step(trimmed) {
+            self.steps += 1;
+            self.last_step = trimmed.to_string();
+        }
+        self.last_line = trimmed.to_string();
+    }
+
+    /// `WHAT: 1m02s elapsed, N steps, last: STEP`; before the first step, the
+    /// last line of output instead, or that there has been none.
+    fn line(&self, what: &str, elapsed: Duration) -> String {
+        let excerpt = |s: &str| s.chars().take(PROGRESS_EXCERPT).collect::<String>();
+        let elapsed = human_duration(elapsed);
+        if self.steps > 0 {
+            let plural = if self.steps == 1 { "" } else { "s" };
+            format!(
+                "  {what}: {elapsed} elapsed, {} step{plural}, last: {}",
+                self.steps,
+                excerpt(&self.last_step)
+            )
+        } else if !self.last_line.is_empty() {
+            format!(
+                "  {what}: {elapsed} elapsed, last output: {}",
+                excerpt(&self.last_line)
+            )
+        } else {
+            format!("  {what}: {elapsed} elapsed, no output yet")
+        }
+    }
+}
+
+/// A line that marks a step of the build: Kbuild's (`CC`, `RUSTC [M]`, `LD`:
+/// an upper-case word; `make[1]: …` is not one) or cargo's (`Compiling`,
+/// `Checking`, …).
+fn is_step(trimmed: &str) -> bool {
+    const CARGO: &[&str] = &[
+        "Compiling ",
+        "Checking ",
+        "Building ",
+        "Downloading ",
+        "Downloaded ",
+        "Updating ",
+        "Locking ",
+        "Adding ",
+        "Finished ",
+    ];
+    let kbuild = trimmed.len() > 2
+        && trimmed
+            .chars()
+            .take_while(|c| c.is_ascii_uppercase())
+            .count()
+            >= 2
+        && !trimmed.starts_with("make");
+    kbuild || CARGO.iter().any(|c| trimmed.starts_with(c))
+}
+
 /// Run `cmd` with its output going to `log`, showing progress; fail with the
 /// error lines and the log's path.
 pub fn run_logged(cmd: &mut Command, log: &Path, what: &str) -> Result<()> {
@@ -107,25 +180,13 @@ pub fn run_logged(cmd: &mut Command, log: &Path, what: &str) -> Result<()> {
         }
     });
     let tty = std::io::stderr().is_terminal();
-    let mut steps = 0usize;
-    let mut last_step = String::new();
+    let mut progress = Progress::default();
     let mut last_print = Instant::now();
     loop {
         match rx.recv_timeout(Duration::from_millis(500)) {
             Ok(line) => {
                 writeln!(file, "{line}")?;
-                let trimmed = line.trim_start();
-                if trimmed.len() > 2
-                    && trimmed
-                        .chars()
-                        .take_while(|c| c.is_ascii_uppercase())
-                        .count()
-                        >= 2
-                    && !trimmed.starts_with("make")
-                {
-                    steps += 1;
-                    last_step = trimmed.to_string();
-                }
+                progress.observe(&line);
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -137,11 +198,7 @@ pub fn run_logged(cmd: &mut Command, log: &Path, what: &str) -> Result<()> {
         };
         if last_print.elapsed() >= interval {
             last_print = Instant::now();
-            let line = format!(
-                "  {what}: {} elapsed, {steps} steps, last: {}",
-                human_duration(started.elapsed()),
-                last_step.chars().take(60).collect::<String>()
-            );
+            let line = progress.line(what, started.elapsed());
             if tty {
                 eprint!("\r\x1b[2K{line}");
             } else {
@@ -230,6 +287,33 @@ mod tests {
             ]
         );
         assert!(warning_lines("  RUSTC [M] m.o\n  LD [M] m.ko\n").is_empty());
+    }
+
+    #[test]
+    fn the_progress_line_never_ends_in_nothing() {
+        let mut p = Progress::default();
+        let at = Duration::from_millis(30_500);
+        assert_eq!(
+            p.line("guest runner build", at),
+            "  guest runner build: 30.5s elapsed, no output yet"
+        );
+        p.observe("warning: unused manifest key: package.foo");
+        assert_eq!(
+            p.line("guest runner build", at),
+            "  guest runner build: 30.5s elapsed, last output: warning: unused manifest key: package.foo"
+        );
+        p.observe("   Compiling libc v0.2.170");
+        p.observe("");
+        assert_eq!(
+            p.line("guest runner build", at),
+            "  guest runner build: 30.5s elapsed, 1 step, last: Compiling libc v0.2.170"
+        );
+        p.observe("  RUSTC [M] m.o");
+        p.observe("make[1]: Leaving directory '/x'");
+        assert_eq!(
+            p.line("kernel build", at),
+            "  kernel build: 30.5s elapsed, 2 steps, last: RUSTC [M] m.o"
+        );
     }
 
     #[test]

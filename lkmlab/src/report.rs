@@ -1,7 +1,7 @@
 //! Turning what a VM run left behind — KTAP, the kernel log, how QEMU ended —
 //! into a verdict that never says "passed" when something went wrong.
 
-use crate::ktap::{self, Outcome, TestCase};
+use crate::ktap::{self, Outcome, Status, TestCase};
 use crate::logscan;
 use crate::vmtest::Ending;
 use std::fmt::Write as _;
@@ -21,9 +21,10 @@ impl Verdict {
         (c.passed, c.failed + self.extra_failures.len(), c.skipped)
     }
 
+    /// Nothing failed, and at least one case passed.
     pub fn passed(&self) -> bool {
-        let (_, failed, _) = self.counts();
-        failed == 0 && !self.ktap.cases.is_empty()
+        let (passed, failed, _) = self.counts();
+        failed == 0 && passed > 0
     }
 
     /// The closing line: `N passed, N failed` (`, N skipped` where any).
@@ -121,6 +122,7 @@ pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Durati
     if let Some(reason) = &report.bail_out {
         extra.push(("ktap.bail_out".to_string(), reason.clone()));
     }
+    extra.extend(nothing_passed(&report));
     for f in findings {
         let culprit = f.culprit().map(|c| format!(", in {c}")).unwrap_or_default();
         let excerpt: Vec<String> = f.excerpt.iter().map(|l| logscan::demangle(l)).collect();
@@ -136,6 +138,35 @@ pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Durati
     Verdict {
         ktap: report,
         extra_failures: extra,
+    }
+}
+
+/// A run passes only when at least one case passed: a document that ran none
+/// (`1..0`) or skipped every one fails, with a reason. (One without even a
+/// plan already has a structure problem that says so.)
+fn nothing_passed(report: &ktap::Report) -> Option<(String, String)> {
+    const RULE: &str = "a run passes only when at least one test passed";
+    match report.status() {
+        Status::NoTests if report.problems.is_empty() => {
+            let directive = report
+                .plan_directive
+                .as_deref()
+                .map(|d| format!(" # {d}"))
+                .unwrap_or_default();
+            Some((
+                "ktap.no_tests".to_string(),
+                format!("no test ran: the plan is 1..0{directive}; {RULE}"),
+            ))
+        }
+        Status::Skipped => Some((
+            "ktap.all_skipped".to_string(),
+            format!(
+                "every test was skipped ({} of {}); {RULE}",
+                report.counts().skipped,
+                report.cases.len()
+            ),
+        )),
+        _ => None,
     }
 }
 
@@ -266,6 +297,41 @@ mod tests {
         let runner_cut = "KTAP version 1\n1..1\n# running m.a\nok 1 m.a\n";
         let v = evaluate(runner_cut, "", &Ending::Saved, Duration::ZERO);
         assert!(render(&v).contains("vm.crash"), "{}", render(&v));
+    }
+
+    #[test]
+    fn a_run_of_no_tests_fails_and_says_why() {
+        let v = evaluate("KTAP version 1\n1..0\n", "", &Ending::Saved, Duration::ZERO);
+        assert!(!v.passed());
+        let text = render(&v);
+        assert!(
+            text.contains("FAIL ktap.no_tests\n       no test ran: the plan is 1..0; a run passes only when at least one test passed"),
+            "{text}"
+        );
+        assert!(text.ends_with("0 passed, 1 failed\n"), "{text}");
+        let skip_all = "TAP version 13\n1..0 # SKIP no hardware\n";
+        let text = render(&evaluate(skip_all, "", &Ending::Saved, Duration::ZERO));
+        assert!(
+            text.contains("the plan is 1..0 # SKIP no hardware;"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_run_where_every_test_was_skipped_fails() {
+        let ktap = "KTAP version 1\n1..2\n# running m.a\nok 1 m.a # SKIP no device\n\
+                    # running m.b\nok 2 m.b # SKIP no device\n# lkmlab-guest: done\n";
+        let v = evaluate(ktap, "", &clean_exit(), Duration::from_secs(9));
+        assert!(!v.passed());
+        let text = render(&v);
+        assert!(
+            text.contains("FAIL ktap.all_skipped\n       every test was skipped (2 of 2)"),
+            "{text}"
+        );
+        assert!(text.ends_with("0 passed, 1 failed, 2 skipped\n"), "{text}");
+        // One that passed among the skipped is enough.
+        let some = ktap.replace("ok 2 m.b # SKIP no device", "ok 2 m.b");
+        assert!(evaluate(&some, "", &clean_exit(), Duration::from_secs(9)).passed());
     }
 
     #[test]

@@ -25,8 +25,9 @@
 #      docs/reference.md that mentions each of its options.
 #
 # The commands write only under target/ (tutorial/, ts/, lkmlab/…), except
-# that troubleshooting.md's dropped-Kconfig-option example configures (and
-# leaves) a small tree in the kernel cache, as any failed `lkmlab kernel` does.
+# that troubleshooting.md's dropped-Kconfig-option example configures a small
+# tree in the kernel cache, which the failed `lkmlab kernel` removes again
+# (with its lock).
 #
 # lkmlab comes from $LKMLAB, else PATH. Run it after `lkmlab kernel` and
 # `lkmlab kernel --flavor debug` (both cached in CI). Ends with

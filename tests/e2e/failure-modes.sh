@@ -79,13 +79,38 @@ if [ -n "$(ls -A "$work/cache/src" 2>/dev/null)" ]; then
 fi
 
 # A fragment asking for options olddefconfig drops: one that does not exist,
-# one whose dependency (BLOCK) tinyconfig lacks.
+# one whose dependency (BLK_DEV, which needs BLOCK) tinyconfig lacks, one whose
+# dependency tinyconfig's SLUB_TINY breaks. Kconfig says which reason applies
+# to each, and the failed configure leaves no tree and no lock in the cache.
 mkdir -p "$work/project"
 cp -r lkmlab.toml kernel-config module "$work/project/"
-printf 'CONFIG_LKMLAB_NO_SUCH_OPTION=y\nCONFIG_VIRTIO_BLK=y\n' >>"$work/project/kernel-config/base.config"
-expect dropped-kconfig-option 2 'did not survive' 'CONFIG_LKMLAB_NO_SUCH_OPTION=y \(kernel-config/base\.config:[0-9]+\)' \
-  'CONFIG_VIRTIO_BLK=y' -- \
+printf 'CONFIG_LKMLAB_NO_SUCH_OPTION=y\nCONFIG_VIRTIO_BLK=y\nCONFIG_KASAN=y\n' >>"$work/project/kernel-config/base.config"
+kernel_cache="${LKMLAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lkmlab}/kernel"
+# Lock files in the kernel cache without their tree.
+orphan_locks() {
+  local lock
+  for lock in "$kernel_cache"/*.lock; do
+    [ -e "$lock" ] && [ ! -d "${lock%.lock}" ] && echo "$lock"
+  done
+  return 0
+}
+orphans_before=$(orphan_locks)
+expect dropped-kconfig-option 2 'did not survive' \
+  'CONFIG_LKMLAB_NO_SUCH_OPTION=y \(kernel-config/base\.config:[0-9]+\) ended up not set: no such symbol in this kernel' \
+  'CONFIG_VIRTIO_BLK=y \(kernel-config/base\.config:[0-9]+\) ended up not set: dependency not met: BLK_DEV \[=n\]$' \
+  'CONFIG_KASAN=y .* dependency not met: .*!SLUB_TINY \[=y\]' \
+  'configure a tree of your own: make -C .* tinyconfig menuconfig' -- \
   "$lkmlab" --project "$work/project" kernel
+if grep -q 'build tree' "$work/dropped-kconfig-option.out"; then
+  fail "dropped-kconfig-option: the hint points at the build tree, which is deleted" \
+    "$(cat "$work/dropped-kconfig-option.out")"
+fi
+orphans_after=$(orphan_locks)
+if [ "$orphans_after" = "$orphans_before" ]; then
+  ok "dropped-kconfig-option leaves no lock file behind"
+else
+  fail "dropped-kconfig-option leaves no lock file behind" "orphan locks now: $orphans_after"
+fi
 
 # Missing and too-old tools: doctor names each and prints the fix.
 mkdir -p "$work/oldbin"

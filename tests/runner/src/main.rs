@@ -51,31 +51,57 @@ fn main() -> ExitCode {
 }
 
 fn read_plan() -> io::Result<Env> {
-    let text = fs::read_to_string(PLAN)?;
-    let mut modules = Vec::new();
-    let mut tests = Vec::new();
-    let mut fault_injection = false;
+    parse_plan(&fs::read_to_string(PLAN)?)
+}
+
+/// The plan's lines (written by the host's `guest::plan`): `option NAME`,
+/// `module NAME PATH`, `test NAME PATH`, `load TEST MODULE [PARAMETERS]`.
+fn parse_plan(text: &str) -> io::Result<Env> {
+    let mut env = Env {
+        modules: Vec::new(),
+        tests: Vec::new(),
+        preloads: Vec::new(),
+        fault_injection: false,
+    };
     for line in text.lines().map(str::trim) {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
+        if let Some(rest) = line.strip_prefix("load ") {
+            env.preloads
+                .push(parse_load(rest).ok_or_else(|| unreadable(line))?);
+            continue;
+        }
         match line.split_whitespace().collect::<Vec<_>>().as_slice() {
-            ["module", name, path] => modules.push((name.to_string(), PathBuf::from(path))),
-            ["test", name, path] => tests.push((name.to_string(), PathBuf::from(path))),
-            ["option", "fault-injection"] => fault_injection = true,
-            _ => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{PLAN}: cannot read line {line:?}"),
-                ))
-            }
+            ["module", name, path] => env.modules.push((name.to_string(), PathBuf::from(path))),
+            ["test", name, path] => env.tests.push((name.to_string(), PathBuf::from(path))),
+            ["option", "fault-injection"] => env.fault_injection = true,
+            _ => return Err(unreadable(line)),
         }
     }
-    Ok(Env {
-        modules,
-        tests,
-        fault_injection,
+    Ok(env)
+}
+
+/// `TEST MODULE [PARAMETERS]`: the parameters are the rest of the line, as
+/// written (the kernel parses their quotes).
+fn parse_load(rest: &str) -> Option<case::Preload> {
+    let (test, rest) = rest.trim().split_once(char::is_whitespace)?;
+    let (module, params) = rest
+        .trim_start()
+        .split_once(char::is_whitespace)
+        .unwrap_or((rest.trim_start(), ""));
+    (!module.is_empty()).then(|| case::Preload {
+        test: test.to_string(),
+        module: module.to_string(),
+        params: params.trim().to_string(),
     })
+}
+
+fn unreadable(line: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{PLAN}: cannot read line {line:?}"),
+    )
 }
 
 /// Every suite of the plan: one per module, then the module's own guest
@@ -285,6 +311,53 @@ fn run_child(suite: &str, case: &str) -> ResultLine {
                 diagnostics,
                 subtests,
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_as_the_host_writes_it() {
+        let env = parse_plan(
+            "# lkmlab test plan: modules, then guest tests\n\
+             option fault-injection\n\
+             module scull /lkmlab/modules/scull.ko\n\
+             test needs-scull /lkmlab/tests/needs-scull\n\
+             load needs-scull scull capacity=64 name=\"a b\"\n\
+             load needs-scull hello\n",
+        )
+        .unwrap();
+        assert!(env.fault_injection);
+        assert_eq!(
+            env.modules,
+            [(
+                "scull".to_string(),
+                PathBuf::from("/lkmlab/modules/scull.ko")
+            )]
+        );
+        assert_eq!(env.tests[0].0, "needs-scull");
+        let loads: Vec<(&str, &str)> = env
+            .preloads_of("needs-scull")
+            .map(|p| (p.module.as_str(), p.params.as_str()))
+            .collect();
+        assert_eq!(
+            loads,
+            [("scull", "capacity=64 name=\"a b\""), ("hello", "")]
+        );
+        assert_eq!(env.preloads_of("other").count(), 0);
+    }
+
+    #[test]
+    fn a_line_the_runner_cannot_read_is_an_error() {
+        for line in ["load only-a-test", "modul x y", "test a"] {
+            let err = parse_plan(line)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains("cannot read line"), "{line}: {err}");
         }
     }
 }

@@ -1,44 +1,134 @@
 //! A module's own guest tests: executables from `<module dir>/guest-tests/`,
 //! each one KTAP result by exit status (0 pass, 77 skip, anything else fail).
+//! A test's `.load` file names modules the runner loads before it and
+//! unloads after it; `guest-tests/helpers/` is at [`HELPERS`] for it to use.
 
-use crate::case::{Case, Env, Outcome, Suite};
+use crate::case::{Case, Env, Outcome, Preload, Suite, Verdict};
+use crate::checks;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// The suite name under which the module's own tests are reported.
 pub const SUITE: &str = "guest_tests";
 /// The exit status that means "skipped" (as in automake and lkmlab-guest).
 const EXIT_SKIP: i32 = 77;
+/// Where the host packs `guest-tests/helpers/` (`$LKMLAB_HELPERS`).
+pub const HELPERS: &str = "/lkmlab/helpers";
+/// The test's `PATH`: busybox's applets, then the helpers.
+const PATH: &str = "/bin:/lkmlab/helpers";
 
 pub fn guest_tests(env: &Env) -> Suite {
     let cases = env
         .tests
         .iter()
         .map(|(name, path)| {
-            let path = path.clone();
-            Case::new(name.clone(), move |_| {
-                let out = Command::new(&path)
-                    .env_clear()
-                    .env("PATH", "/bin")
-                    .env("LKMLAB_MODULES", "/lkmlab/modules")
-                    .current_dir("/")
-                    .stdin(Stdio::null())
-                    .output()
-                    .map_err(|e| format!("running {}: {e}", path.display()))?;
-                let text = String::from_utf8_lossy(&out.stdout).into_owned()
-                    + &String::from_utf8_lossy(&out.stderr);
-                match out.status.code() {
-                    Some(0) => {
-                        print!("{text}");
-                        Ok(Outcome::Pass)
-                    }
-                    Some(EXIT_SKIP) => Ok(Outcome::Skip(text.trim().to_string())),
-                    _ => Err(format!("{}{}", text, out.status)),
-                }
+            let (name, path) = (name.clone(), path.clone());
+            Case::new(name.clone(), move |env| {
+                let preloads: Vec<&Preload> = env.preloads_of(&name).collect();
+                load_first(env, &preloads)?;
+                let verdict = run(&path);
+                let unloaded = unload_after(&preloads);
+                after_unload(verdict, unloaded)
             })
         })
         .collect();
     Suite {
         name: SUITE.to_string(),
         cases,
+    }
+}
+
+/// Run the test program; its exit status is the verdict.
+fn run(path: &Path) -> Verdict {
+    let out = Command::new(path)
+        .env_clear()
+        .env("PATH", PATH)
+        .env("LKMLAB_MODULES", "/lkmlab/modules")
+        .env("LKMLAB_HELPERS", HELPERS)
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("running {}: {e}", path.display()))?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    match out.status.code() {
+        Some(0) => {
+            print!("{text}");
+            Ok(Outcome::Pass)
+        }
+        Some(EXIT_SKIP) => Ok(Outcome::Skip(text.trim().to_string())),
+        _ => Err(format!("{}{}", text, out.status)),
+    }
+}
+
+/// Load the test's modules in order; if one fails, unload those already
+/// loaded and fail the test before it runs.
+fn load_first(env: &Env, preloads: &[&Preload]) -> Result<(), String> {
+    for (i, p) in preloads.iter().enumerate() {
+        if let Err(why) = checks::insmod(env, &p.module, &p.params) {
+            let _ = unload_after(&preloads[..i]);
+            return Err(format!(
+                "loading {} before the test (its .load file): {why}",
+                p.module
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Unload the test's modules in reverse order; one the test unloaded itself
+/// is fine. Returns what went wrong.
+fn unload_after(preloads: &[&Preload]) -> Result<(), String> {
+    let mut problems = Vec::new();
+    for p in preloads.iter().rev() {
+        if let Err(why) = checks::unload(&p.module) {
+            problems.push(format!("unloading {} after the test: {why}", p.module));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
+}
+
+/// The test's verdict, failed if its modules would not unload after it.
+fn after_unload(verdict: Verdict, unloaded: Result<(), String>) -> Verdict {
+    match (verdict, unloaded) {
+        (verdict, Ok(())) => verdict,
+        (Err(failed), Err(why)) => Err(format!("{failed}\n{why}")),
+        (Ok(_), Err(why)) => Err(why),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_module_that_will_not_unload_fails_the_test() {
+        let busy = || Err("unloading scull after the test: rmmod scull: busy".to_string());
+        assert!(matches!(
+            after_unload(Ok(Outcome::Pass), Ok(())),
+            Ok(Outcome::Pass)
+        ));
+        assert_eq!(
+            after_unload(Ok(Outcome::Pass), busy()).err().as_deref(),
+            Some("unloading scull after the test: rmmod scull: busy")
+        );
+        assert!(after_unload(Ok(Outcome::Skip("no device".into())), busy()).is_err());
+        assert_eq!(
+            after_unload(Err("exit status: 1".into()), busy())
+                .err()
+                .as_deref(),
+            Some("exit status: 1\nunloading scull after the test: rmmod scull: busy")
+        );
+    }
+
+    #[test]
+    fn helpers_are_where_the_host_packs_them_and_on_path() {
+        assert_eq!(HELPERS, "/lkmlab/helpers");
+        assert!(PATH.split(':').any(|d| d == HELPERS));
+        assert_eq!(PATH.split(':').next(), Some("/bin"));
     }
 }

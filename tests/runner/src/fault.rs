@@ -38,11 +38,25 @@ pub fn enable() -> Result<(), String> {
              flavor has"
         ));
     }
-    let modules_from = format!("{:#x}", end_of_kernel_text()?);
+    let kallsyms = Kallsyms::read()?;
+    let text_end = kallsyms
+        .address("_etext")
+        .ok_or("/proc/kallsyms has no _etext")?;
+    let modules_from = format!("{text_end:#x}");
+    // kmemleak records every allocation in an object of its own, allocated
+    // on the way (kmemleak's __alloc_object); when that fails it falls back
+    // to a reserve and the allocation succeeds anyway. Failing it would test
+    // kmemleak, not the module: stacks through it are rejected.
+    let (reject_start, reject_end) = kallsyms
+        .function("__alloc_object")
+        .map(|(s, e)| (format!("{s:#x}"), format!("{e:#x}")))
+        .unwrap_or_else(|| ("0".into(), "0".into()));
     for dir in [FAILSLAB, FAIL_PAGE_ALLOC] {
         for (knob, value) in [
             ("require-start", modules_from.as_str()),
             ("require-end", "0xffffffffffffffff"),
+            ("reject-start", reject_start.as_str()),
+            ("reject-end", reject_end.as_str()),
             // The deepest stack the filter walks: allocator internals, the
             // Rust allocation API and the module's frames fit well within.
             ("stacktrace-depth", "32"),
@@ -65,25 +79,47 @@ pub fn enable() -> Result<(), String> {
     Ok(())
 }
 
-/// The end of the kernel's own text (`_etext` in `/proc/kallsyms`): code
-/// above it is module code (x86-64 maps modules above the kernel image).
-fn end_of_kernel_text() -> Result<u64, String> {
-    const KALLSYMS: &str = "/proc/kallsyms";
-    let text = std::fs::read_to_string(KALLSYMS).map_err(|e| format!("{KALLSYMS}: {e}"))?;
-    let addr = text
-        .lines()
-        .find_map(|l| {
-            let mut words = l.split_whitespace();
-            let (addr, _kind, name) = (words.next()?, words.next()?, words.next()?);
-            (name == "_etext").then(|| u64::from_str_radix(addr, 16).ok())?
-        })
-        .ok_or_else(|| format!("{KALLSYMS} has no _etext"))?;
-    if addr == 0 {
-        return Err(format!(
-            "{KALLSYMS} hides addresses (kptr_restrict): cannot tell module code apart"
-        ));
+/// Addresses of the kernel's text, from `/proc/kallsyms`.
+struct Kallsyms {
+    /// (address, name), sorted by address.
+    symbols: Vec<(u64, String)>,
+}
+
+impl Kallsyms {
+    fn read() -> Result<Kallsyms, String> {
+        const KALLSYMS: &str = "/proc/kallsyms";
+        let text = std::fs::read_to_string(KALLSYMS).map_err(|e| format!("{KALLSYMS}: {e}"))?;
+        let mut symbols: Vec<(u64, String)> = text
+            .lines()
+            .filter_map(|l| {
+                let mut words = l.split_whitespace();
+                let addr = u64::from_str_radix(words.next()?, 16).ok()?;
+                let _kind = words.next()?;
+                Some((addr, words.next()?.to_string()))
+            })
+            .collect();
+        if symbols.iter().all(|(addr, _)| *addr == 0) {
+            return Err(format!(
+                "{KALLSYMS} hides addresses (kptr_restrict): cannot tell module code apart"
+            ));
+        }
+        symbols.sort();
+        Ok(Kallsyms { symbols })
     }
-    Ok(addr)
+
+    fn address(&self, name: &str) -> Option<u64> {
+        self.symbols
+            .iter()
+            .find(|(_, n)| n == name)
+            .map(|(a, _)| *a)
+    }
+
+    /// `[start, end)` of function `name`: up to the next symbol.
+    fn function(&self, name: &str) -> Option<(u64, u64)> {
+        let start = self.address(name)?;
+        let end = self.symbols.iter().map(|(a, _)| *a).find(|a| *a > start)?;
+        Some((start, end))
+    }
 }
 
 /// A task's `fail-nth` file, opened before it is armed: opening it

@@ -230,8 +230,10 @@ fn run_all(ktap: &mut File, env: &Env) -> io::Result<()> {
         for case in &suite.cases {
             number += 1;
             let name = format!("{}.{}", suite.name, case.name);
-            // Lets the host name the case that was running if the guest dies.
+            // Lets the host name the case that was running if the guest dies,
+            // and puts the case into the kernel log beside what it caused.
             writeln!(ktap, "# running {name}")?;
+            sys::log_to_kernel(&format!("lkmlab: case {name}"));
             let line = run_child(&suite.name, &case.name);
             for diag in &line.diagnostics {
                 writeln!(ktap, "# {diag}")?;

@@ -59,6 +59,7 @@ fn sweep(env: &Env, module: &str) -> Verdict {
     let mut steps = Vec::new();
     let mut failures = Vec::new();
     let mut made = None;
+    let started = std::time::Instant::now();
     for n in 1..=MAX_FAULT_POINTS {
         let mut log = checks::LogWatch::start()?;
         sys::log_to_kernel(&format!(
@@ -123,6 +124,11 @@ fn sweep(env: &Env, module: &str) -> Verdict {
         }
     }
     print_subtests(&steps);
+    println!(
+        "fault injection: {} load(s) in {:.2} s",
+        steps.len(),
+        started.elapsed().as_secs_f64()
+    );
     match made {
         Some(count) => println!(
             "the init of {module} makes {count} allocation(s) (slab and page, from module \

@@ -1,76 +1,140 @@
 #!/usr/bin/env bash
-# Reproduce the figures in docs/benchmarks.md (TCG unless KVM passes the probe).
-#   scripts/bench.sh [runs]        # default 7 runs per VM figure; prints medians
-# Needs a built kernel (`lkmlab kernel`), lkmlab and busybox (static) on PATH.
+# The figures of docs/benchmarks.md, as ratios of medians against a baseline
+# measured in the same call, A and B in turn (A B A B ...), so a figure means
+# the same on a slow machine and a fast one, and background load hits both.
+#
+#   scripts/bench.sh [RUNS] [ROW...]    # RUNS per side (default 7); rows:
+#                                       # loop edit smp flavors sweep timings
+#
+# Needs the default and debug kernels built (`lkmlab kernel`, `lkmlab kernel
+# --flavor debug`), lkmlab (or $LKMLAB) and a static busybox on PATH. Runs
+# under TCG (as CI does) unless BENCH_ACCEL says otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-7}
-lkmlab=${LKMLAB:-lkmlab}
+shift || true
+rows=("$@")
+[ ${#rows[@]} -gt 0 ] || rows=(loop edit smp flavors sweep timings)
+lkmlab=$(command -v "${LKMLAB:-lkmlab}")
+accel=${BENCH_ACCEL:-tcg}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f", m}'; }
+median() { sort -n | awk '{a[NR]=$1} END {if (NR == 0) exit 1; m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f", m}'; }
 now() { date +%s.%N; }
-elapsed() { echo "$(now) - $1" | bc; }
+since() { echo "$(now) - $1" | bc; }
+ratio() { echo "scale=2; $1 / $2" | bc; }
+# vm_time ERR: the "VM finished in" figure lkmlab printed (QEMU start to exit).
+vm_time() { sed -n 's/.*VM finished in \([0-9.]*\)s.*/\1/p' "$1"; }
 
-kdir=$("$lkmlab" kernel 2>/dev/null)
-bz="$kdir/arch/x86/boot/bzImage"
+tree=$("$lkmlab" kernel 2>/dev/null)
+bz="$tree/arch/x86/boot/bzImage"
 
-# 1. No-op kernel rebuild.
-for _ in $(seq "$runs"); do t=$(now); "$lkmlab" kernel >/dev/null 2>&1; elapsed "$t"; done | median >"$work/noop"
-echo "no-op \`lkmlab kernel\`: $(cat "$work/noop") s"
+# A copy of hello alone, as a module author's own directory would be.
+hello=$work/hello
+mkdir -p "$hello"
+cp module/hello.rs module/Makefile "$hello/"
+echo 'obj-m := hello.o' >"$hello/Kbuild"
+hello_test() { "$lkmlab" test --module "$hello" --accel "$accel" --out "$work/t" "$@"; }
+hello_test >/dev/null 2>&1 || { echo "lkmlab test on hello fails: fix that first"; exit 1; }
+ko=$(ls "$PWD"/target/lkmlab/default/modules/hello*/hello.ko | head -n 1)
 
-# 2. Module build: from clean, then after a one-line change to module/hello.rs.
-mkdir -p "$work/hello"
-cp module/hello.rs module/Makefile "$work/hello/"
-echo 'obj-m := hello.o' >"$work/hello/Kbuild"
-# The output folder's name carries a hash of the module's path: ask lkmlab.
-ko=$("$lkmlab" module --module "$work/hello" 2>/dev/null | grep '/hello\.ko$')
-[ -n "$ko" ] || { echo "bench: \`lkmlab module\` built no hello.ko" >&2; exit 1; }
-for i in $(seq "$runs"); do
-  rm -rf "$(dirname "$ko")"
-  t=$(now); "$lkmlab" module --module "$work/hello" >/dev/null 2>&1; elapsed "$t"
-done | median >"$work/mod_clean"
-echo "module build from clean (hello): $(cat "$work/mod_clean") s"
-for i in $(seq "$runs"); do
-  sed -i "s/Goodbye from Rust!.*(greeted/Goodbye from Rust! run $i (greeted/" "$work/hello/hello.rs"
-  t=$(now); "$lkmlab" module --module "$work/hello" >/dev/null 2>&1; elapsed "$t"
-done | median >"$work/mod_edit"
-echo "module rebuild after a one-line change (hello): $(cat "$work/mod_edit") s"
-
-# 3. lkmlab test on hello: QEMU start to exit as lkmlab reports it, and the
-#    whole command (runner build check, initramfs, VM, verdict).
-cp module/hello.rs "$work/hello/"
-for _ in $(seq "$runs"); do
-  t=$(now)
-  "$lkmlab" test --module "$work/hello" --accel tcg --out "$work/t" 2>"$work/err" >/dev/null
-  elapsed "$t" >>"$work/test_wall"
-  sed -n 's/.*VM finished in \([0-9.]*\)s.*/\1/p' "$work/err" >>"$work/test_vm"
-done
-echo "lkmlab test, hello, QEMU start to exit: $(median <"$work/test_vm") s"
-echo "lkmlab test, hello, whole command: $(median <"$work/test_wall") s"
-
-# 4. Baseline: busybox initramfs that only does insmod, rmmod, reboot.
+# The baseline: the same kernel and module with a busybox initramfs that only
+# loads, unloads and reboots, booted as lkmlab boots.
 mkdir -p "$work/bb/bin" "$work/bb/dev" "$work/bb/proc"
 cp "$(command -v busybox)" "$work/bb/bin/busybox"
 for a in sh insmod rmmod reboot mount; do ln -sf busybox "$work/bb/bin/$a"; done
-cp "$ko" "$work/bb/hello.ko"
 printf '#!/bin/sh\ninsmod /hello.ko greeting_count=3\nrmmod hello\nreboot -f\n' >"$work/bb/init"
 chmod +x "$work/bb/init"
-(cd "$work/bb" && find . | cpio -o -H newc --quiet) >"$work/bb.cpio"
-for _ in $(seq "$runs"); do
-  t=$(now)
-  timeout 60 qemu-system-x86_64 -M microvm,acpi=off -accel tcg -m 256 -smp 1 -nodefaults \
+bare_boot() {
+  cp "$ko" "$work/bb/hello.ko"
+  (cd "$work/bb" && find . | cpio -o -H newc --quiet) >"$work/bb.cpio"
+  timeout 120 qemu-system-x86_64 -M microvm,acpi=off -accel "$accel" -m 256 -smp 2 -nodefaults \
     -no-user-config -display none -no-reboot -serial "file:$work/bb.log" \
     -kernel "$bz" -initrd "$work/bb.cpio" -append "console=ttyS0 panic=-1 reboot=t rdinit=/init"
-  elapsed "$t"
-done | median >"$work/bb_time"
-grep -q "Goodbye from Rust" "$work/bb.log" || { echo "busybox baseline did not run the module"; exit 1; }
-echo "busybox baseline (insmod/rmmod/reboot), QEMU start to exit: $(cat "$work/bb_time") s"
+  grep -q "Goodbye from Rust" "$work/bb.log" || { echo "busybox baseline did not run the module" >&2; exit 1; }
+}
 
-# 5. The full suite of module/ (hello + scull + guest tests).
-for _ in $(seq 3); do
-  "$lkmlab" test --accel tcg --out "$work/full" 2>"$work/err" >/dev/null
-  sed -n 's/.*VM finished in \([0-9.]*\)s.*/\1/p' "$work/err"
-done | median >"$work/full_vm"
-echo "lkmlab test, module/ (hello + scull + guest tests), QEMU start to exit: $(cat "$work/full_vm") s"
+# pair NAME A-CMD B-CMD: runs A and B in turn RUNS times (wall time each),
+# prints both medians and A/B.
+pair() {
+  local name=$1 a=$2 b=$3 t
+  : >"$work/a" ; : >"$work/b"
+  for _ in $(seq "$runs"); do
+    t=$(now); eval "$a" >/dev/null 2>&1; since "$t" >>"$work/a"
+    t=$(now); eval "$b" >/dev/null 2>&1; since "$t" >>"$work/b"
+  done
+  local ma mb
+  ma=$(median <"$work/a"); mb=$(median <"$work/b")
+  printf '%-58s %7.2f s vs %7.2f s  ratio %s\n' "$name" "$ma" "$mb" "$(ratio "$ma" "$mb")"
+}
+
+for row in "${rows[@]}"; do
+  case $row in
+  loop)
+    # lkmlab test on hello with nothing changed, against the bare boot.
+    pair "hello, nothing changed: lkmlab test / bare boot" hello_test bare_boot
+    ;;
+  edit)
+    # After a one-line change: lkmlab test (rebuild + VM) against plain
+    # Kbuild's rebuild plus the bare boot.
+    n=0
+    edit() { n=$((n + 1)); sed -i "s/Goodbye from Rust!.*(greeted/Goodbye from Rust! run $n (greeted/" "$hello/hello.rs"; }
+    plain_rebuild() {
+      edit
+      make -s -C "$tree" M="$hello" MO="$work/plain" LLVM= -j"$(nproc)" modules >/dev/null 2>&1
+      bare_boot
+    }
+    mkdir -p "$work/plain"
+    pair "hello, one-line change: lkmlab test / (Kbuild + bare boot)" 'edit; hello_test' plain_rebuild
+    ;;
+  smp)
+    # Two vCPUs against one, QEMU start to exit, same kernel and module.
+    one=$work/one-cpu
+    mkdir -p "$one"
+    cp -r lkmlab.toml kernel-config "$one/"
+    sed -i 's/^cpus = .*/cpus = 1/' "$one/lkmlab.toml"
+    : >"$work/a" ; : >"$work/b"
+    for _ in $(seq "$runs"); do
+      hello_test 2>"$work/err" >/dev/null; vm_time "$work/err" >>"$work/a"
+      "$lkmlab" --project "$one" test --module "$hello" --accel "$accel" --out "$work/t1" 2>"$work/err" >/dev/null
+      vm_time "$work/err" >>"$work/b"
+    done
+    ma=$(median <"$work/a"); mb=$(median <"$work/b")
+    printf '%-58s %7.2f s vs %7.2f s  ratio %s\n' "hello, QEMU start to exit: 2 vCPUs / 1 vCPU" "$ma" "$mb" "$(ratio "$ma" "$mb")"
+    ;;
+  flavors)
+    # module/ (hello, scull, guest tests) on the debug kernel against the
+    # default one, QEMU start to exit.
+    : >"$work/a" ; : >"$work/b"
+    for _ in $(seq "$runs"); do
+      "$lkmlab" test --flavor debug --accel "$accel" --out "$work/td" 2>"$work/err" >/dev/null || true
+      vm_time "$work/err" >>"$work/a"
+      "$lkmlab" test --accel "$accel" --out "$work/t0" 2>"$work/err" >/dev/null || true
+      vm_time "$work/err" >>"$work/b"
+    done
+    ma=$(median <"$work/a"); mb=$(median <"$work/b")
+    printf '%-58s %7.2f s vs %7.2f s  ratio %s\n' "module/, QEMU start to exit: debug / default flavor" "$ma" "$mb" "$(ratio "$ma" "$mb")"
+    ;;
+  sweep)
+    # The fault-injection sweep of scull's init, as the guest times it.
+    scull=$work/scull
+    mkdir -p "$scull"
+    cp module/scull.rs module/scull.h "$scull/"
+    echo 'obj-m := scull.o' >"$scull/Kbuild"
+    : >"$work/a"
+    for _ in $(seq "$runs"); do
+      "$lkmlab" test --flavor debug --fault-injection --module "$scull" --accel "$accel" --out "$work/ts" >/dev/null 2>&1 || true
+      sed -n 's/^# fault injection: \([0-9]*\) load(s) in \([0-9.]*\) s$/\2/p' "$work/ts/results.ktap" >>"$work/a"
+    done
+    loads=$(sed -n 's/^# fault injection: \([0-9]*\) load(s) in .*/\1/p' "$work/ts/results.ktap")
+    printf '%-58s %7.2f s (%s loads)\n' "fault-injection sweep of scull's init (in the guest)" "$(median <"$work/a")" "$loads"
+    ;;
+  timings)
+    # Where the time goes, once each (lkmlab's --timings line).
+    hello_test --timings 2>&1 >/dev/null | grep 'timings:' | sed 's/^lkmlab: timings:/hello:   /'
+    "$lkmlab" test --accel "$accel" --out "$work/t0" --timings 2>&1 >/dev/null | grep 'timings:' | sed 's/^lkmlab: timings:/module\/:/'
+    ;;
+  *) echo "unknown row $row (rows: loop edit smp flavors sweep timings)"; exit 2 ;;
+  esac
+done

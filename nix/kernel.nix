@@ -54,8 +54,9 @@ let
     if [ "$lkmlab_bad" != 0 ]; then exit 1; fi
   '';
 in
-assert lib.assertMsg (wrong == [ ])
-  "lkmlab: the Kconfig fragments must set CONFIG_MODULES=y and CONFIG_RUST=y: ${toString wrong}";
+assert lib.assertMsg (
+  wrong == [ ]
+) "lkmlab: the Kconfig fragments must set CONFIG_MODULES=y and CONFIG_RUST=y: ${toString wrong}";
 (linuxManualConfig {
   inherit (pin) version;
   modDirVersion = pin.version;

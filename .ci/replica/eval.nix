@@ -1,6 +1,6 @@
 # The whole flake, evaluated offline: flake.nix's outputs with the real
 # nixpkgs lib (`lib`, a path to its lib/) and the mock nixpkgs of
-# mock-nixpkgs.nix. `nix-instantiate eval.nix -A drvs` instantiates every
+# mock-nixpkgs.nix. `nix-instantiate eval.nix -A drvList` instantiates every
 # output; `nix-instantiate --eval --strict --json eval.nix -A plan` says what
 # the replica needs to know about them.
 #
@@ -11,6 +11,7 @@
 {
   lib,
   flake ? ../..,
+  tools ? ./tools.toml,
 }:
 let
   shimmed = builtins // {
@@ -22,7 +23,7 @@ let
   };
   realLib = if builtins ? readFileType then import lib else scopedImport scope lib;
 
-  table = builtins.fromTOML (builtins.readFile ./tools.toml);
+  table = builtins.fromTOML (builtins.readFile tools);
   nixpkgs = import ./mock-nixpkgs.nix {
     lib = realLib;
     inherit table;
@@ -62,6 +63,8 @@ in
 {
   inherit drvs;
   drvList = builtins.attrValues drvs;
+  # For the seeded checks of .ci/nix-check: the mock nixpkgs itself.
+  pkgs = nixpkgs.legacyPackages.${system};
   plan = {
     outputs = builtins.mapAttrs (_: d: d.drvPath) drvs;
     apps = builtins.mapAttrs (_: a: {

@@ -410,7 +410,7 @@ class Replica:
                 lines.append(f"declare -A {k}=({items})")
         (build / ".attrs.sh").write_text("\n".join(lines) + "\n")
 
-    def sandbox(self, label, drv_path, env, cmd, mode="build"):
+    def sandbox(self, label, drv_path, env, cmd, mode="build", files=None):
         """Run cmd in sandbox.sh; its log goes to logs/LABEL.log. Returns the
         stage directory (where the outputs are) and the exit status."""
         drv = self.drvs[drv_path]
@@ -440,6 +440,13 @@ class Replica:
             "TERM": "xterm-256color",
             "NIX_LOG_FD": "2",
         }
+        for name, value in (files or {}).items():
+            # passAsFile: Nix writes the attribute to a file in the build
+            # directory and sets NAMEPath.
+            path = build / f".attr-{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+            path.write_text(value)
+            os.chown(path, BUILD_UID, BUILD_UID)
+            env[f"{name}Path"] = str(path)
         if drv["env"].get("__json"):
             full_env["NIX_ATTRS_JSON_FILE"] = str(build / ".attrs.json")
             full_env["NIX_ATTRS_SH_FILE"] = str(build / ".attrs.sh")
@@ -472,21 +479,9 @@ class Replica:
         drv = self.drvs[drv_path]
         env, files = self.drv_env(drv)
         env.update(extra_env or {})
-        if files:
-            # passAsFile: Nix writes the attribute to a file in the build
-            # directory and sets NAMEPath.
-            tag = base(drv_path)[:12]
-            holder = self.work / "passasfile" / tag
-            holder.mkdir(parents=True, exist_ok=True)
-            for name, value in files.items():
-                digest = hashlib.sha256(name.encode()).hexdigest()[:16]
-                path = holder / f".attr-{digest}"
-                path.write_text(value)
-                path.chmod(0o444)
-                env[f"{name}Path"] = str(path)
         cmd = [drv["builder"], *drv["args"]]
         t0 = time.monotonic()
-        stage, rc, log = self.sandbox(label, drv_path, env, cmd)
+        stage, rc, log = self.sandbox(label, drv_path, env, cmd, files=files)
         seconds = time.monotonic() - t0
         if rc != 0:
             raise Fail(f"{label}: the build failed (exit {rc}) after {seconds:.0f} s; "

@@ -42,7 +42,7 @@ _isArray() { [[ $(declare -p "$1" 2> /dev/null) == "declare -a"* ]]; }
 _words() {
   local -n _ref=$1
   if _isArray "$1"; then
-    printf '%s\0' "${_ref[@]}"
+    [ "${#_ref[@]}" -eq 0 ] || printf '%s\0' "${_ref[@]}"
   elif [ -n "${_ref-}" ]; then
     # Word splitting is the point: that is how Nix hands over a list.
     # shellcheck disable=SC2086

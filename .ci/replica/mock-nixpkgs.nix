@@ -132,8 +132,9 @@ let
 
   # stdenv.mkDerivation (pkgs/stdenv/generic/make-derivation.nix), as far as
   # the flake's derivations use it: pname/version or name, outputs, `env`,
-  # passthru and meta kept out of the derivation, __structuredAttrs, and
-  # overrideAttrs. Attribute values reach the builder as Nix passes them.
+  # passthru and meta kept out of the derivation, __structuredAttrs,
+  # overrideAttrs, and check-meta's refusal of a broken or unsupported
+  # package. Attribute values reach the builder as Nix passes them.
   mkDerivationWith =
     stdenv: fnOrAttrs:
     let
@@ -164,14 +165,28 @@ let
           replicaCC = if stdenv.cc == null then [ ] else [ stdenv.cc ];
           __ignoreNulls = true;
         };
-      drv = derivation drvAttrs;
+      meta = attrs.meta or { };
+      # pkgs/stdenv/generic/check-meta.nix: with the default config
+      # (allowBroken = false, allowUnsupportedSystem = false) a broken
+      # package, or one whose meta.platforms leaves out the host, does not
+      # evaluate.
+      platform = lib.systems.elaborate system;
+      valid =
+        if meta.broken or false then
+          throw "mock check-meta: ${drvAttrs.name} is marked as broken (meta.broken)"
+        else if !(lib.meta.availableOn platform { inherit meta; }) then
+          throw "mock check-meta: ${drvAttrs.name} is not available on ${system} (meta.platforms)"
+        else
+          true;
+      drv =
+        assert valid;
+        derivation drvAttrs;
       passthru = attrs.passthru or { };
     in
     drv
     // passthru
     // {
-      inherit passthru;
-      meta = attrs.meta or { };
+      inherit passthru meta;
       overrideAttrs = f: mkDerivationWith stdenv (attrs // lib.toExtension f attrs attrs);
     };
 

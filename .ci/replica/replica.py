@@ -388,11 +388,18 @@ class Replica:
 
     def build_key(self, drv_path):
         drv = self.drvs[drv_path]
-        parts = [drv_path] + sorted(self.key_of[p] for p in drv["inputDrvs"])
+        # The sandbox is part of how it was built (the .drv does not say).
+        parts = [drv_path, sha256_file(HERE / "sandbox.sh")] + sorted(self.key_of[p] for p in drv["inputDrvs"])
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
+    def rewrite(self, drv, value):
+        """Nix replaces each output's placeholder with its path at build time."""
+        for name, o in drv["outputs"].items():
+            value = value.replace(placeholder(name), o["path"])
+        return value
+
     def structured(self, drv, build):
-        attrs = json.loads(drv["env"]["__json"])
+        attrs = json.loads(self.rewrite(drv, drv["env"]["__json"]))
         attrs["outputs"] = {name: o["path"] for name, o in drv["outputs"].items()}
         (build / ".attrs.json").write_text(json.dumps(attrs))
         lines = []
@@ -418,9 +425,8 @@ class Replica:
         stage = self.work / "stage" / tag
         build = self.work / "build" / tag
         spec = self.work / "spec" / tag
+        self.discard(stage, build, spec)
         for d in (stage, build, spec):
-            if d.exists():
-                run(["rm", "-rf", str(d)])
             d.mkdir(parents=True)
         os.chown(build, BUILD_UID, BUILD_UID)
         os.chown(stage, BUILD_UID, BUILD_UID)
@@ -468,7 +474,7 @@ class Replica:
         return stage, p.returncode, log
 
     def drv_env(self, drv):
-        env = {k: v for k, v in drv["env"].items() if k != "__json"}
+        env = {k: self.rewrite(drv, v) for k, v in drv["env"].items() if k != "__json"}
         files = {}
         if "__json" not in drv["env"]:
             for name in env.get("passAsFile", "").split():
@@ -503,8 +509,23 @@ class Replica:
             if dst.exists() or dst.is_symlink():
                 run(["rm", "-rf", str(dst)])
             (stage / base(o["path"])).rename(dst)
-        run(["rm", "-rf", str(stage), str(self.work / "build" / base(drv_path)[:12])])
+        self.discard(stage, self.work / "build" / base(drv_path)[:12])
         return seconds
+
+    def discard(self, *dirs):
+        """Remove build directories in the background, at idle I/O priority:
+        deleting an unpacked kernel tree takes minutes on a slow disk."""
+        trash = self.work / "trash"
+        trash.mkdir(exist_ok=True)
+        moved = []
+        for d in dirs:
+            if d.exists():
+                target = trash / f"{d.name}-{time.time_ns()}"
+                d.rename(target)
+                moved.append(str(target))
+        if moved:
+            subprocess.Popen(["ionice", "-c3", "nice", "-n", "19", "rm", "-rf", *moved],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
 
     def diagnose(self, log):
         """Name the tool a build reached for without declaring it."""
@@ -609,7 +630,7 @@ class Replica:
         env = {"PATH": "/replica-inherited-path-is-empty", "HOME": str(out), "TERM": "dumb",
                "USER": "replica", "LOGNAME": "replica"}
         stage, rc, log = self.sandbox(f"apps.{name}", drv_path, env, [program, *args], mode="app")
-        run(["rm", "-rf", str(stage)])
+        self.discard(stage)
         if rc != 0:
             raise Fail(f"apps.{name}: `nix run .#{name}` exited {rc}; last lines of {log}:\n{tail(log)}")
         text = log.read_text(errors="replace")
@@ -620,6 +641,24 @@ class Replica:
         elif "scull-unloaded" not in text:
             raise Fail(f"apps.{name}: the command in the VM did not finish; see {log}")
         self.results.append((f"apps.{name}", True, time.monotonic() - t0, "shellcheck + run"))
+
+
+def nix32(digest):
+    """Nix's base-32 (libutil/hash.cc): least significant 5 bits last."""
+    chars = "0123456789abcdfghijklmnpqrsvwxyz"
+    out = []
+    for n in range((len(digest) * 8 - 1) // 5, -1, -1):
+        byte, bit = divmod(n * 5, 8)
+        c = digest[byte] >> bit
+        if byte + 1 < len(digest):
+            c |= digest[byte + 1] << (8 - bit)
+        out.append(chars[c & 0x1F])
+    return "".join(out)
+
+
+def placeholder(output):
+    """builtins.placeholder: "/" + nix32(sha256("nix-output:" + output))."""
+    return "/" + nix32(hashlib.sha256(f"nix-output:{output}".encode()).digest())
 
 
 def sha256_file(path):

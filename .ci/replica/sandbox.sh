@@ -14,7 +14,7 @@
 #   uid       the build user (Nix builds as nixbld, not root)
 #   mode      "build" (the sandbox) or "app" (a user's machine: /usr stays)
 # In "build" mode /usr/bin, /usr/sbin, /usr/local, /tmp and /dev are
-# replaced: /usr/bin has only sh (busybox, as Nix's sandbox-shell), /dev only
+# replaced: /usr/bin has only sh (dash, for Nix's sandbox-shell), /dev only
 # null, zero, full, random, urandom, tty, pts, ptmx, shm and fd, so a tool
 # reached by absolute path or an unpatched `#!/usr/bin/env` fails as in Nix.
 set -euo pipefail
@@ -55,7 +55,10 @@ done < "$spec/visible"
 
 if [ "$mode" = build ]; then
   mount -t tmpfs -o mode=0755 replica-usr-bin /usr/bin
-  ln -s "$host/usr/bin/busybox" /usr/bin/sh
+  # Nix's sandbox /bin/sh is busybox-sandbox-shell: ash with no other
+  # applets. Debian's busybox would run its own awk, sed... in place of the
+  # declared ones (its shell prefers applets); dash is a plain sh.
+  ln -s "$host/usr/bin/dash" /usr/bin/sh
   mount -t tmpfs -o mode=0755 replica-usr-sbin /usr/sbin
   mount -t tmpfs -o mode=0755 replica-usr-local /usr/local
   mount -t tmpfs -o mode=1777 replica-tmp /tmp

@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import shlex
 import shutil
 import subprocess
@@ -94,6 +95,7 @@ class Replica:
         self.placeholders = {}
         self.binds = {}
         self.results = []  # (label, ok, seconds, note)
+        self.cpu = {}  # label -> CPU seconds of the build's processes
         self.key_of = {}
 
     # ---------------------------------------------------------------- eval
@@ -315,7 +317,8 @@ class Replica:
         bin_output = "bin" if "bin" in outputs else "out"
         links = self.tool_links(key)
         mapping = {"links": links, "env": entry.get("env", {}), "dirs": entry.get("dirs", {}),
-                   "path": self.expand(entry["path"]) if "path" in entry else None}
+                   "path": self.expand(entry["path"]) if "path" in entry else None,
+                   "hook": sha256_file(HERE / entry["hook"]) if "hook" in entry else None}
         key_text = json.dumps(mapping, sort_keys=True)
         self.key_of[drv_path] = hashlib.sha256((drv_path + key_text).encode()).hexdigest()
         for name, path in outputs.items():
@@ -390,6 +393,10 @@ class Replica:
         drv = self.drvs[drv_path]
         # The sandbox is part of how it was built (the .drv does not say).
         parts = [drv_path, sha256_file(HERE / "sandbox.sh")] + sorted(self.key_of[p] for p in drv["inputDrvs"])
+        if "replicaStandin" in drv["env"]:
+            # What stands in for the output is an input too.
+            for name, target in sorted(self.standin_bins(drv).items()):
+                parts.append(f"{name}={sha256_file(self.unbind(target))}")
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
     def rewrite(self, drv, value):
@@ -465,12 +472,15 @@ class Replica:
         (spec / "env").write_bytes(b"".join(f"{k}={v}".encode() + b"\0" for k, v in full_env.items()))
         (spec / "cmd").write_bytes(b"".join(c.encode() + b"\0" for c in cmd))
         log = self.logs / f"{label}.log"
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         with open(log, "wb") as f:
             p = subprocess.run(
                 ["nice", "-n", str(self.args.nice), "unshare", "--net", "--mount", "--pid", "--fork",
                  "--mount-proc", "--propagation", "private", "--", "bash", str(HERE / "sandbox.sh"), str(spec)],
                 stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.cpu[label] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         return stage, p.returncode, log
 
     def drv_env(self, drv):
@@ -560,13 +570,16 @@ class Replica:
             shutil.copy(src, dst)
             dst.chmod(0o444)
 
-    def standin(self, label, drv_path):
-        drv = self.drvs[drv_path]
+    def standin_bins(self, drv):
         pname = drv["env"]["replicaStandin"]
         entry = self.table.get("standin", {}).get(pname)
         if entry is None:
-            raise Fail(f"{label}: a buildRustPackage the replica does not replay, and tools.toml has no [standin.{pname}]")
-        bins = " ".join(f"{n}={self.expand(t)}" for n, t in entry["bin"].items())
+            raise Fail(f"{pname}: a buildRustPackage the replica does not replay, and tools.toml has no [standin.{pname}]")
+        return {n: self.expand(t) for n, t in entry["bin"].items()}
+
+    def standin(self, label, drv_path):
+        drv = self.drvs[drv_path]
+        bins = " ".join(f"{n}={self.host_path(t)}" for n, t in self.standin_bins(drv).items())
         return self.replay(label, drv_path, {"phases": "replicaStandinPhase", "replicaStandinBins": bins})
 
     def realise(self, drv_path, labels):
@@ -731,11 +744,13 @@ def main():
     total = time.monotonic() - t0
     print("\nreplica (each derivation built as the Nix sandbox would, Debian tools per tools.toml):")
     for label, ok, seconds, note in r.results:
-        print(f"  {'PASS' if ok else 'FAIL'}  {label:34} {seconds:7.1f} s  {note}")
+        cpu = f"{r.cpu[label]:7.1f} s CPU" if label in r.cpu else " " * 13
+        print(f"  {'PASS' if ok else 'FAIL'}  {label:40} {seconds:7.1f} s {cpu}  {note}")
     if failed:
         print(f"\n{failed}", file=sys.stderr)
     passed = sum(1 for _, ok, _, _ in r.results if ok)
-    print(f"replica: {passed} passed, {len(r.results) - passed} failed, in {total:.0f} s")
+    print(f"replica: {passed} passed, {len(r.results) - passed} failed, in {total:.0f} s "
+          f"({sum(r.cpu.values()) / 60:.1f} CPU-minutes of builds)")
     return 1 if failed else 0
 
 

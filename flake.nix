@@ -22,7 +22,9 @@
       packages = perSystem (lab: lab.packages);
       checks = perSystem (lab: lab.checks);
       apps = perSystem (lab: lab.apps);
-      devShells = perSystem (lab: { default = lab.devShell; });
+      devShells = perSystem (lab: {
+        default = lab.devShell;
+      });
       formatter = perSystem (lab: lab.formatter);
     };
 }

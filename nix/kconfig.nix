@@ -51,8 +51,7 @@ let
   reTrim = "[[:space:]]*([^[:space:]](.*[^[:space:]])?)?[[:space:]]*";
 
   # Undo Kconfig's string escaping: `\X` stands for X.
-  unescape =
-    s: concatStringsSep "" (map (p: if isList p then elemAt p 0 else p) (split ''\\(.)'' s));
+  unescape = s: concatStringsSep "" (map (p: if isList p then elemAt p 0 else p) (split ''\\(.)'' s));
 
   # One fragment line -> [ { name; value; origin; } ] or [ ].
   parseLine =

@@ -14,6 +14,7 @@
 {
   lib,
   linuxManualConfig,
+  lz4,
   pin,
   kconfig,
   configfile,
@@ -54,8 +55,9 @@ let
     if [ "$lkmlab_bad" != 0 ]; then exit 1; fi
   '';
 in
-assert lib.assertMsg (wrong == [ ])
-  "lkmlab: the Kconfig fragments must set CONFIG_MODULES=y and CONFIG_RUST=y: ${toString wrong}";
+assert lib.assertMsg (
+  wrong == [ ]
+) "lkmlab: the Kconfig fragments must set CONFIG_MODULES=y and CONFIG_RUST=y: ${toString wrong}";
 (linuxManualConfig {
   inherit (pin) version;
   modDirVersion = pin.version;
@@ -66,5 +68,10 @@ assert lib.assertMsg (wrong == [ ])
   (old: {
     # The unpack fails unless the tarball has the top directory lkmlab.toml names.
     sourceRoot = pin.tarball.top_dir;
+    # kernel-config/base.config sets CONFIG_KERNEL_LZ4=y, so Kbuild runs `lz4`
+    # for the compressed image (arch/x86/boot/compressed); build.nix's
+    # nativeBuildInputs have zstd, and stdenv xz, but nothing has lz4.
+    # getBin: the output with bin/lz4 (lz4's first output is `dev`).
+    nativeBuildInputs = old.nativeBuildInputs ++ [ (lib.getBin lz4) ];
     postConfigure = (old.postConfigure or "") + verifyConfig;
   })

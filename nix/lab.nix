@@ -113,6 +113,15 @@ let
 
   virtme-ng = pkgs.callPackage ./virtme-ng.nix { inherit qemu; };
 
+  # The static /bin/sh lkmlab packs for guest test scripts (it takes the
+  # `busybox` on PATH and checks it is static). Only bin/busybox: the package's
+  # bin/ also has its applets (ls, sh, sed, ...), which would come before
+  # coreutils on PATH.
+  busybox = pkgs.runCommand "busybox-static-bin" { } ''
+    mkdir -p "$out/bin"
+    ln -s ${lib.getExe' pkgs.pkgsStatic.busybox "busybox"} "$out/bin/busybox"
+  '';
+
   # `lkmlab test`/`lkmlab vm` against the flake's kernel, module and runner.
   labArgs = lib.escapeShellArgs [
     "--kernel"
@@ -171,7 +180,7 @@ in
         flavor
         ;
       guestRunner = guest-runner;
-      busybox = pkgs.pkgsStatic.busybox;
+      inherit busybox;
       projectSrc = src.project;
     };
 
@@ -231,20 +240,26 @@ in
     test = mkApp {
       name = "lkmlab-test";
       description = "The VM test outside the sandbox: KVM when it works, else TCG";
+      # busybox: module/guest-tests has a script, which needs a static shell.
       runtimeInputs = [
         lkmlab
         qemu
+        busybox
       ];
-      # Results go to ./lkmlab-results unless --out is given.
+      # Results go to ./lkmlab-results unless --out is given; --accel auto
+      # (KVM when it works, else TCG) unless --accel is given (lkmlab refuses
+      # an option given twice).
       text = ''
         out=(--out "$PWD/lkmlab-results")
+        accel=(--accel auto)
         for arg in "$@"; do
           case "$arg" in
             --out | --out=*) out=() ;;
+            --accel | --accel=*) accel=() ;;
           esac
         done
         exec lkmlab --project ${src.project} test ${labArgs} \
-          --runner ${lib.getExe guest-runner} --accel auto "''${out[@]}" "$@"
+          --runner ${lib.getExe guest-runner} "''${accel[@]}" "''${out[@]}" "$@"
       '';
     };
 
@@ -266,8 +281,17 @@ in
       pkgs.flex
       pkgs.pahole
       pkgs.perl
+      (lib.getBin pkgs.lz4) # CONFIG_KERNEL_LZ4, for `lkmlab kernel` in the shell
     ];
     KDIR = module.kdir;
+    # nixpkgs' flags for out-of-tree modules (the kernel's own unwrapped CC,
+    # LD, ..., ARCH, KBUILD_OUTPUT), as module.nix builds with:
+    #   make -C "$KDIR" M="$PWD" $KMAKEFLAGS     (or `make $KMAKEFLAGS` in module/)
+    # Without them Kbuild runs the `gcc` on PATH, the stdenv's wrapper.
+    KMAKEFLAGS = toString kernelPackages.kernelModuleMakeFlags;
+    # What the wrapper compiles here gets no hardening flags the kernel's
+    # build (unwrapped compiler, build.nix's hardeningDisable) did not have.
+    hardeningDisable = [ "all" ];
     RUST_LIB_SRC = "${toolchain.rustLibSrc}";
     LIBCLANG_PATH = "${toolchain.libclang}/lib";
   };

@@ -58,7 +58,8 @@ if [ "$(id -u)" -ne 0 ]; then
   sudo="sudo"
 fi
 
-# Kernel build (make gcc flex bison bc perl libelf-dev libssl-dev), Rust
+# Kernel build (make gcc flex bison bc perl libelf-dev libssl-dev, and lz4 for
+# the LZ4-compressed image kernel-config/base.config asks for), Rust
 # bindings (libclang-19-dev: the kernel needs libclang >= 17), the LLVM
 # toolchain of the debug flavor (clang-19 lld-19 llvm-19: KASAN with Rust
 # needs a clang-built kernel, lkmlab.toml [toolchain] llvm), the static guest
@@ -66,7 +67,7 @@ fi
 # the VM (qemu-system-x86) and a shell for guest test scripts (busybox-static).
 # The interactive lab (`lkmlab vm`): pipx for virtme-ng (below), and udev and
 # kmod, because the guest runs the host's own udevd and insmod/rmmod.
-packages=(make gcc libc6-dev binutils flex bison bc perl cpio tar xz-utils curl
+packages=(make gcc libc6-dev binutils flex bison bc perl lz4 cpio tar xz-utils curl
           ca-certificates libelf-dev libssl-dev libclang-19-dev clang-19 lld-19 llvm-19
           qemu-system-x86
           busybox-static pipx udev kmod)

@@ -78,14 +78,16 @@ let
 
   qemu = pkgs.qemu;
 
-  lkmlab = pkgs.callPackage ./lkmlab.nix {
-    src = src.cargo;
-    version = crateVersion ../lkmlab/Cargo.toml;
-  };
-
   guest-runner = pkgs.pkgsStatic.callPackage ./guest-runner.nix {
     src = src.cargo;
     version = crateVersion ../tests/runner/Cargo.toml;
+  };
+
+  # lkmlab carries its guest runner (lkmlab/build.rs): this one.
+  lkmlab = pkgs.callPackage ./lkmlab.nix {
+    src = src.cargo;
+    version = crateVersion ../lkmlab/Cargo.toml;
+    guestRunner = guest-runner;
   };
 
   kernelTarball = pkgs.callPackage ./kernel-source.nix { inherit pin; };

@@ -1,4 +1,4 @@
-# The lkmlab CLI from the Cargo workspace. Its checkPhase is `cargo test -p lkmlab`
+# The lkmlab CLI from the Cargo workspace, carrying the guest runner. Its checkPhase is `cargo test -p lkmlab`
 # (flake check `lkmlab`), so the tests must run in the build sandbox: no
 # network, no /dev/kvm, HOME not writable.
 {
@@ -7,6 +7,7 @@
   cpio,
   src,
   version,
+  guestRunner,
 }:
 rustPlatform.buildRustPackage {
   pname = "lkmlab";
@@ -21,6 +22,9 @@ rustPlatform.buildRustPackage {
     "-p"
     "lkmlab"
   ];
+  # lkmlab/build.rs carries this static runner instead of building one with
+  # glibc's libc.a, which the sandbox's toolchain does not link statically.
+  env.LKMLAB_GUEST_RUNNER = lib.getExe guestRunner;
   # The cpio writer's tests unpack what it writes with GNU cpio.
   nativeCheckInputs = [ cpio ];
 

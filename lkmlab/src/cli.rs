@@ -256,4 +256,10 @@ pub enum ShowWhat {
         #[command(flatten)]
         flavor: FlavorArg,
     },
+    /// How lkmlab runs the kernel build of a flavor: source and tree directories,
+    /// RUST_LIB_SRC, make variables and environment (reproducibility settings included).
+    BuildEnv {
+        #[command(flatten)]
+        flavor: FlavorArg,
+    },
 }

@@ -274,6 +274,17 @@ pub fn run(cli: Cli) -> Result<Done> {
                 ShowWhat::Kconfig { flavor } => serde_json::Value::Object(kconfig::to_json_map(
                     &kernel::requested_options(&ctx.project, &flavor.flavor)?,
                 )),
+                ShowWhat::BuildEnv { flavor } => {
+                    let (dir, _) = kernel::current_tree(&ctx.project, &ctx.paths, &flavor.flavor)?;
+                    kernel::build_setup(
+                        &ctx.project,
+                        &ctx.paths,
+                        &ctx.fetcher(),
+                        &flavor.flavor,
+                        &dir,
+                    )?
+                    .to_json(&dir)
+                }
             };
             println!("{}", serde_json::to_string_pretty(&json)?);
             Ok(Done::Ok)

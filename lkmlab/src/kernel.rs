@@ -130,6 +130,58 @@ impl MakeSetup {
     }
 }
 
+/// Everything a kernel build of a flavor runs `make` with.
+pub struct BuildSetup {
+    /// The unpacked source tree (`make -C`).
+    pub src: PathBuf,
+    /// The Rust library source (`RUST_LIB_SRC`).
+    pub rust_lib_src: PathBuf,
+    pub make: MakeSetup,
+}
+
+/// The setup of a build of `flavor` into `dir` (fetching and unpacking the
+/// pinned sources when needed).
+pub fn build_setup(
+    project: &Project,
+    paths: &Paths,
+    fetcher: &Fetcher,
+    flavor: &str,
+    dir: &Path,
+) -> Result<BuildSetup> {
+    let src = source(project, paths, fetcher)?;
+    let rust_lib_src = toolchain::rust_lib_src(project, paths, fetcher)?;
+    let make = MakeSetup::new(project, flavor, Some(&rust_lib_src))?.reproducible(
+        &src,
+        dir,
+        &rust_lib_src,
+    )?;
+    Ok(BuildSetup {
+        src,
+        rust_lib_src,
+        make,
+    })
+}
+
+impl BuildSetup {
+    /// The setup as JSON, for `lkmlab show build-env` (what
+    /// tests/e2e/reproducible.sh replays).
+    pub fn to_json(&self, dir: &Path) -> serde_json::Value {
+        let env: serde_json::Map<String, serde_json::Value> = self
+            .make
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_string_lossy().into_owned().into()))
+            .collect();
+        serde_json::json!({
+            "source": self.src,
+            "tree": dir,
+            "rust_lib_src": self.rust_lib_src,
+            "make_args": [format!("ARCH={ARCH}"), self.make.compiler_var],
+            "env": env,
+        })
+    }
+}
+
 /// The user, host and version the kernel records for itself (`uname -v`,
 /// `/proc/version`), fixed so that they do not depend on the machine.
 pub const BUILD_USER: &str = "lkmlab";
@@ -407,13 +459,7 @@ pub fn build(
             format!("flavor {flavor} is built with LLVM (lkmlab.toml compiler = \"llvm\")")
         })?;
     }
-    let src = source(project, paths, fetcher)?;
-    let rust_lib_src = toolchain::rust_lib_src(project, paths, fetcher)?;
-    let env = MakeSetup::new(project, flavor, Some(&rust_lib_src))?.reproducible(
-        &src,
-        &dir,
-        &rust_lib_src,
-    )?;
+    let BuildSetup { src, make: env, .. } = build_setup(project, paths, fetcher, flavor, &dir)?;
     eprintln!(
         "lkmlab: configuring kernel {} ({flavor}) in {}",
         project.pin.kernel.version,

@@ -403,10 +403,16 @@ pub fn key_of(inputs: &[(String, String)]) -> Result<(String, String)> {
 }
 
 /// The hash of every input of a kernel build, toolchain versions included.
-pub fn cache_key(project: &Project, flavor: &str, lib_src: &str) -> Result<(String, String)> {
+pub fn cache_key(
+    project: &Project,
+    paths: &Paths,
+    flavor: &str,
+    lib_src: &str,
+) -> Result<(String, String)> {
     let mut inputs = build_inputs(project, flavor, lib_src)?;
     inputs.extend(toolchain::fingerprint(
         project,
+        paths,
         project.flavor(flavor)?.compiler,
     )?);
     key_of(&inputs)
@@ -419,7 +425,7 @@ pub fn current_tree(project: &Project, paths: &Paths, flavor: &str) -> Result<(P
         toolchain::LibSrc::Env(p) | toolchain::LibSrc::Sysroot(p) => p.display().to_string(),
         toolchain::LibSrc::Pinned => format!("pinned {}", project.pin.toolchain.rust_src.sha256),
     };
-    let (key, description) = cache_key(project, flavor, &lib_src_id)?;
+    let (key, description) = cache_key(project, paths, flavor, &lib_src_id)?;
     Ok((paths.kernel_build(flavor, &key), description))
 }
 

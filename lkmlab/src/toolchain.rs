@@ -294,9 +294,69 @@ pub fn check_llvm(project: &Project) -> Result<Version> {
     Ok(version)
 }
 
+/// [`libclang_version`], remembered in the cache under what decides it: the
+/// bindgen executable and the libclang libraries of `dir`, each by path,
+/// size, modification time and inode, so that an upgrade of either probes
+/// again. The probe loads libclang into bindgen: 0.1-0.4 s here, on every
+/// `lkmlab kernel`, `test` or `check`. Without a known libclang directory
+/// (bindgen searches for one itself) nothing is remembered.
+pub fn libclang_version_cached(paths: &Paths, dir: Option<&Path>) -> Result<Version> {
+    let (Some(dir), Some(bindgen)) = (dir, crate::util::which("bindgen")) else {
+        return libclang_version(dir);
+    };
+    let mut files = vec![bindgen];
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        let mut libs: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("libclang"))
+            })
+            .collect();
+        libs.sort();
+        files.extend(libs);
+    }
+    let Some(identity) = files_identity(&files) else {
+        return libclang_version(Some(dir));
+    };
+    let memo = paths.cache.join("toolchain").join(format!("libclang-{identity}"));
+    if let Some(v) = std::fs::read_to_string(&memo)
+        .ok()
+        .and_then(|t| Version::parse(t.trim()))
+    {
+        return Ok(v);
+    }
+    let version = libclang_version(Some(dir))?;
+    // Only a shortcut: a cache that cannot be written costs the next probe.
+    if std::fs::create_dir_all(paths.cache.join("toolchain")).is_ok() {
+        let _ = crate::util::write_atomic(&memo, version.to_string().as_bytes());
+    }
+    Ok(version)
+}
+
+/// A hash of each file's path, size, modification time and inode (following
+/// symbolic links); `None` if one cannot be read.
+fn files_identity(files: &[PathBuf]) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::fs::MetadataExt;
+    let mut h = Sha256::new();
+    for f in files {
+        let m = std::fs::metadata(f).ok()?;
+        h.update(f.as_os_str().as_encoded_bytes());
+        h.update(
+            format!("\0{} {} {} {}\0", m.size(), m.mtime(), m.mtime_nsec(), m.ino()).as_bytes(),
+        );
+    }
+    Some(crate::fetch::hex(&h.finalize())[..16].to_string())
+}
+
 /// The versions that go into the kernel cache key: the compiler and linker
 /// the flavor builds with, rustc, bindgen and libclang.
-pub fn fingerprint(project: &Project, compiler: Compiler) -> Result<Vec<(String, String)>> {
+pub fn fingerprint(
+    project: &Project,
+    paths: &Paths,
+    compiler: Compiler,
+) -> Result<Vec<(String, String)>> {
     let first_line = |program: &str| -> Result<String> {
         let out = output_of(Command::new(program).arg("--version"), program)?;
         Ok(out.lines().next().unwrap_or_default().to_string())
@@ -327,7 +387,7 @@ pub fn fingerprint(project: &Project, compiler: Compiler) -> Result<Vec<(String,
         ("bindgen".into(), bindgen_version()?.to_string()),
         (
             "libclang".into(),
-            libclang_version(libclang_path(project).as_deref())?.to_string(),
+            libclang_version_cached(paths, libclang_path(project).as_deref())?.to_string(),
         ),
     ]);
     Ok(inputs)

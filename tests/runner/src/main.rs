@@ -22,7 +22,7 @@ use case::{Env, Outcome, Suite};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 
 const PLAN: &str = "/lkmlab/plan";
 const KTAP_PORT_NAME: &str = "lkmlab.ktap";
@@ -127,14 +127,18 @@ fn suites(env: &Env) -> Vec<Suite> {
 
 /// Child mode: run one case, report on stdout, exit 0 (pass), 77 (skip) or 1.
 fn run_case(suite: &str, case: &str) -> ExitCode {
-    let env = match read_plan() {
-        Ok(env) => env,
+    match read_plan() {
+        Ok(env) => ExitCode::from(case_status(&env, &suites(&env), suite, case)),
         Err(e) => {
             println!("reading the plan: {e}");
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
         }
-    };
-    let all = suites(&env);
+    }
+}
+
+/// Runs one case of `all`, printing its message; the exit status it stands
+/// for: 0 (pass), 77 (skip) or 1.
+fn case_status(env: &Env, all: &[Suite], suite: &str, case: &str) -> u8 {
     let Some(case) = all
         .iter()
         .filter(|s| s.name == suite)
@@ -142,17 +146,17 @@ fn run_case(suite: &str, case: &str) -> ExitCode {
         .find(|c| c.name == case)
     else {
         println!("no case {case} in suite {suite}");
-        return ExitCode::FAILURE;
+        return 1;
     };
-    match (case.run)(&env) {
-        Ok(Outcome::Pass) => ExitCode::SUCCESS,
+    match (case.run)(env) {
+        Ok(Outcome::Pass) => 0,
         Ok(Outcome::Skip(reason)) => {
             println!("{reason}");
-            ExitCode::from(EXIT_SKIP)
+            EXIT_SKIP
         }
         Err(message) => {
             println!("{message}");
-            ExitCode::FAILURE
+            1
         }
     }
 }
@@ -234,7 +238,7 @@ fn run_all(ktap: &mut File, env: &Env) -> io::Result<()> {
             // and puts the case into the kernel log beside what it caused.
             writeln!(ktap, "# running {name}")?;
             sys::log_to_kernel(&format!("lkmlab: case {name}"));
-            let line = run_child(&suite.name, &case.name);
+            let line = run_child(env, &suites, &suite.name, &case.name);
             for diag in &line.diagnostics {
                 writeln!(ktap, "# {diag}")?;
             }
@@ -257,11 +261,12 @@ struct ResultLine {
     subtests: Vec<String>,
 }
 
-fn run_child(suite: &str, case: &str) -> ResultLine {
-    let output = Command::new("/proc/self/exe")
-        .args(["--case", suite, case])
-        .stdin(Stdio::null())
-        .output();
+/// Runs a case in a child process of its own: forked, not executed anew
+/// (an exec of the runner and a new read of the plan cost some 40 ms a
+/// case under TCG), so a kernel oops that kills the task fails that case
+/// alone.
+fn run_child(env: &Env, all: &[Suite], suite: &str, case: &str) -> ResultLine {
+    let output = sys::run_forked(|| case_status(env, all, suite, case));
     let output = match output {
         Ok(output) => output,
         Err(e) => {

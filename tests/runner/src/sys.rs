@@ -190,3 +190,59 @@ pub fn online_cpus() -> Result<Vec<usize>, String> {
     }
     Ok(cpus)
 }
+
+/// Runs `f` in a forked child with stdin on /dev/null and stdout and stderr
+/// on one pipe; its output and how it ended, as `Command::output` gives them
+/// (stderr empty: it went with stdout, in order). The caller must be single-
+/// threaded, as PID 1 of the runner is.
+pub fn run_forked(f: impl FnOnce() -> u8) -> io::Result<std::process::Output> {
+    use std::io::{Read, Write};
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::process::ExitStatusExt;
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is valid for two ints.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 returned two fresh descriptors that nothing else owns.
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: the process is single-threaded (see above), so the child may
+    // go on running Rust code until it exits.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        drop(read_end);
+        let null = File::open("/dev/null");
+        // SAFETY: dup2 onto the standard descriptors; the sources are open.
+        unsafe {
+            if let Ok(null) = &null {
+                libc::dup2(null.as_raw_fd(), 0);
+            }
+            libc::dup2(write_end.as_raw_fd(), 1);
+            libc::dup2(write_end.as_raw_fd(), 2);
+        }
+        drop(write_end);
+        let code = f();
+        let _ = io::stdout().flush();
+        let _ = io::stderr().flush();
+        // SAFETY: ends the child without running the parent's exit handlers.
+        unsafe { libc::_exit(i32::from(code)) };
+    }
+    drop(write_end);
+    let mut out = Vec::new();
+    let read = File::from(read_end).read_to_end(&mut out);
+    let mut status = 0;
+    // SAFETY: waits for the child just forked; `status` is valid.
+    if unsafe { libc::waitpid(pid, &mut status, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    read?;
+    Ok(std::process::Output {
+        status: std::process::ExitStatus::from_raw(status),
+        stdout: out,
+        stderr: Vec::new(),
+    })
+}

@@ -4,7 +4,7 @@
 # the same on a slow machine and a fast one, and background load hits both.
 #
 #   scripts/bench.sh [RUNS] [ROW...]    # RUNS per side (default 7); rows:
-#                                       # loop edit smp flavors sweep timings
+#                                       # loop edit watch smp flavors sweep timings
 #
 # Needs the default and debug kernels built (`lkmlab kernel`, `lkmlab kernel
 # --flavor debug`), lkmlab (or $LKMLAB) and a static busybox on PATH. Runs
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 runs=${1:-7}
 shift || true
 rows=("$@")
-[ ${#rows[@]} -gt 0 ] || rows=(loop edit smp flavors sweep timings)
+[ ${#rows[@]} -gt 0 ] || rows=(loop edit watch smp flavors sweep timings)
 lkmlab=$(command -v "${LKMLAB:-lkmlab}")
 accel=${BENCH_ACCEL:-tcg}
 work=$(mktemp -d)
@@ -89,6 +89,36 @@ for row in "${rows[@]}"; do
     mkdir -p "$work/plain"
     pair "hello, one-line change: lkmlab test / (Kbuild + bare boot)" 'edit; hello_test' plain_rebuild
     ;;
+  watch)
+    # lkmlab watch on hello: from a one-line edit to the next result line it
+    # prints, against plain Kbuild's rebuild plus the bare boot.
+    n=100
+    "$lkmlab" watch --module "$hello" --accel "$accel" --out "$work/w" >"$work/watch.log" 2>&1 &
+    watcher=$!
+    results() { grep -c ' passed, ' "$work/watch.log" || true; }
+    until [ "$(results)" -ge 1 ]; do sleep 0.05; done
+    mkdir -p "$work/plain"
+    cp -r "$hello" "$work/hello-plain"
+    : >"$work/a" ; : >"$work/b"
+    for _ in $(seq "$runs"); do
+      before=$(results); n=$((n + 1))
+      t=$(now)
+      sed -i "s/Goodbye from Rust!.*(greeted/Goodbye from Rust! run $n (greeted/" "$hello/hello.rs"
+      until [ "$(results)" -gt "$before" ]; do sleep 0.01; done
+      since "$t" >>"$work/a"
+      # The baseline edits a copy the watcher does not see.
+      n=$((n + 1))
+      t=$(now)
+      sed -i "s/Goodbye from Rust!.*(greeted/Goodbye from Rust! run $n (greeted/" "$work/hello-plain/hello.rs"
+      make -s -C "$tree" M="$work/hello-plain" MO="$work/plain" LLVM= -j"$(nproc)" modules >/dev/null 2>&1
+      bare_boot >/dev/null 2>&1
+      since "$t" >>"$work/b"
+    done
+    kill "$watcher" 2>/dev/null || true
+    wait "$watcher" 2>/dev/null || true
+    ma=$(median <"$work/a"); mb=$(median <"$work/b")
+    printf '%-58s %7.2f s vs %7.2f s  ratio %s\n' "hello, save to verdict: lkmlab watch / (Kbuild + bare boot)" "$ma" "$mb" "$(ratio "$ma" "$mb")"
+    ;;
   smp)
     # Two vCPUs against one, QEMU start to exit, same kernel and module.
     one=$work/one-cpu
@@ -136,6 +166,6 @@ for row in "${rows[@]}"; do
     hello_test --timings 2>&1 >/dev/null | grep 'timings:' | sed 's/^lkmlab: timings:/hello:   /'
     "$lkmlab" test --accel "$accel" --out "$work/t0" --timings 2>&1 >/dev/null | grep 'timings:' | sed 's/^lkmlab: timings:/module\/:/'
     ;;
-  *) echo "unknown row $row (rows: loop edit smp flavors sweep timings)"; exit 2 ;;
+  *) echo "unknown row $row (rows: loop edit watch smp flavors sweep timings)"; exit 2 ;;
   esac
 done

@@ -155,6 +155,10 @@ pub enum Cmd {
         /// With --exec: seconds before the VM is killed, 0 for no limit [default: [vm] timeout_secs].
         #[arg(long, value_name = "SECS", requires = "exec")]
         timeout: Option<u64>,
+        /// Print where the time went: kernel check, module build, accelerator
+        /// choice, and virtme-ng from its start to its exit.
+        #[arg(long)]
+        timings: bool,
         /// Extra vng options, after `--` (see `vng --help`).
         #[arg(last = true, value_name = "VNG_OPTION")]
         vng_options: Vec<String>,
@@ -162,7 +166,7 @@ pub enum Cmd {
     /// Rebuild the module and rerun the VM test whenever a file under the module directory changes.
     #[command(
         long_about = "Run `lkmlab test` once, then again each time a file under the module \
-                      directory is saved (polled every 500 ms, changes settled for 300 ms). Each \
+                      directory is saved (polled every 50 ms, changes settled for 100 ms). Each \
                       run prints its result line, and the failures when there are any; a build \
                       error is shown and watching goes on. Ctrl-C stops."
     )]

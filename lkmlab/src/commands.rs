@@ -164,9 +164,11 @@ pub fn run(cli: Cli) -> Result<Done> {
             modules,
             exec,
             timeout,
+            timings,
             vng_options,
         } => {
             let opts = VmOptions {
+                timings,
                 flavor: &flavor.flavor,
                 accel,
                 module: module.as_deref(),
@@ -659,10 +661,20 @@ struct VmOptions<'a> {
     given: Option<(&'a Path, &'a Path)>,
     exec: Option<&'a str>,
     timeout: Option<u64>,
+    timings: bool,
     vng_options: &'a [String],
 }
 
 fn run_vm(ctx: &Ctx, o: &VmOptions) -> Result<Done> {
+    let mut timings = Timings::new();
+    let done = run_vm_timed(ctx, o, &mut timings);
+    if o.timings {
+        eprintln!("{}", timings.line());
+    }
+    done
+}
+
+fn run_vm_timed(ctx: &Ctx, o: &VmOptions, timings: &mut Timings) -> Result<Done> {
     let vng = vm::find_vng()?;
     if o.exec.is_some() && vm::find_udevd().is_none() {
         bail!(
@@ -677,9 +689,11 @@ fn run_vm(ctx: &Ctx, o: &VmOptions) -> Result<Done> {
             (k.to_path_buf(), m.to_path_buf(), None)
         }
         None => {
-            let tree = kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), o.flavor)?;
+            let tree = timings.stage("kernel", || {
+                kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), o.flavor)
+            })?;
             vm::check_kernel_config(&tree.dir.join(".config"), o.exec.is_some())?;
-            let kos = build_module(ctx, &tree, o.module, &[])?;
+            let kos = timings.stage("module", || build_module(ctx, &tree, o.module, &[]))?;
             let dir = kos
                 .first()
                 .and_then(|k| k.parent())
@@ -698,8 +712,14 @@ fn run_vm(ctx: &Ctx, o: &VmOptions) -> Result<Done> {
         .canonicalize()
         .with_context(|| format!("module directory {}", modules.display()))?;
     let reload = vm::write_reload_script(&ctx.paths.cache.join("vm"))?;
-    let accel = accel::choose(accel_choice(ctx, o.accel)?, &ctx.paths)?;
-    let version = vm::vng_version(&vng)?;
+    let choice = accel_choice(ctx, o.accel)?;
+    let accel = timings.stage("accel", || accel::choose(choice, &ctx.paths))?;
+    // `vng --version` starts Python (0.2 s): remembered per vng script.
+    let version = timings.stage("vng-version", || {
+        toolchain::remembered(&ctx.paths, "vng", std::slice::from_ref(&vng), || {
+            vm::vng_version(&vng)
+        })
+    })?;
     if version != vm::VNG_TESTED {
         eprintln!(
             "lkmlab: note: virtme-ng {version} (lkmlab is tested with {}; \
@@ -750,7 +770,7 @@ fn run_vm(ctx: &Ctx, o: &VmOptions) -> Result<Done> {
             names = names.join(", "),
             reload = reload.display(),
         );
-        let status = vm::run_shell(&spec, cwd)?;
+        let status = timings.stage("vng", || vm::run_shell(&spec, cwd))?;
         if !status.success() {
             bail!("vng exited with {status}; run `vng --help` or see the messages above");
         }
@@ -762,7 +782,7 @@ fn run_vm(ctx: &Ctx, o: &VmOptions) -> Result<Done> {
     );
     let secs = o.timeout.unwrap_or(ctx.project.pin.vm.timeout_secs);
     let timeout = (secs > 0).then(|| Duration::from_secs(secs));
-    match vm::run_exec(&spec, cwd, timeout)? {
+    match timings.stage("vng", || vm::run_exec(&spec, cwd, timeout))? {
         vm::ExecEnd::TimedOut => bail!(
             "the VM did not finish within {secs}s (--timeout {secs}); it was killed. \
              Give the command more time with --timeout SECS (0: no limit); if the command had \

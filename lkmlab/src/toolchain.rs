@@ -295,11 +295,10 @@ pub fn check_llvm(project: &Project) -> Result<Version> {
 }
 
 /// [`libclang_version`], remembered in the cache under what decides it: the
-/// bindgen executable and the libclang libraries of `dir`, each by path,
-/// size, modification time and inode, so that an upgrade of either probes
-/// again. The probe loads libclang into bindgen: 0.1-0.4 s here, on every
-/// `lkmlab kernel`, `test` or `check`. Without a known libclang directory
-/// (bindgen searches for one itself) nothing is remembered.
+/// bindgen executable and the libclang libraries of `dir` (see
+/// [`remembered`]). The probe loads libclang into bindgen: 0.1-0.4 s here,
+/// on every `lkmlab kernel`, `test` or `check`. Without a known libclang
+/// directory (bindgen searches for one itself) nothing is remembered.
 pub fn libclang_version_cached(paths: &Paths, dir: Option<&Path>) -> Result<Version> {
     let (Some(dir), Some(bindgen)) = (dir, crate::util::which("bindgen")) else {
         return libclang_version(dir);
@@ -316,22 +315,37 @@ pub fn libclang_version_cached(paths: &Paths, dir: Option<&Path>) -> Result<Vers
         libs.sort();
         files.extend(libs);
     }
-    let Some(identity) = files_identity(&files) else {
-        return libclang_version(Some(dir));
+    let text = remembered(paths, "libclang", &files, || {
+        libclang_version(Some(dir)).map(|v| v.to_string())
+    })?;
+    Version::parse(&text).with_context(|| format!("unreadable libclang version {text:?}"))
+}
+
+/// What `probe` says, remembered in the cache (`toolchain/NAME-<identity>`)
+/// under the identity of `files` (path, size, modification time and inode
+/// of each), so that changing any of them probes again. A cache that cannot
+/// be read or written costs only the probe.
+pub fn remembered(
+    paths: &Paths,
+    name: &str,
+    files: &[PathBuf],
+    probe: impl FnOnce() -> Result<String>,
+) -> Result<String> {
+    let Some(identity) = files_identity(files) else {
+        return probe();
     };
-    let memo = paths.cache.join("toolchain").join(format!("libclang-{identity}"));
-    if let Some(v) = std::fs::read_to_string(&memo)
-        .ok()
-        .and_then(|t| Version::parse(t.trim()))
-    {
-        return Ok(v);
+    let dir = paths.cache.join("toolchain");
+    let memo = dir.join(format!("{name}-{identity}"));
+    if let Ok(text) = std::fs::read_to_string(&memo) {
+        if !text.trim().is_empty() {
+            return Ok(text.trim().to_string());
+        }
     }
-    let version = libclang_version(Some(dir))?;
-    // Only a shortcut: a cache that cannot be written costs the next probe.
-    if std::fs::create_dir_all(paths.cache.join("toolchain")).is_ok() {
-        let _ = crate::util::write_atomic(&memo, version.to_string().as_bytes());
+    let answer = probe()?;
+    if std::fs::create_dir_all(&dir).is_ok() {
+        let _ = crate::util::write_atomic(&memo, answer.as_bytes());
     }
-    Ok(version)
+    Ok(answer)
 }
 
 /// A hash of each file's path, size, modification time and inode (following
@@ -344,7 +358,14 @@ fn files_identity(files: &[PathBuf]) -> Option<String> {
         let m = std::fs::metadata(f).ok()?;
         h.update(f.as_os_str().as_encoded_bytes());
         h.update(
-            format!("\0{} {} {} {}\0", m.size(), m.mtime(), m.mtime_nsec(), m.ino()).as_bytes(),
+            format!(
+                "\0{} {} {} {}\0",
+                m.size(),
+                m.mtime(),
+                m.mtime_nsec(),
+                m.ino()
+            )
+            .as_bytes(),
         );
     }
     Some(crate::fetch::hex(&h.finalize())[..16].to_string())

@@ -9,11 +9,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-/// How often the module directory is scanned.
-pub const POLL: Duration = Duration::from_millis(500);
+/// How often the module directory is scanned: a scan is a few `stat`s of a
+/// small directory, and every millisecond of it is the developer's wait.
+pub const POLL: Duration = Duration::from_millis(50);
 /// How long the files must stay unchanged before a run starts: an editor's
-/// save (write to a temporary file, rename, touch) ends as one change.
-pub const SETTLE: Duration = Duration::from_millis(300);
+/// save (write to a temporary file, rename, touch) takes well under this and
+/// ends as one change.
+pub const SETTLE: Duration = Duration::from_millis(100);
 
 /// Each watched file's modification time and size.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -234,10 +234,15 @@ class Replica:
     def vng_venv(self):
         version = self.table["tool"]["virtme-ng"]["version"]
         venv = self.cache / f"virtme-ng-{version}"
-        if not (venv / "bin/vng").exists():
+        cfg = venv / "pyvenv.cfg"
+        made_by_debian = cfg.is_file() and "home = /usr/bin\n" in cfg.read_text()
+        if not ((venv / "bin/vng").exists() and made_by_debian):
             say(f"virtme-ng {version} (nixpkgs' version) from PyPI into {venv}")
             shutil.rmtree(venv, ignore_errors=True)
-            run([sys.executable, "-m", "venv", str(venv)])
+            # Debian's python, not whichever is first on PATH: a pyenv
+            # python lives under /root (mode 0700), where the sandbox's
+            # build user cannot reach the venv's interpreter.
+            run(["/usr/bin/python3", "-m", "venv", str(venv)])
             r = run([str(venv / "bin/pip"), "install", "--quiet", f"virtme-ng=={version}"],
                     capture_output=True, text=True, check=False)
             if r.returncode != 0:
@@ -688,7 +693,8 @@ def tail(log, n=25):
 
 
 def apt_install(table):
-    wanted = sorted({p for t in table["tool"].values() for p in t.get("debian", [])} | {"shellcheck"})
+    wanted = sorted({p for t in table["tool"].values() for p in t.get("debian", [])}
+                    | {"shellcheck", "python3-venv"})
     missing = [p for p in wanted if "install ok installed" not in run(
         ["dpkg-query", "-W", "-f=${Status}", p], capture_output=True, text=True, check=False).stdout]
     if missing:

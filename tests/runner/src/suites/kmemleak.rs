@@ -28,9 +28,8 @@ pub fn suite() -> Option<Suite> {
 fn scan() -> Result<Outcome, String> {
     let started = std::time::Instant::now();
     clear_cached_stacks()?;
-    let scan_once = || {
-        std::fs::write(KMEMLEAK, "scan").map_err(|e| format!("{KMEMLEAK}: scan: {e}"))
-    };
+    let scan_once =
+        || std::fs::write(KMEMLEAK, "scan").map_err(|e| format!("{KMEMLEAK}: scan: {e}"));
     scan_once()?;
     std::thread::sleep(MIN_AGE.saturating_sub(started.elapsed()));
     scan_once()?;

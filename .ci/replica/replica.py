@@ -78,6 +78,11 @@ def base(path):
     return path[len(STORE) + 1 :] if path.startswith(STORE + "/") else path
 
 
+# Directories sandbox.sh mounts over in a build: nothing of the replica's
+# may live below them.
+SANDBOX_REPLACES = [Path(d) for d in ("/usr/bin", "/usr/sbin", "/usr/local", "/tmp", "/dev")]
+
+
 class Replica:
     def __init__(self, args):
         self.args = args
@@ -718,6 +723,14 @@ def main():
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("replica: needs root (mount namespaces, a build user); CI runs as root", file=sys.stderr)
+        return 2
+
+    work = Path(args.work).resolve()
+    hidden = next((d for d in SANDBOX_REPLACES if work.is_relative_to(d)), None)
+    if hidden:
+        print(f"replica: the work directory {work} is under {hidden}, which the sandbox replaces "
+              "(sandbox.sh), so its builds could not see it: give --work a directory elsewhere, "
+              "or clone the repository outside it", file=sys.stderr)
         return 2
 
     if args.expect_missing:

@@ -65,9 +65,12 @@ fi
 # needs a clang-built kernel, lkmlab.toml [toolchain] llvm), the static guest
 # runner (libc6-dev's libc.a), fetching and unpacking (curl tar xz-utils),
 # the VM (qemu-system-x86) and a shell for guest test scripts (busybox-static).
+# pahole: Kconfig records its version in .config (CONFIG_PAHOLE_VERSION), so
+# it is part of every kernel's cache key; installed later (the Nix replica
+# needs it), it would make every cached kernel stale.
 # The interactive lab (`lkmlab vm`): pipx for virtme-ng (below), and udev and
 # kmod, because the guest runs the host's own udevd and insmod/rmmod.
-packages=(make gcc libc6-dev binutils flex bison bc perl lz4 cpio tar xz-utils curl
+packages=(make gcc libc6-dev binutils flex bison bc perl lz4 pahole cpio tar xz-utils curl
           ca-certificates libelf-dev libssl-dev libclang-19-dev clang-19 lld-19 llvm-19
           qemu-system-x86
           busybox-static pipx udev kmod)

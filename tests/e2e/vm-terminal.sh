@@ -88,7 +88,7 @@ if wait_for 300 "boot to a shell" '^root@lkmlab:'; then
 else
   finish
 fi
-if screen | grep -qE 'modules: +/.*/lab-module = \$LKMLAB_MODULES'; then
+if screen | grep -qE 'modules: +/.*/lab-module-[0-9a-f]+ = \$LKMLAB_MODULES'; then
   ok "the banner names \$LKMLAB_MODULES"
 else
   fail "the banner names \$LKMLAB_MODULES" "$(screen | grep '^lkmlab:')"

@@ -40,6 +40,8 @@ fn main() {
     for watched in [
         "tests/runner/src",
         "tests/runner/Cargo.toml",
+        "protocol/src",
+        "protocol/Cargo.toml",
         "Cargo.lock",
         "Cargo.toml",
     ] {

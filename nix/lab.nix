@@ -34,13 +34,14 @@ let
         (fs.maybeMissing ../module/guest-tests)
       ];
     };
-    # The Cargo workspace (both members must be present for either to build).
+    # The Cargo workspace (every member must be present for any to build).
     cargo = fs.toSource {
       inherit root;
       fileset = fs.unions [
         ../Cargo.toml
         ../Cargo.lock
         ../lkmlab
+        ../protocol
         ../tests/runner
         ../lkmlab.toml
         ../kernel-config

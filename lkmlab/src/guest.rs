@@ -4,6 +4,8 @@
 use crate::cpio::CpioWriter;
 use crate::module::module_name;
 use anyhow::{bail, Context, Result};
+use lkmlab_protocol::layout;
+use lkmlab_protocol::plan::{Item, Plan};
 use std::path::{Path, PathBuf};
 
 /// The guest runner, built with lkmlab (see build.rs) and carried inside it.
@@ -70,8 +72,6 @@ pub const GUEST_TESTS_DIR: &str = "guest-tests";
 /// The subdirectory of [`GUEST_TESTS_DIR`] whose files are packed for the
 /// tests to use, not run as tests.
 pub const HELPERS_DIR: &str = "helpers";
-/// Where the helpers are in the VM (also `$LKMLAB_HELPERS`, and on `PATH`).
-pub const GUEST_HELPERS: &str = "/lkmlab/helpers";
 /// The extension of a test's list of modules to load before it runs.
 pub const LOAD_EXT: &str = "load";
 /// Shell commands made available to guest test scripts through busybox.
@@ -83,17 +83,9 @@ const APPLETS: &[&str] = &[
 const GUEST_PROGRAM_STATIC_FIX: &str =
     "link it statically (gcc -static; for Rust, -C target-feature=+crt-static)";
 
-/// A module a guest test needs loaded before it runs: one line of
-/// `guest-tests/<test>.load`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Preload {
-    /// The test's name (see [`test_name`]).
-    pub test: String,
-    /// The module's name, as the plan has it (`-` read as `_`).
-    pub module: String,
-    /// Its parameters, as written (`capacity=64 name="a b"`), possibly empty.
-    pub params: String,
-}
+/// A module a guest test needs loaded first (`guest-tests/<test>.load`),
+/// module names as the plan has them (`-` read as `_`).
+pub use lkmlab_protocol::plan::Preload;
 
 /// What goes into the initramfs besides the runner.
 pub struct Payload {
@@ -280,29 +272,24 @@ pub struct RunOptions {
     pub fault_injection: bool,
 }
 
-/// The test plan the runner reads from `/lkmlab/plan`, one item a line:
-/// `option NAME`, `module NAME PATH`, `test NAME PATH`, and `load TEST MODULE
-/// [PARAMETERS]` (the rest of the line) for each module a test needs loaded
-/// first, in the order they load.
-pub fn plan(payload: &Payload, options: &RunOptions) -> String {
-    let mut plan = String::from("# lkmlab test plan: modules, then guest tests\n");
-    if options.fault_injection {
-        plan.push_str("option fault-injection\n");
+/// The test plan the runner reads ([`layout::PLAN`]).
+pub fn plan(payload: &Payload, options: &RunOptions) -> Plan {
+    let item = |name: String, path: String| Item {
+        name,
+        path: path.into(),
+    };
+    Plan {
+        fault_injection: options.fault_injection,
+        modules: (payload.modules.iter())
+            .map(|ko| module_name(ko))
+            .map(|name| item(name.clone(), layout::module(&name)))
+            .collect(),
+        tests: (payload.tests.iter())
+            .map(|t| test_name(t))
+            .map(|name| item(name.clone(), layout::test(&name)))
+            .collect(),
+        preloads: payload.preloads.clone(),
     }
-    for ko in &payload.modules {
-        let name = module_name(ko);
-        plan.push_str(&format!("module {name} /lkmlab/modules/{name}.ko\n"));
-    }
-    for t in &payload.tests {
-        let name = test_name(t);
-        plan.push_str(&format!("test {name} /lkmlab/tests/{name}\n"));
-    }
-    for p in &payload.preloads {
-        let line = format!("load {} {} {}", p.test, p.module, p.params);
-        plan.push_str(line.trim_end());
-        plan.push('\n');
-    }
-    plan
 }
 
 /// Write the initramfs: `/init` (the runner), `/dev/console`, the modules,
@@ -323,9 +310,9 @@ pub fn write_initramfs(
         "tmp",
         "bin",
         "lkmlab",
-        "lkmlab/modules",
-        "lkmlab/tests",
-        "lkmlab/helpers",
+        layout::in_archive(layout::MODULES),
+        layout::in_archive(layout::TESTS),
+        layout::in_archive(layout::HELPERS),
     ] {
         cpio.dir(dir, 0o755)?;
     }
@@ -336,15 +323,13 @@ pub fn write_initramfs(
     cpio.symlink("bin/fail-nth", "/init")?;
     for ko in &payload.modules {
         let data = std::fs::read(ko).with_context(|| format!("reading {}", ko.display()))?;
-        cpio.file(
-            &format!("lkmlab/modules/{}.ko", module_name(ko)),
-            0o644,
-            &data,
-        )?;
+        let path = layout::module(&module_name(ko));
+        cpio.file(layout::in_archive(&path), 0o644, &data)?;
     }
     for t in &payload.tests {
         let data = std::fs::read(t).with_context(|| format!("reading {}", t.display()))?;
-        cpio.file(&format!("lkmlab/tests/{}", test_name(t)), 0o755, &data)?;
+        let path = layout::test(&test_name(t));
+        cpio.file(layout::in_archive(&path), 0o755, &data)?;
     }
     write_helpers(&mut cpio, &payload.helpers)?;
     if let Some(busybox) = &payload.busybox {
@@ -355,13 +340,14 @@ pub fn write_initramfs(
             cpio.symlink(&format!("bin/{applet}"), "busybox")?;
         }
     }
-    cpio.file("lkmlab/plan", 0o644, plan(payload, options).as_bytes())?;
+    let plan = plan(payload, options).render();
+    cpio.file(layout::in_archive(layout::PLAN), 0o644, plan.as_bytes())?;
     use std::io::Write;
     cpio.finish()?.flush()?;
     Ok(())
 }
 
-/// The helpers under `lkmlab/helpers/`, with their directories; a file the
+/// The helpers under [`layout::HELPERS`], with their directories; a file the
 /// owner may execute stays executable.
 fn write_helpers<W: std::io::Write>(
     cpio: &mut CpioWriter<W>,
@@ -379,7 +365,8 @@ fn write_helpers<W: std::io::Write>(
         }
     }
     for dir in &dirs {
-        cpio.dir(&format!("lkmlab/helpers/{}", dir.display()), 0o755)?;
+        let path = format!("{}/{}", layout::HELPERS, dir.display());
+        cpio.dir(layout::in_archive(&path), 0o755)?;
     }
     for (rel, host) in helpers {
         let data = std::fs::read(host).with_context(|| format!("reading {}", host.display()))?;
@@ -390,7 +377,8 @@ fn write_helpers<W: std::io::Write>(
             & 0o100
             != 0;
         let mode = if executable { 0o755 } else { 0o644 };
-        cpio.file(&format!("lkmlab/helpers/{}", rel.display()), mode, &data)?;
+        let path = format!("{}/{}", layout::HELPERS, rel.display());
+        cpio.file(layout::in_archive(&path), mode, &data)?;
     }
     Ok(())
 }
@@ -422,7 +410,7 @@ mod tests {
             ],
             busybox: None,
         };
-        let plan = plan(&payload, &RunOptions::default());
+        let plan = plan(&payload, &RunOptions::default()).render();
         assert!(!plan.contains("option"));
         assert!(plan.contains("module hello /lkmlab/modules/hello.ko\n"));
         assert!(plan.contains("module rust_scull /lkmlab/modules/rust_scull.ko\n"));
@@ -435,7 +423,8 @@ mod tests {
             &RunOptions {
                 fault_injection: true,
             },
-        );
+        )
+        .render();
         assert!(with.contains("option fault-injection\n"));
     }
 
@@ -544,7 +533,7 @@ mod tests {
             .status()
             .unwrap();
         assert!(status.success());
-        let helpers = root.join(GUEST_HELPERS.trim_start_matches('/'));
+        let helpers = root.join(layout::in_archive(layout::HELPERS));
         assert_eq!(std::fs::read(helpers.join("data.txt")).unwrap(), b"data");
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&helpers.join("bin/tool")), 0o755);

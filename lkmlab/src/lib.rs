@@ -12,9 +12,10 @@ pub mod doctor;
 pub mod fetch;
 pub mod guest;
 pub mod junit;
+/// The KTAP parser, which lkmlab shares with its guest runner.
+pub use lkmlab_protocol::ktap;
 pub mod kconfig;
 pub mod kernel;
-pub mod ktap;
 pub mod lint;
 pub mod logscan;
 pub mod module;

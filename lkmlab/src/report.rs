@@ -38,23 +38,6 @@ impl Verdict {
     }
 }
 
-/// The case the guest announced (`# running NAME`) but never reported.
-fn running_case(ktap_text: &str) -> Option<String> {
-    let last_running = ktap_text
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("# running "))
-        .next_back()?
-        .to_string();
-    let reported = ktap_text.lines().any(|l| {
-        let l = l.trim();
-        (l.starts_with("ok ") || l.starts_with("not ok "))
-            && l.split(" # ")
-                .next()
-                .is_some_and(|s| s.ends_with(&format!(" {last_running}")))
-    });
-    (!reported).then_some(last_running)
-}
-
 /// Judge a run from the guest's KTAP, the console log and how QEMU ended.
 pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Duration) -> Verdict {
     let report = ktap::parse(ktap_text);
@@ -63,7 +46,7 @@ pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Durati
     let panicked = findings
         .iter()
         .any(|f| matches!(f.kind, logscan::FindingKind::Panic));
-    let during = running_case(ktap_text)
+    let during = lkmlab_protocol::running_case(ktap_text)
         .map(|c| format!(" while running {c}"))
         .unwrap_or_default();
 
@@ -85,7 +68,7 @@ pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Durati
     // The runner announces each case (`# running`) and ends with a marker;
     // KTAP from elsewhere (a saved kernel log's KUnit output) has neither,
     // and is judged by its own structure alone.
-    let from_runner = !matches!(ending, Ending::Saved) || ktap_text.contains("# running ");
+    let from_runner = !matches!(ending, Ending::Saved) || lkmlab_protocol::from_runner(ktap_text);
     if ktap_text.trim().is_empty() && !matches!(ending, Ending::TimedOut) {
         let hint = console
             .lines()
@@ -103,7 +86,7 @@ pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Durati
             format!("the guest reported no KTAP at all{hint}"),
         ));
     } else if from_runner
-        && !ktap_text.contains(crate::vmtest::DONE_MARKER)
+        && !lkmlab_protocol::finished(ktap_text)
         && !matches!(ending, Ending::TimedOut)
     {
         let what = if panicked {
@@ -186,7 +169,7 @@ fn render_case(out: &mut String, case: &TestCase, depth: usize) {
     let _ = writeln!(out, "{indent}{tag} {}{directive}", case.name);
     if show_diag {
         for d in &case.diagnostics {
-            if !d.starts_with("running ") {
+            if !d.starts_with(lkmlab_protocol::RUNNING) {
                 let _ = writeln!(out, "{indent}       {}", logscan::demangle(d));
             }
         }

@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-/// The name of the virtio serial port the guest runner writes KTAP to.
-pub const KTAP_PORT: &str = "lkmlab.ktap";
+use lkmlab_protocol::{KTAP_PORT, KUNIT_FILTER_NONE};
 
 pub struct VmTest<'a> {
     pub bzimage: &'a Path,
@@ -20,7 +19,7 @@ pub struct VmTest<'a> {
     pub timeout: Duration,
     /// Receives console.log and results.ktap.
     pub out: &'a Path,
-    /// Kernel parameters after [`CMDLINE`] (e.g. `kasan_multi_shot` for a
+    /// Kernel parameters after [`CMDLINE`] and the KUnit filter (e.g. `kasan_multi_shot` for a
     /// KASAN kernel).
     pub cmdline_extra: &'a [&'a str],
 }
@@ -50,14 +49,12 @@ pub struct VmRun {
     pub done: Option<Duration>,
 }
 
-/// The line the guest runner writes after its last result, before it reboots.
-pub const DONE_MARKER: &str = "# lkmlab-guest: done";
-
 /// The kernel command line: serial console, reboot (not hang) on panic, and a
-/// triple-fault reboot that `-no-reboot` turns into QEMU exiting. The KUnit
-/// filter matches no suite, so the kernel's own built-in suites do not run
-/// at boot; the guest runner lets every suite run before it loads modules
-/// (the modules' `#[kunit_tests]` run at insmod).
+/// triple-fault reboot that `-no-reboot` turns into QEMU exiting. [`cmdline`]
+/// adds a KUnit filter that matches no suite ([`KUNIT_FILTER_NONE`]), so the
+/// kernel's own built-in suites do not run at boot; the guest runner lets
+/// every suite run before it loads modules (the modules' `#[kunit_tests]` run
+/// at insmod).
 ///
 /// `no_timer_check`: at boot the kernel checks that the PIT's interrupt
 /// arrives through the IO-APIC by counting ticks during a busy wait
@@ -67,12 +64,13 @@ pub const DONE_MARKER: &str = "# lkmlab-guest: done";
 /// (measured: 8 of 8 boots with QEMU sharing a core with three busy loops;
 /// 0 of 8 with this option, which takes the first route as working, as the
 /// kernel does itself under KVM).
-pub const CMDLINE: &str = "console=ttyS0 panic=-1 reboot=t rdinit=/init no_timer_check \
-     kunit.filter_glob=lkmlab_no_kunit_suite";
+pub const CMDLINE: &str = "console=ttyS0 panic=-1 reboot=t rdinit=/init no_timer_check";
 
 /// The whole kernel command line of a test boot.
 pub fn cmdline(extra: &[&str]) -> String {
+    let kunit = format!("kunit.filter_glob={KUNIT_FILTER_NONE}");
     std::iter::once(CMDLINE)
+        .chain(std::iter::once(kunit.as_str()))
         .chain(extra.iter().copied())
         .collect::<Vec<_>>()
         .join(" ")
@@ -171,7 +169,7 @@ impl<'a> KtapProgress<'a> {
         self.first.get_or_insert(now);
         let tail = std::fs::read(self.path).unwrap_or_default();
         let start = tail.len().saturating_sub(256);
-        if String::from_utf8_lossy(&tail[start..]).contains(DONE_MARKER) {
+        if lkmlab_protocol::finished(&String::from_utf8_lossy(&tail[start..])) {
             self.done = Some(now);
         }
     }

@@ -77,7 +77,7 @@ fn nothing_passed_is_a_failure_with_a_reason() {
 #[test]
 fn the_conformance_fixtures_exit_as_their_verdict_says() {
     use lkmlab::ktap::{self, Status};
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ktap-conformance");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../protocol/tests/ktap-conformance");
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();

@@ -1,7 +1,5 @@
 //! Test cases, suites and the environment they run in.
 
-use std::path::PathBuf;
-
 /// A case prints nested KTAP (e.g. a KUnit suite's results) as stdout lines
 /// with this prefix; the runner indents them under the case's result line.
 pub const SUBTEST_PREFIX: &str = "ktap: ";
@@ -38,44 +36,10 @@ pub struct Suite {
     pub cases: Vec<Case>,
 }
 
-/// A module a guest test needs loaded first (`guest-tests/<test>.load`): a
-/// `load TEST MODULE [PARAMETERS]` line of the plan.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Preload {
-    pub test: String,
-    pub module: String,
-    /// As the kernel takes them (`capacity=64 name="a b"`); may be empty.
-    pub params: String,
-}
-
-/// What the host put into the initramfs, from `/lkmlab/plan`.
-pub struct Env {
-    /// Module name → path of its `.ko` in the initramfs.
-    pub modules: Vec<(String, PathBuf)>,
-    /// The module's own guest tests (name → executable), run after the suites.
-    pub tests: Vec<(String, PathBuf)>,
-    /// The modules guest tests need loaded before they run, in load order.
-    pub preloads: Vec<Preload>,
-    /// `lkmlab test --fault-injection`: each module's suite ends with the
-    /// fault-injection sweep of its load.
-    pub fault_injection: bool,
-}
-
-impl Env {
-    /// The modules `test` needs loaded first, in load order.
-    pub fn preloads_of<'a>(&'a self, test: &'a str) -> impl Iterator<Item = &'a Preload> + 'a {
-        self.preloads.iter().filter(move |p| p.test == test)
-    }
-
-    /// The `.ko` of a module named in the plan.
-    pub fn ko(&self, module: &str) -> Result<&PathBuf, String> {
-        self.modules
-            .iter()
-            .find(|(name, _)| name == module)
-            .map(|(_, path)| path)
-            .ok_or_else(|| format!("module {module} is not in the test plan"))
-    }
-}
+/// What the host put into the initramfs: the test plan
+/// ([`lkmlab_protocol::layout::PLAN`]).
+pub type Env = lkmlab_protocol::plan::Plan;
+pub use lkmlab_protocol::plan::Preload;
 
 /// Fail a case with a formatted message unless the condition holds.
 #[macro_export]

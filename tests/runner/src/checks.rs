@@ -3,6 +3,7 @@
 use crate::case::{Env, Outcome, Verdict};
 use crate::ensure;
 use crate::sys;
+use lkmlab_protocol::{KUNIT_FILTER_ALL, KUNIT_FILTER_NONE};
 use std::io;
 use std::path::Path;
 
@@ -158,12 +159,9 @@ pub fn module_refcnt(module: &str) -> Result<u64, String> {
 /// Which KUnit suites run when a module loads: `kunit.filter_glob`, read at
 /// each insmod. The test boot starts with a glob that matches nothing (the
 /// kernel's built-in suites are not the module's tests); the runner sets
-/// [`KUNIT_ALL`] before the suites run.
+/// [`KUNIT_FILTER_ALL`] (no trailing newline: the kernel keeps the value
+/// verbatim) before the suites run.
 pub const KUNIT_FILTER: &str = "/sys/module/kunit/parameters/filter_glob";
-/// Every suite (no trailing newline: the kernel keeps the value verbatim).
-pub const KUNIT_ALL: &str = "*";
-/// Matches no suite (`kunit.filter_glob=` on the test kernel's command line).
-pub const KUNIT_NONE: &str = "lkmlab_no_kunit_suite";
 
 /// Sets `kunit.filter_glob`; a kernel without KUnit has nothing to set.
 pub fn set_kunit_filter(glob: &str) -> Result<(), String> {
@@ -180,14 +178,14 @@ pub struct KunitPaused;
 
 impl KunitPaused {
     pub fn new() -> Result<Self, String> {
-        set_kunit_filter(KUNIT_NONE)?;
+        set_kunit_filter(KUNIT_FILTER_NONE)?;
         Ok(KunitPaused)
     }
 }
 
 impl Drop for KunitPaused {
     fn drop(&mut self) {
-        let _ = set_kunit_filter(KUNIT_ALL);
+        let _ = set_kunit_filter(KUNIT_FILTER_ALL);
     }
 }
 

@@ -19,13 +19,13 @@ mod suites;
 mod sys;
 
 use case::{Env, Outcome, Suite};
+use lkmlab_protocol::ktap::{self, CaseReport};
+use lkmlab_protocol::{layout, KTAP_PORT};
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const PLAN: &str = "/lkmlab/plan";
-const KTAP_PORT_NAME: &str = "lkmlab.ktap";
 /// Exit status of a skipped case (as in automake).
 const EXIT_SKIP: u8 = 77;
 
@@ -51,57 +51,9 @@ fn main() -> ExitCode {
 }
 
 fn read_plan() -> io::Result<Env> {
-    parse_plan(&fs::read_to_string(PLAN)?)
-}
-
-/// The plan's lines (written by the host's `guest::plan`): `option NAME`,
-/// `module NAME PATH`, `test NAME PATH`, `load TEST MODULE [PARAMETERS]`.
-fn parse_plan(text: &str) -> io::Result<Env> {
-    let mut env = Env {
-        modules: Vec::new(),
-        tests: Vec::new(),
-        preloads: Vec::new(),
-        fault_injection: false,
-    };
-    for line in text.lines().map(str::trim) {
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("load ") {
-            env.preloads
-                .push(parse_load(rest).ok_or_else(|| unreadable(line))?);
-            continue;
-        }
-        match line.split_whitespace().collect::<Vec<_>>().as_slice() {
-            ["module", name, path] => env.modules.push((name.to_string(), PathBuf::from(path))),
-            ["test", name, path] => env.tests.push((name.to_string(), PathBuf::from(path))),
-            ["option", "fault-injection"] => env.fault_injection = true,
-            _ => return Err(unreadable(line)),
-        }
-    }
-    Ok(env)
-}
-
-/// `TEST MODULE [PARAMETERS]`: the parameters are the rest of the line, as
-/// written (the kernel parses their quotes).
-fn parse_load(rest: &str) -> Option<case::Preload> {
-    let (test, rest) = rest.trim().split_once(char::is_whitespace)?;
-    let (module, params) = rest
-        .trim_start()
-        .split_once(char::is_whitespace)
-        .unwrap_or((rest.trim_start(), ""));
-    (!module.is_empty()).then(|| case::Preload {
-        test: test.to_string(),
-        module: module.to_string(),
-        params: params.trim().to_string(),
-    })
-}
-
-fn unreadable(line: &str) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("{PLAN}: cannot read line {line:?}"),
-    )
+    let text = fs::read_to_string(layout::PLAN)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", layout::PLAN)))?;
+    Env::parse(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 /// Every suite of the plan: one per module, then the module's own guest
@@ -110,10 +62,10 @@ fn suites(env: &Env) -> Vec<Suite> {
     let mut all: Vec<Suite> = env
         .modules
         .iter()
-        .map(|(name, _)| {
-            let mut suite = suites::for_module(name);
+        .map(|module| {
+            let mut suite = suites::for_module(&module.name);
             if env.fault_injection {
-                suite.cases.push(suites::fault_injection(name));
+                suite.cases.push(suites::fault_injection(&module.name));
             }
             suite
         })
@@ -185,13 +137,13 @@ fn find_ktap_port() -> io::Result<PathBuf> {
     for entry in fs::read_dir("/sys/class/virtio-ports")? {
         let entry = entry?;
         let name = fs::read_to_string(entry.path().join("name")).unwrap_or_default();
-        if name.trim() == KTAP_PORT_NAME {
+        if name.trim() == KTAP_PORT {
             return Ok(PathBuf::from("/dev").join(entry.file_name()));
         }
     }
     Err(io::Error::new(
         io::ErrorKind::NotFound,
-        format!("no virtio serial port named {KTAP_PORT_NAME}"),
+        format!("no virtio serial port named {KTAP_PORT}"),
     ))
 }
 
@@ -202,7 +154,7 @@ fn setup() -> io::Result<(File, Env)> {
     sys::mount("debugfs", "/sys/kernel/debug")?;
     // The kernel booted with a KUnit filter that matched its own built-in
     // suites away; the modules' suites are to run at insmod.
-    checks::set_kunit_filter(checks::KUNIT_ALL).map_err(io::Error::other)?;
+    checks::set_kunit_filter(lkmlab_protocol::KUNIT_FILTER_ALL).map_err(io::Error::other)?;
     let port = find_ktap_port()?;
     let ktap = fs::OpenOptions::new()
         .write(true)
@@ -224,40 +176,37 @@ fn pid1() -> ExitCode {
     sys::reboot()
 }
 
-fn run_all(ktap: &mut File, env: &Env) -> io::Result<()> {
+fn run_all(port: &mut File, env: &Env) -> io::Result<()> {
     let suites = suites(env);
     let total: usize = suites.iter().map(|s| s.cases.len()).sum();
-    writeln!(ktap, "KTAP version 1")?;
-    writeln!(ktap, "1..{total}")?;
-    let mut number = 0;
+    let mut ktap = ktap::Writer::start(port, total)?;
     for suite in &suites {
         for case in &suite.cases {
-            number += 1;
             let name = format!("{}.{}", suite.name, case.name);
             // Lets the host name the case that was running if the guest dies,
             // and puts the case into the kernel log beside what it caused.
-            writeln!(ktap, "# running {name}")?;
+            ktap.running(&name)?;
             sys::log_to_kernel(&format!("lkmlab: case {name}"));
-            let line = run_child(env, &suites, &suite.name, &case.name);
-            for diag in &line.diagnostics {
-                writeln!(ktap, "# {diag}")?;
-            }
-            // Nested results (e.g. a KUnit suite's own KTAP) go before the
-            // case's result line, indented one level as KTAP requires.
-            for sub in &line.subtests {
-                writeln!(ktap, "    {sub}")?;
-            }
-            writeln!(ktap, "{} {number} {name}{}", line.status, line.directive)?;
+            let result = run_child(env, &suites, &suite.name, &case.name);
+            ktap.result(&CaseReport {
+                name: &name,
+                outcome: result.outcome,
+                skip_reason: &result.skip_reason,
+                diagnostics: &result.diagnostics,
+                subtests: &result.subtests,
+            })?;
         }
     }
-    // Writes to the port are synchronous: nothing to flush before reboot.
-    writeln!(ktap, "# lkmlab-guest: done")
+    // Writes to the port are synchronous: nothing is lost at the reboot.
+    ktap.done().map(drop)
 }
 
-struct ResultLine {
-    status: &'static str,
-    directive: String,
+/// What a case's child process reported.
+struct CaseResult {
+    outcome: ktap::Outcome,
+    skip_reason: String,
     diagnostics: Vec<String>,
+    /// Its own nested KTAP (a KUnit suite's), written one level deeper.
     subtests: Vec<String>,
 }
 
@@ -265,60 +214,72 @@ struct ResultLine {
 /// (an exec of the runner and a new read of the plan cost some 40 ms a
 /// case under TCG), so a kernel oops that kills the task fails that case
 /// alone.
-fn run_child(env: &Env, all: &[Suite], suite: &str, case: &str) -> ResultLine {
-    let output = sys::run_forked(|| case_status(env, all, suite, case));
-    let output = match output {
-        Ok(output) => output,
-        Err(e) => {
-            return ResultLine {
-                status: "not ok",
-                directive: String::new(),
-                diagnostics: vec![format!("could not start the case: {e}")],
-                subtests: Vec::new(),
-            }
+fn run_child(env: &Env, all: &[Suite], suite: &str, case: &str) -> CaseResult {
+    match sys::run_forked(|| case_status(env, all, suite, case)) {
+        Ok(output) => {
+            use std::os::unix::process::ExitStatusExt;
+            let ended = match output.status.code() {
+                Some(code) => Ended::Exited(code),
+                None => Ended::Killed(output.status.signal().unwrap_or_default()),
+            };
+            case_result(
+                ended,
+                &String::from_utf8_lossy(&output.stdout),
+                &String::from_utf8_lossy(&output.stderr),
+            )
         }
-    };
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let (subtests, stdout): (Vec<&str>, Vec<&str>) = stdout
+        Err(e) => CaseResult {
+            outcome: ktap::Outcome::Fail,
+            skip_reason: String::new(),
+            diagnostics: vec![format!("could not start the case: {e}")],
+            subtests: Vec::new(),
+        },
+    }
+}
+
+/// How a case's process ended.
+#[derive(Debug, Clone, Copy)]
+enum Ended {
+    Exited(i32),
+    Killed(i32),
+}
+
+/// A case's result from how its process ended and what it printed: exit 0
+/// passes, [`EXIT_SKIP`] skips with what it printed as the reason, anything
+/// else fails; stdout lines with [`case::SUBTEST_PREFIX`] are its nested
+/// KTAP, the other lines (stdout, then stderr) its diagnostics.
+fn case_result(ended: Ended, stdout: &str, stderr: &str) -> CaseResult {
+    let (subtests, printed): (Vec<&str>, Vec<&str>) = stdout
         .lines()
         .partition(|l| l.starts_with(case::SUBTEST_PREFIX));
     let subtests = subtests
         .iter()
         .map(|l| l[case::SUBTEST_PREFIX.len()..].to_string())
         .collect();
-    let mut diagnostics: Vec<String> = stdout
+    let mut diagnostics: Vec<String> = printed
         .into_iter()
-        .chain(String::from_utf8_lossy(&output.stderr).lines())
+        .chain(stderr.lines())
         .map(str::to_string)
         .collect();
-    match output.status.code() {
-        Some(0) => ResultLine {
-            status: "ok",
-            directive: String::new(),
-            diagnostics,
-            subtests,
-        },
-        Some(code) if code == i32::from(EXIT_SKIP) => ResultLine {
-            status: "ok",
-            directive: format!(" # SKIP {}", diagnostics.join("; ")),
-            diagnostics: Vec::new(),
-            subtests,
-        },
-        code => {
-            if code.is_none() {
-                use std::os::unix::process::ExitStatusExt;
-                let signal = output.status.signal().unwrap_or_default();
-                diagnostics.push(format!(
-                    "the case was killed by signal {signal} (a kernel oops kills the task)"
-                ));
-            }
-            ResultLine {
-                status: "not ok",
-                directive: String::new(),
-                diagnostics,
-                subtests,
-            }
+    let (outcome, skip_reason) = match ended {
+        Ended::Exited(0) => (ktap::Outcome::Pass, String::new()),
+        Ended::Exited(code) if code == i32::from(EXIT_SKIP) => (
+            ktap::Outcome::Skip,
+            std::mem::take(&mut diagnostics).join("; "),
+        ),
+        Ended::Exited(_) => (ktap::Outcome::Fail, String::new()),
+        Ended::Killed(signal) => {
+            diagnostics.push(format!(
+                "the case was killed by signal {signal} (a kernel oops kills the task)"
+            ));
+            (ktap::Outcome::Fail, String::new())
         }
+    };
+    CaseResult {
+        outcome,
+        skip_reason,
+        diagnostics,
+        subtests,
     }
 }
 
@@ -327,44 +288,63 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_plan_as_the_host_writes_it() {
-        let env = parse_plan(
-            "# lkmlab test plan: modules, then guest tests\n\
-             option fault-injection\n\
-             module scull /lkmlab/modules/scull.ko\n\
-             test needs-scull /lkmlab/tests/needs-scull\n\
-             load needs-scull scull capacity=64 name=\"a b\"\n\
-             load needs-scull hello\n",
-        )
-        .unwrap();
-        assert!(env.fault_injection);
-        assert_eq!(
-            env.modules,
-            [(
-                "scull".to_string(),
-                PathBuf::from("/lkmlab/modules/scull.ko")
-            )]
-        );
-        assert_eq!(env.tests[0].0, "needs-scull");
-        let loads: Vec<(&str, &str)> = env
-            .preloads_of("needs-scull")
-            .map(|p| (p.module.as_str(), p.params.as_str()))
-            .collect();
-        assert_eq!(
-            loads,
-            [("scull", "capacity=64 name=\"a b\""), ("hello", "")]
-        );
-        assert_eq!(env.preloads_of("other").count(), 0);
+    fn a_case_that_exits_0_passes_with_what_it_printed() {
+        let r = case_result(Ended::Exited(0), "opened /dev/scull\n", "a warning\n");
+        assert_eq!(r.outcome, ktap::Outcome::Pass);
+        assert_eq!(r.diagnostics, ["opened /dev/scull", "a warning"]);
+        assert!(r.subtests.is_empty());
     }
 
     #[test]
-    fn a_line_the_runner_cannot_read_is_an_error() {
-        for line in ["load only-a-test", "modul x y", "test a"] {
-            let err = parse_plan(line)
-                .err()
-                .map(|e| e.to_string())
-                .unwrap_or_default();
-            assert!(err.contains("cannot read line"), "{line}: {err}");
-        }
+    fn a_case_that_exits_77_is_skipped_for_the_reason_it_printed() {
+        let r = case_result(Ended::Exited(77), "no debugfs\n", "in this kernel\n");
+        assert_eq!(r.outcome, ktap::Outcome::Skip);
+        assert_eq!(r.skip_reason, "no debugfs; in this kernel");
+        assert!(r.diagnostics.is_empty());
+    }
+
+    #[test]
+    fn a_case_that_fails_or_is_killed_fails_and_says_how() {
+        let r = case_result(Ended::Exited(1), "cycle 3: busy\n", "");
+        assert_eq!(r.outcome, ktap::Outcome::Fail);
+        assert_eq!(r.diagnostics, ["cycle 3: busy"]);
+        let r = case_result(Ended::Killed(9), "", "");
+        assert_eq!(r.outcome, ktap::Outcome::Fail);
+        assert_eq!(
+            r.diagnostics,
+            ["the case was killed by signal 9 (a kernel oops kills the task)"]
+        );
+    }
+
+    #[test]
+    fn nested_ktap_lines_become_subtests_in_their_order() {
+        let stdout = "ktap: KTAP version 1\nloaded\nktap: 1..1\nktap: ok 1 t\n";
+        let r = case_result(Ended::Exited(0), stdout, "");
+        assert_eq!(r.subtests, ["KTAP version 1", "1..1", "ok 1 t"]);
+        assert_eq!(r.diagnostics, ["loaded"]);
+    }
+
+    /// What the runner writes for a case, as the host reads it.
+    #[test]
+    fn a_case_result_reaches_the_host_as_written() {
+        let r = case_result(
+            Ended::Exited(0),
+            "ktap: KTAP version 1\nktap: 1..1\nktap: ok 1 inner\n",
+            "",
+        );
+        let mut w = ktap::Writer::start(Vec::new(), 1).unwrap();
+        w.running("m.kunit").unwrap();
+        w.result(&CaseReport {
+            name: "m.kunit",
+            outcome: r.outcome,
+            skip_reason: &r.skip_reason,
+            diagnostics: &r.diagnostics,
+            subtests: &r.subtests,
+        })
+        .unwrap();
+        let text = String::from_utf8(w.done().unwrap()).unwrap();
+        let report = ktap::parse(&text);
+        assert_eq!(report.status(), ktap::Status::Passed, "{text}");
+        assert_eq!(report.cases[0].subtests[0].name, "inner");
     }
 }

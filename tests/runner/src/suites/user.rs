@@ -1,10 +1,11 @@
 //! A module's own guest tests: executables from `<module dir>/guest-tests/`,
 //! each one KTAP result by exit status (0 pass, 77 skip, anything else fail).
 //! A test's `.load` file names modules the runner loads before it and
-//! unloads after it; `guest-tests/helpers/` is at [`HELPERS`] for it to use.
+//! unloads after it; `guest-tests/helpers/` is at [`layout::HELPERS`] for it to use.
 
 use crate::case::{Case, Env, Outcome, Preload, Suite, Verdict};
 use crate::checks;
+use lkmlab_protocol::layout;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -12,17 +13,17 @@ use std::process::{Command, Stdio};
 pub const SUITE: &str = "guest_tests";
 /// The exit status that means "skipped" (as in automake and lkmlab-guest).
 const EXIT_SKIP: i32 = 77;
-/// Where the host packs `guest-tests/helpers/` (`$LKMLAB_HELPERS`).
-pub const HELPERS: &str = "/lkmlab/helpers";
 /// The test's `PATH`: busybox's applets, then the helpers.
-const PATH: &str = "/bin:/lkmlab/helpers";
+fn search_path() -> String {
+    format!("/bin:{}", layout::HELPERS)
+}
 
 pub fn guest_tests(env: &Env) -> Suite {
     let cases = env
         .tests
         .iter()
-        .map(|(name, path)| {
-            let (name, path) = (name.clone(), path.clone());
+        .map(|test| {
+            let (name, path) = (test.name.clone(), test.path.clone());
             Case::new(name.clone(), move |env| {
                 let preloads: Vec<&Preload> = env.preloads_of(&name).collect();
                 load_first(env, &preloads)?;
@@ -42,9 +43,9 @@ pub fn guest_tests(env: &Env) -> Suite {
 fn run(path: &Path) -> Verdict {
     let out = Command::new(path)
         .env_clear()
-        .env("PATH", PATH)
-        .env("LKMLAB_MODULES", "/lkmlab/modules")
-        .env("LKMLAB_HELPERS", HELPERS)
+        .env("PATH", search_path())
+        .env("LKMLAB_MODULES", layout::MODULES)
+        .env("LKMLAB_HELPERS", layout::HELPERS)
         .current_dir("/")
         .stdin(Stdio::null())
         .output()
@@ -126,9 +127,11 @@ mod tests {
     }
 
     #[test]
-    fn helpers_are_where_the_host_packs_them_and_on_path() {
-        assert_eq!(HELPERS, "/lkmlab/helpers");
-        assert!(PATH.split(':').any(|d| d == HELPERS));
-        assert_eq!(PATH.split(':').next(), Some("/bin"));
+    fn busybox_then_the_helpers_are_on_path() {
+        let path = search_path();
+        assert_eq!(
+            path.split(':').collect::<Vec<_>>(),
+            ["/bin", layout::HELPERS]
+        );
     }
 }

@@ -1,54 +1,12 @@
-//! Parser for KTAP v1 test output (`Documentation/dev-tools/ktap.rst` in the
-//! kernel), as written by KUnit and kselftest.
-//!
-//! The parser is forgiving: it never fails. Whatever it could make sense of is
-//! returned as a [`Report`], and anything structurally wrong (a missing version
-//! line, fewer results than planned, a subtest without a result line, ...) is
-//! listed in [`Report::problems`] in plain English.
-//!
-//! # Structure
-//!
-//! Besides the `KTAP version 1` header, `TAP version 13` and `TAP version 14`
-//! are accepted as KUnit's own parser does. Nesting is recognised by
-//! indentation, whatever its width (the spec uses two spaces, KUnit four, some
-//! producers a tab): a block of lines indented deeper than the current level is
-//! a subtest, and the next result line back at the outer level is its parent's
-//! result. A level that has printed its plan and no result yet is the
-//! exception: a result line deeper than it is its own first result (its
-//! results are indented deeper than its header), since a subtest starts with
-//! a header of its own. Only version, `# Subtest:`, plan and result lines take
-//! part in the structure. Diagnostic (`# ...`) and unknown lines may be
-//! indented any way and never end a subtest; they are attached, in order, to
-//! the next result at the innermost open level (see [`TestCase::diagnostics`]).
-//!
-//! The older KUnit layout with `# Subtest: name` lines is understood both
-//! where the header is indented with the subtest's results and where the
-//! header and plan are at the outer level and only the results are indented
-//! (as older kernels wrote `/sys/kernel/debug/kunit/<suite>/results`).
-//!
-//! A subtest that never gets its result line becomes a failed case named
-//! from its `# Subtest:` line, or `<unfinished subtest>` when the input ends
-//! inside it (a problem starting with [`TRUNCATED`] says so) and
-//! `<subtest without result line>` when the output goes on at an outer level.
-//!
-//! Several documents one after the other (each module load prints its own
-//! `KTAP version 1` / `1..1` header) are read as one: numbering restarts and
-//! the plans add up.
-//!
-//! [`Report::status`] sums a report up as the kernel's `kunit.py` does
-//! (passed, failed, crashed, skipped, no tests). The logs of the kernel's own
-//! parser tests (`tools/testing/kunit/test_data/`) are conformance fixtures
-//! in `lkmlab/tests/ktap-conformance/`, each with kunit.py's verdict beside
-//! this parser's (see the `conformance` tests below).
-
-use serde::Serialize;
+//! The parser (see the module documentation of [`crate::ktap`]).
 
 /// Every problem about results that never appeared starts with this, so the
 /// host can tell a crashed or hung guest from a merely malformed report.
 pub const TRUNCATED: &str = "truncated:";
 
 /// The result of one test case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum Outcome {
     /// `ok` without a directive that says otherwise.
     Pass,
@@ -61,7 +19,8 @@ pub enum Outcome {
 }
 
 /// One test result line, with what was printed before it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct TestCase {
     /// The number on the result line (1-based within its level).
     pub number: u32,
@@ -83,7 +42,8 @@ pub struct TestCase {
 }
 
 /// Everything [`parse`] found.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Report {
     /// The top-level plan (`1..N`), summed over concatenated documents; `None`
     /// if there was none (e.g. when the only plan belongs to a `# Subtest:`).
@@ -101,7 +61,8 @@ pub struct Report {
 }
 
 /// Numbers of top-level results by outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Counts {
     /// Cases that passed.
     pub passed: usize,
@@ -113,7 +74,8 @@ pub struct Counts {
 
 /// The verdict on a whole report, in the terms of the kernel's own parser
 /// (`tools/testing/kunit/kunit_parser.py`'s `TestStatus`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum Status {
     /// Every case passed or was skipped, and at least one passed.
     Passed,
@@ -1825,7 +1787,7 @@ guest: ok 1 - hello
     }
 }
 /// The kernel's own parser tests as conformance fixtures: every log of
-/// `tools/testing/kunit/test_data/` (copied into `lkmlab/tests/ktap-conformance/`,
+/// `tools/testing/kunit/test_data/` (copied into `protocol/tests/ktap-conformance/`,
 /// see its README), with what `python3 tools/testing/kunit/kunit.py parse FILE`
 /// of the pinned 7.3.4 tree says beside what this parser says. Where the two
 /// differ, `differs` says why.

@@ -10,32 +10,23 @@ use anyhow::{bail, Result};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 pub const PROBE_DEADLINE: Duration = Duration::from_secs(2);
 /// What the boot sector writes to port 0xf4; QEMU exits with (v << 1) | 1.
 const PROBE_EXIT: i32 = (0x21 << 1) | 1;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The accelerator asked for, on the command line (`--accel`) or in the pin
+/// (`[vm] accel`): one type for both, so both take the same values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum AccelChoice {
+    /// KVM if the probe shows it works, else TCG (with a notice).
     Auto,
+    /// KVM, or an error saying why it cannot be used.
     Kvm,
+    /// Software emulation.
     Tcg,
-}
-
-impl FromStr for AccelChoice {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(AccelChoice::Auto),
-            "kvm" => Ok(AccelChoice::Kvm),
-            "tcg" => Ok(AccelChoice::Tcg),
-            other => Err(format!(
-                "unknown accelerator {other:?}: use auto, kvm or tcg"
-            )),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -338,12 +329,10 @@ mod tests {
 
     #[test]
     fn accel_choices_parse_and_reject_garbage() {
-        assert_eq!("auto".parse::<AccelChoice>().unwrap(), AccelChoice::Auto);
-        assert_eq!("tcg".parse::<AccelChoice>().unwrap(), AccelChoice::Tcg);
-        assert!("hvf"
-            .parse::<AccelChoice>()
-            .unwrap_err()
-            .contains("auto, kvm or tcg"));
+        use clap::ValueEnum;
+        assert_eq!(AccelChoice::from_str("auto", false), Ok(AccelChoice::Auto));
+        assert_eq!(AccelChoice::from_str("tcg", false), Ok(AccelChoice::Tcg));
+        assert!(AccelChoice::from_str("hvf", false).is_err());
     }
 
     #[test]

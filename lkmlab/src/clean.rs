@@ -53,8 +53,8 @@ pub fn in_use(project: &Project, paths: &Paths) -> Result<InUse> {
         kernel_trees,
         unknown_flavors,
         source: paths.kernel_source(&pin.kernel.tarball.sha256),
-        rust_src: paths.rust_src(&pin.toolchain.rust_src.sha256),
-        downloads: [&pin.kernel.deb.file, &pin.toolchain.rust_src.file]
+        rust_src: paths.rust_src(&pin.toolchain.rust_src.deb.sha256),
+        downloads: [&pin.kernel.deb.file, &pin.toolchain.rust_src.deb.file]
             .into_iter()
             .map(|f| paths.downloads().join(f))
             .collect(),

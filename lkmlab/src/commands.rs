@@ -241,7 +241,7 @@ pub fn run(cli: Cli) -> Result<Done> {
             let program = if check {
                 Some(analyzer::find(
                     rust_analyzer.as_deref(),
-                    &ctx.project.pin.toolchain.rust_analyzer,
+                    &ctx.project.pin.toolchain.rust_analyzer.to_string(),
                 )?)
             } else {
                 None
@@ -545,13 +545,7 @@ impl<'a> Boot<'a> {
 fn accel_choice(ctx: &Ctx, asked: Option<AccelChoice>) -> Result<AccelChoice> {
     match asked {
         Some(c) => Ok(c),
-        None => ctx
-            .project
-            .pin
-            .vm
-            .accel
-            .parse::<AccelChoice>()
-            .map_err(|e| anyhow::anyhow!("lkmlab.toml [vm] accel: {e}")),
+        None => Ok(ctx.project.pin.vm.accel),
     }
 }
 

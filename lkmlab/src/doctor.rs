@@ -41,19 +41,16 @@ fn apt(pkg: &str) -> Option<String> {
     Some(format!("sudo apt-get install {pkg}"))
 }
 
-fn versioned(name: &str, found: anyhow::Result<Version>, min: &str, fix: String) -> Check {
-    let min_v = Version::parse(min);
-    match (found, min_v) {
-        (Ok(v), Some(min_v)) if v >= min_v => {
-            check(name, Status::Ok, format!("{v} (>= {min})"), None)
-        }
-        (Ok(v), _) => check(
+fn versioned(name: &str, found: anyhow::Result<Version>, min: &Version, fix: String) -> Check {
+    match found {
+        Ok(v) if v >= *min => check(name, Status::Ok, format!("{v} (>= {min})"), None),
+        Ok(v) => check(
             name,
             Status::Fail,
             format!("{v} is older than the kernel's minimum {min}"),
             Some(fix),
         ),
-        (Err(e), _) => check(name, Status::Fail, format!("{e:#}"), Some(fix)),
+        Err(e) => check(name, Status::Fail, format!("{e:#}"), Some(fix)),
     }
 }
 
@@ -90,7 +87,7 @@ pub fn run(project: &Project, paths: &Paths) -> Vec<Check> {
             Status::Note,
             format!(
                 "not in the rustc sysroot; `lkmlab fetch` provides the pinned {}",
-                tc.rust_src.file
+                tc.rust_src.deb.file
             ),
             None,
         ),
@@ -224,9 +221,9 @@ fn llvm_check(project: &Project) -> Option<Check> {
             Status::Ok,
             format!(
                 "{} {v} (>= {}), ld.lld and llvm-* found (LLVM={})",
-                toolchain::llvm_tool(&tc.llvm, "clang"),
+                toolchain::llvm_tool(tc.llvm.as_str(), "clang"),
                 tc.llvm_min,
-                tc.llvm
+                tc.llvm.as_str()
             ),
             None,
         ),
@@ -337,7 +334,7 @@ fn lab_checks(project: &Project) -> Vec<Check> {
             Status::Note,
             format!("optional, none that runs: {e}"),
             Some(crate::analyzer::install_hint(
-                &project.pin.toolchain.rust_analyzer,
+                &project.pin.toolchain.rust_analyzer.to_string(),
             )),
         ),
     });

@@ -2,7 +2,7 @@
 //! file is sha256-verified before anything uses it.
 
 use crate::paths::Paths;
-use crate::project::PinnedFile;
+use crate::project::{self, PinnedFile};
 use crate::util::run_quiet;
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
@@ -33,9 +33,9 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// Refuse a file whose sha256 is not the pinned one, naming both hashes.
-pub fn verify(path: &Path, want: &str) -> Result<()> {
+pub fn verify(path: &Path, want: &project::Sha256) -> Result<()> {
     let got = sha256_file(path)?;
-    if got != want {
+    if *want != *got {
         bail!(
             "sha256 mismatch for {}\n  expected {want}\n  got      {got}\n\
              The file is not the pinned one: it was refused and nothing was unpacked. \
@@ -44,6 +44,24 @@ pub fn verify(path: &Path, want: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Refuse a file that is not the pinned one: its size (which a truncated
+/// download gets wrong at once), then its sha256.
+pub fn verify_pinned(path: &Path, pinned: &PinnedFile) -> Result<()> {
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    if size != pinned.size {
+        bail!(
+            "{} is {size} bytes; the pin says {} bytes
+             The file is not the pinned one: it was refused and nothing was unpacked. \
+             Delete it (or fix the mirror) and run `lkmlab fetch` again.",
+            path.display(),
+            pinned.size
+        );
+    }
+    verify(path, &pinned.sha256)
 }
 
 /// Where a pinned file comes from.
@@ -57,7 +75,7 @@ impl Fetcher<'_> {
     pub fn get(&self, pinned: &PinnedFile) -> Result<PathBuf> {
         let dest = self.paths.downloads().join(&pinned.file);
         if dest.is_file() {
-            if sha256_file(&dest)? == pinned.sha256 {
+            if verify_pinned(&dest, pinned).is_ok() {
                 return Ok(dest);
             }
             eprintln!(
@@ -74,7 +92,7 @@ impl Fetcher<'_> {
             if candidate.is_file() {
                 eprintln!("lkmlab: {} from mirror {}", pinned.file, mirror.display());
                 // Verify the mirror's copy before taking it into the cache.
-                verify(&candidate, &pinned.sha256)?;
+                verify_pinned(&candidate, pinned)?;
                 std::fs::copy(&candidate, &partial)
                     .with_context(|| format!("copying {}", candidate.display()))?;
                 return self.finish(&partial, &dest, pinned);
@@ -105,7 +123,7 @@ impl Fetcher<'_> {
     }
 
     fn finish(&self, partial: &Path, dest: &Path, pinned: &PinnedFile) -> Result<PathBuf> {
-        if let Err(e) = verify(partial, &pinned.sha256) {
+        if let Err(e) = verify_pinned(partial, pinned) {
             let _ = std::fs::remove_file(partial);
             return Err(e.context(format!("fetching {}", pinned.file)));
         }
@@ -164,7 +182,7 @@ mod tests {
         PinnedFile {
             file: "input.deb".into(),
             size: 5,
-            sha256: sha256.into(),
+            sha256: sha256.to_string().try_into().unwrap(),
             // Nothing listens on port 9 (discard): a download fails at once.
             urls: vec!["http://127.0.0.1:9/input.deb".into()],
         }
@@ -183,10 +201,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("f");
         std::fs::write(&f, b"hellO").unwrap();
-        let err = verify(&f, HELLO_SHA256).unwrap_err().to_string();
+        let err = verify(&f, &HELLO_SHA256.to_string().try_into().unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(&format!("expected {HELLO_SHA256}")), "{err}");
         assert!(err.contains("got      "), "{err}");
         assert!(err.contains("nothing was unpacked"), "{err}");
+    }
+
+    #[test]
+    fn a_file_of_another_size_is_refused_before_hashing() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        std::fs::write(&f, b"hello!").unwrap();
+        let err = verify_pinned(&f, &pinned(HELLO_SHA256))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is 6 bytes; the pin says 5 bytes"), "{err}");
+        std::fs::write(&f, b"hello").unwrap();
+        verify_pinned(&f, &pinned(HELLO_SHA256)).unwrap();
     }
 
     #[test]

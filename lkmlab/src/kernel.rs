@@ -87,7 +87,7 @@ pub fn source(project: &Project, paths: &Paths, fetcher: &Fetcher) -> Result<Pat
     }
     let _ = std::fs::remove_dir_all(&root);
     std::fs::rename(&staging, &root)?;
-    std::fs::write(&marker, &k.tarball.sha256)?;
+    std::fs::write(&marker, k.tarball.sha256.as_str())?;
     Ok(top)
 }
 
@@ -366,8 +366,11 @@ pub fn build_inputs(
     let mut inputs = vec![
         ("recipe".to_string(), RECIPE.to_string()),
         ("arch".into(), ARCH.into()),
-        ("source".into(), project.pin.kernel.tarball.sha256.clone()),
-        ("base".into(), project.pin.kconfig.base.clone()),
+        (
+            "source".into(),
+            project.pin.kernel.tarball.sha256.to_string(),
+        ),
+        ("base".into(), project.pin.kconfig.base.to_string()),
         ("rust_lib_src".into(), lib_src.to_string()),
         (
             "compiler".into(),
@@ -423,7 +426,9 @@ pub fn cache_key(
 pub fn current_tree(project: &Project, paths: &Paths, flavor: &str) -> Result<(PathBuf, String)> {
     let lib_src_id = match toolchain::lib_src_source() {
         toolchain::LibSrc::Env(p) | toolchain::LibSrc::Sysroot(p) => p.display().to_string(),
-        toolchain::LibSrc::Pinned => format!("pinned {}", project.pin.toolchain.rust_src.sha256),
+        toolchain::LibSrc::Pinned => {
+            format!("pinned {}", project.pin.toolchain.rust_src.deb.sha256)
+        }
     };
     let (key, description) = cache_key(project, paths, flavor, &lib_src_id)?;
     Ok((paths.kernel_build(flavor, &key), description))

@@ -1,5 +1,6 @@
 //! Where lkmlab keeps downloads, unpacked sources and kernel builds.
 
+use crate::project::Sha256;
 use std::path::PathBuf;
 
 /// The cache directory layout: `$LKMLAB_CACHE`, else `$XDG_CACHE_HOME/lkmlab`,
@@ -29,15 +30,15 @@ impl Paths {
     }
 
     /// Unpacked kernel source, keyed by the tarball's sha256.
-    pub fn kernel_source(&self, tarball_sha256: &str) -> PathBuf {
+    pub fn kernel_source(&self, tarball_sha256: &Sha256) -> PathBuf {
         self.cache
             .join("src")
-            .join(format!("linux-{}", &tarball_sha256[..16]))
+            .join(format!("linux-{}", tarball_sha256.short()))
     }
 
     /// Unpacked rust-src package, keyed by its sha256.
-    pub fn rust_src(&self, deb_sha256: &str) -> PathBuf {
-        self.cache.join("rust-src").join(&deb_sha256[..16])
+    pub fn rust_src(&self, deb_sha256: &Sha256) -> PathBuf {
+        self.cache.join("rust-src").join(deb_sha256.short())
     }
 
     /// A kernel build tree (`O=`), keyed by the hash of every input.

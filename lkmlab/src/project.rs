@@ -1,11 +1,59 @@
 //! The project: where `lkmlab.toml` lives, and the pin it holds.
 
+use crate::accel::AccelChoice;
+use crate::toolchain::Version;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub const PIN_FILE: &str = "lkmlab.toml";
+
+/// A sha256 as the pin writes it: 64 hex digits, kept in lowercase.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Sha256(String);
+
+impl Sha256 {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The first 16 digits: enough to name a cache directory.
+    pub fn short(&self) -> &str {
+        &self.0[..16]
+    }
+}
+
+impl TryFrom<String> for Sha256 {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            Ok(Sha256(s.to_ascii_lowercase()))
+        } else {
+            Err(format!("a sha256 is 64 hex digits, got {s:?}"))
+        }
+    }
+}
+
+impl From<Sha256> for String {
+    fn from(s: Sha256) -> String {
+        s.0
+    }
+}
+
+impl fmt::Display for Sha256 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for Sha256 {
+    fn eq(&self, other: &str) -> bool {
+        self.0.eq_ignore_ascii_case(other)
+    }
+}
 
 /// A file pinned by name, size and sha256, with the URLs it can come from.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -13,7 +61,7 @@ pub const PIN_FILE: &str = "lkmlab.toml";
 pub struct PinnedFile {
     pub file: String,
     pub size: u64,
-    pub sha256: String,
+    pub sha256: Sha256,
     pub urls: Vec<String>,
 }
 
@@ -21,7 +69,7 @@ pub struct PinnedFile {
 #[serde(deny_unknown_fields)]
 pub struct Tarball {
     pub path: String,
-    pub sha256: String,
+    pub sha256: Sha256,
     pub top_dir: String,
 }
 
@@ -33,10 +81,26 @@ pub struct Kernel {
     pub tarball: Tarball,
 }
 
+/// The configuration the fragments apply to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Base {
+    /// `make tinyconfig`: the smallest kernel (the only base lkmlab supports).
+    Tinyconfig,
+}
+
+impl fmt::Display for Base {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Base::Tinyconfig => "tinyconfig",
+        })
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Kconfig {
-    pub base: String,
+    pub base: Base,
     pub fragments: Vec<String>,
     #[serde(default)]
     pub flavors: BTreeMap<String, Flavor>,
@@ -72,24 +136,43 @@ pub struct Flavor {
     pub compiler: Compiler,
 }
 
+/// The Rust library source for a rustc that lacks it: a Debian `rust-src`
+/// package. In the pin its file's keys stand beside `rustc` and `library`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RustSrcToml")]
 pub struct RustSrc {
-    pub rustc: String,
-    pub file: String,
-    pub size: u64,
-    pub sha256: String,
-    pub urls: Vec<String>,
+    /// The rustc the package matches.
+    pub rustc: Version,
+    /// The package.
+    pub deb: PinnedFile,
+    /// The `library` directory inside it.
     pub library: String,
 }
 
-impl RustSrc {
-    pub fn pinned_file(&self) -> PinnedFile {
-        PinnedFile {
-            file: self.file.clone(),
-            size: self.size,
-            sha256: self.sha256.clone(),
-            urls: self.urls.clone(),
+/// `[toolchain.rust_src]` as written (serde's `flatten` cannot refuse
+/// unknown keys, so the table is read whole and split).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RustSrcToml {
+    rustc: Version,
+    library: String,
+    file: String,
+    size: u64,
+    sha256: Sha256,
+    urls: Vec<String>,
+}
+
+impl From<RustSrcToml> for RustSrc {
+    fn from(t: RustSrcToml) -> RustSrc {
+        RustSrc {
+            rustc: t.rustc,
+            library: t.library,
+            deb: PinnedFile {
+                file: t.file,
+                size: t.size,
+                sha256: t.sha256,
+                urls: t.urls,
+            },
         }
     }
 }
@@ -97,19 +180,19 @@ impl RustSrc {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Toolchain {
-    pub rustc_min: String,
-    pub bindgen_min: String,
-    pub libclang_min: String,
-    pub bindgen_cli: String,
+    pub rustc_min: Version,
+    pub bindgen_min: Version,
+    pub libclang_min: Version,
+    pub bindgen_cli: Version,
     pub libclang_path: String,
     /// The kernel's minimum LLVM (for flavors with `compiler = "llvm"`).
-    pub llvm_min: String,
+    pub llvm_min: Version,
     /// Kbuild's `LLVM=` value for those flavors: `-19` runs clang-19,
     /// ld.lld-19, llvm-ar-19, …; `1` runs the unsuffixed tools.
-    pub llvm: String,
+    pub llvm: LlvmValue,
     /// crates.io `ra_ap_rust-analyzer` version for `lkmlab rust-analyzer
     /// --check` (installed by `scripts/setup-debian.sh --with-rust-analyzer`).
-    pub rust_analyzer: String,
+    pub rust_analyzer: Version,
     pub rust_src: RustSrc,
 }
 
@@ -125,7 +208,39 @@ pub struct Vm {
     pub memory_mib: u32,
     pub cpus: u32,
     pub timeout_secs: u64,
-    pub accel: String,
+    pub accel: AccelChoice,
+}
+
+/// A value Kbuild takes for `LLVM=` (Documentation/kbuild/llvm.rst): `1`, a
+/// version suffix such as `-19`, or a directory ending in `/`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct LlvmValue(String);
+
+impl LlvmValue {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for LlvmValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for LlvmValue {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s == "1" || (s.len() > 1 && (s.starts_with('-') || s.ends_with('/'))) {
+            Ok(LlvmValue(s))
+        } else {
+            Err(format!(
+                "{s:?} is not a value Kbuild takes for LLVM=: use \"1\", a version suffix \
+                 such as \"-19\", or a directory ending in \"/\""
+            ))
+        }
+    }
 }
 
 /// The whole of `lkmlab.toml`.
@@ -221,35 +336,30 @@ impl Project {
     }
 }
 
-/// Parse and sanity-check the text of `lkmlab.toml`.
+/// Parse `lkmlab.toml`: every value is checked as it is read, and a bad one
+/// is refused with its key named.
 pub fn parse_pin(text: &str) -> Result<Pin> {
-    let pin: Pin = toml::from_str(text)?;
-    for (what, sha) in [
-        ("[kernel.deb] sha256", &pin.kernel.deb.sha256),
-        ("[kernel.tarball] sha256", &pin.kernel.tarball.sha256),
-        (
-            "[toolchain.rust_src] sha256",
-            &pin.toolchain.rust_src.sha256,
-        ),
-    ] {
-        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-            bail!("{what} must be 64 hex digits, got {sha:?}");
-        }
-    }
-    if !crate::toolchain::valid_llvm_value(&pin.toolchain.llvm) {
-        bail!(
-            "[toolchain] llvm = {:?} is not a value Kbuild takes for LLVM=: use \"1\", a \
-             version suffix such as \"-19\", or a directory ending in \"/\"",
-            pin.toolchain.llvm
-        );
-    }
-    if pin.kconfig.base != "tinyconfig" {
-        bail!(
-            "[kconfig] base = {:?} is not supported; lkmlab starts from \"tinyconfig\"",
-            pin.kconfig.base
-        );
-    }
-    Ok(pin)
+    toml::from_str(text).map_err(|e| match e.span().and_then(|s| key_at(text, s.start)) {
+        Some(key) => anyhow::anyhow!("{key}: {}\n{e}", e.message()),
+        None => e.into(),
+    })
+}
+
+/// The key whose value starts at byte `at`, with its table: `[kernel.deb]
+/// sha256` (toml's own error shows the line, not the table).
+fn key_at(text: &str, at: usize) -> Option<String> {
+    let before = text.get(..at)?;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let key = before[line_start..].split_once('=')?.0.trim();
+    let table = before[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && l.ends_with(']'));
+    Some(match table {
+        Some(t) => format!("{t} {key}"),
+        None => key.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -267,7 +377,7 @@ mod tests {
     fn the_repository_pin_parses() {
         let pin = parse_pin(&repo_pin()).unwrap();
         assert_eq!(pin.kernel.version, "7.3.4");
-        assert_eq!(pin.kconfig.base, "tinyconfig");
+        assert_eq!(pin.kconfig.base, Base::Tinyconfig);
         assert!(!pin.kernel.deb.urls.is_empty());
     }
 
@@ -279,6 +389,71 @@ mod tests {
         );
         let err = parse_pin(&text).unwrap_err().to_string();
         assert!(err.contains("[kernel.deb] sha256"), "{err}");
+    }
+
+    /// The error of the pin with `from` replaced by `to`.
+    fn refusal(from: &str, to: &str) -> String {
+        let text = repo_pin();
+        assert!(text.contains(from), "{from}");
+        format!("{:#}", parse_pin(&text.replacen(from, to, 1)).unwrap_err())
+    }
+
+    #[test]
+    fn a_bad_value_is_refused_when_the_pin_is_read_naming_its_key() {
+        for (table, key, from, to, says) in [
+            (
+                "[toolchain]",
+                "rustc_min",
+                "rustc_min = \"1.85.0\"",
+                "rustc_min = \"1.85.x\"",
+                "\"1.85.x\" is not a version",
+            ),
+            (
+                "[vm]",
+                "accel",
+                "accel = \"auto\"",
+                "accel = \"hvf\"",
+                "unknown variant `hvf`, expected one of `auto`, `kvm`, `tcg`",
+            ),
+            (
+                "[toolchain]",
+                "llvm",
+                "llvm = \"-19\"",
+                "llvm = \"19\"",
+                "\"19\" is not a value Kbuild takes for LLVM=",
+            ),
+            (
+                "[kconfig]",
+                "base",
+                "base = \"tinyconfig\"",
+                "base = \"defconfig\"",
+                "unknown variant `defconfig`, expected `tinyconfig`",
+            ),
+            (
+                "[toolchain.rust_src]",
+                "rustc",
+                "rustc = \"1.95.0\"",
+                "rustc = \"latest\"",
+                "\"latest\" is not a version",
+            ),
+        ] {
+            let err = refusal(from, to);
+            assert!(err.contains(says), "{to}: {err}");
+            // The key with its table, then toml's own quote of the line.
+            assert!(err.starts_with(&format!("{table} {key}: ")), "{err}");
+            assert!(err.contains(&format!("| {to}")), "{to} not quoted: {err}");
+        }
+    }
+
+    #[test]
+    fn the_rust_src_table_is_one_pinned_file_and_refuses_unknown_keys() {
+        let pin = parse_pin(&repo_pin()).unwrap();
+        let rs = &pin.toolchain.rust_src;
+        assert_eq!(rs.rustc, Version::parse("1.95.0").unwrap());
+        assert!(rs.deb.file.starts_with("rust-src_") && rs.deb.size > 0);
+        assert!(rs.library.ends_with("/library"));
+        let err = refusal("library = ", "libary = \"x\"\nlibrary = ");
+        assert!(err.contains("unknown field `libary`"), "{err}");
     }
 
     #[test]

@@ -12,9 +12,26 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// A dotted version number such as `1.95.0`; missing parts count as 0.
-#[derive(Debug, Clone)]
+/// A dotted version number such as `1.95.0`; missing parts count as 0. In
+/// the pin it is a string of dotted numbers (`"1.85.0"`), refused otherwise.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Version(pub Vec<u32>);
+
+impl TryFrom<String> for Version {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Version::parse(&s).ok_or_else(|| {
+            format!("{s:?} is not a version: use dotted numbers, such as \"1.85.0\"")
+        })
+    }
+}
+
+impl From<Version> for String {
+    fn from(v: Version) -> String {
+        v.to_string()
+    }
+}
 
 impl PartialEq for Version {
     fn eq(&self, other: &Self) -> bool {
@@ -167,7 +184,7 @@ pub fn rust_lib_src(project: &Project, paths: &Paths, fetcher: &Fetcher) -> Resu
 fn pinned_rust_src(project: &Project, paths: &Paths, fetcher: &Fetcher) -> Result<PathBuf> {
     let pin = &project.pin.toolchain.rust_src;
     let rustc = rustc_version()?;
-    let want = Version::parse(&pin.rustc).context("[toolchain.rust_src] rustc is not a version")?;
+    let want = &pin.rustc;
     if rustc.0.get(..2) != want.0.get(..2) {
         bail!(
             "the active rustc is {rustc} and its sysroot has no library source; the pinned \
@@ -176,19 +193,19 @@ fn pinned_rust_src(project: &Project, paths: &Paths, fetcher: &Fetcher) -> Resul
              RUST_LIB_SRC to a matching library directory."
         );
     }
-    let dir = paths.rust_src(&pin.sha256);
+    let dir = paths.rust_src(&pin.deb.sha256);
     let library = dir.join(&pin.library);
     if library.join("core/src/lib.rs").is_file() {
         return Ok(library);
     }
-    let deb = fetcher.get(&pin.pinned_file())?;
+    let deb = fetcher.get(&pin.deb)?;
     std::fs::create_dir_all(&dir)?;
-    eprintln!("lkmlab: unpacking {}", pin.file);
+    eprintln!("lkmlab: unpacking {}", pin.deb.file);
     extract_from_deb(&deb, &pin.library, &dir)?;
     if !library.join("core/src/lib.rs").is_file() {
         bail!(
             "{} does not contain {}/core/src/lib.rs; [toolchain.rust_src] library is wrong",
-            pin.file,
+            pin.deb.file,
             pin.library
         );
     }
@@ -229,12 +246,6 @@ pub fn llvm_tool(llvm: &str, tool: &str) -> String {
     }
 }
 
-/// Whether `value` is something Kbuild accepts as `LLVM=` (see
-/// Documentation/kbuild/llvm.rst): `1`, a `-suffix` or a `prefix/`.
-pub fn valid_llvm_value(value: &str) -> bool {
-    value == "1" || (value.len() > 1 && (value.starts_with('-') || value.ends_with('/')))
-}
-
 /// The C compiler Kbuild runs for a value of `LLVM=` (empty: GCC).
 pub fn c_compiler_for(llvm: &str) -> String {
     if llvm.is_empty() {
@@ -270,10 +281,10 @@ pub fn check_llvm(project: &Project) -> Result<Version> {
     let tc = &project.pin.toolchain;
     let missing: Vec<String> = LLVM_TOOLS
         .iter()
-        .map(|t| llvm_tool(&tc.llvm, t))
+        .map(|t| llvm_tool(tc.llvm.as_str(), t))
         .filter(|t| crate::util::which(t).is_none())
         .collect();
-    let fix = match tc.llvm.strip_prefix('-') {
+    let fix = match tc.llvm.as_str().strip_prefix('-') {
         Some(v) if v.chars().all(|c| c.is_ascii_digit()) => {
             format!("sudo apt-get install clang-{v} lld-{v} llvm-{v}")
         }
@@ -285,10 +296,10 @@ pub fn check_llvm(project: &Project) -> Result<Version> {
     if !missing.is_empty() {
         bail!("not found on PATH: {}; fix: {fix}", missing.join(", "));
     }
-    let clang = llvm_tool(&tc.llvm, "clang");
+    let clang = llvm_tool(tc.llvm.as_str(), "clang");
     let version = tool_version(&clang, "--version")?;
-    let min = Version::parse(&tc.llvm_min).context("[toolchain] llvm_min is not a version")?;
-    if version < min {
+    let min = &tc.llvm_min;
+    if version < *min {
         bail!("{clang} is {version}, older than the kernel's minimum {min}; fix: {fix}");
     }
     Ok(version)
@@ -388,10 +399,13 @@ pub fn fingerprint(
         Compiler::Llvm => {
             let llvm = &project.pin.toolchain.llvm;
             vec![
-                ("clang".to_string(), first_line(&llvm_tool(llvm, "clang"))?),
+                (
+                    "clang".to_string(),
+                    first_line(&llvm_tool(llvm.as_str(), "clang"))?,
+                ),
                 (
                     "ld.lld".to_string(),
-                    first_line(&llvm_tool(llvm, "ld.lld"))?,
+                    first_line(&llvm_tool(llvm.as_str(), "ld.lld"))?,
                 ),
             ]
         }
@@ -451,7 +465,5 @@ mod tests {
         assert_eq!(llvm_tool("1", "llvm-ar"), "llvm-ar");
         assert_eq!(c_compiler_for(""), "gcc");
         assert_eq!(c_compiler_for("-19"), "clang-19");
-        assert!(valid_llvm_value("-19") && valid_llvm_value("1") && valid_llvm_value("/usr/bin/"));
-        assert!(!valid_llvm_value("19") && !valid_llvm_value("") && !valid_llvm_value("-"));
     }
 }

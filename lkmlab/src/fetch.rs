@@ -54,7 +54,7 @@ pub fn verify_pinned(path: &Path, pinned: &PinnedFile) -> Result<()> {
         .len();
     if size != pinned.size {
         bail!(
-            "{} is {size} bytes; the pin says {} bytes
+            "{} is {size} bytes; the pin says {} bytes\n\
              The file is not the pinned one: it was refused and nothing was unpacked. \
              Delete it (or fix the mirror) and run `lkmlab fetch` again.",
             path.display(),

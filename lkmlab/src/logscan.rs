@@ -60,6 +60,10 @@ pub enum FindingKind {
     StackOverflow,
     /// `UBSAN: ...`.
     Ubsan,
+    /// A panic in Rust code (`rust_kernel: panicked at FILE:LINE:COL:` and
+    /// its message: an overflow, a failed `unsafe` precondition, an
+    /// `unwrap`), with the `BUG()` oops the kernel's panic handler raises.
+    RustPanic,
     /// kmemleak's `unreferenced object` reports or its summary line.
     Kmemleak,
     /// Lockdep's `WARNING: possible circular locking dependency detected` and
@@ -99,6 +103,7 @@ impl fmt::Display for FindingKind {
             FindingKind::Slab => f.write_str("heap corruption (SLUB)"),
             FindingKind::StackOverflow => f.write_str("stack overflow"),
             FindingKind::Ubsan => f.write_str("undefined behaviour (UBSAN)"),
+            FindingKind::RustPanic => f.write_str("Rust panic"),
             FindingKind::Kmemleak => f.write_str("memory leak (kmemleak)"),
             FindingKind::Lockdep => f.write_str("locking problem (lockdep)"),
             FindingKind::Hung => f.write_str("hang or stall"),
@@ -123,17 +128,22 @@ impl Finding {
     /// `function [module]` with Rust symbols demangled: the report's header
     /// (`BUG: KASAN: … in f+0x8c/0x120 [scull]`), `RIP:` line, lock sites
     /// or stack frames, whichever comes first. Unreliable frames (`? f+…`)
-    /// are skipped.
+    /// count only when there is no other: after a Rust panic's `BUG()` the
+    /// unwinder marks every frame so.
     pub fn culprit(&self) -> Option<String> {
-        self.excerpt.iter().find_map(|line| module_function(line))
+        let reliable = |line: &&String| !line.trim_start().starts_with("? ");
+        (self.excerpt.iter().filter(reliable))
+            .find_map(|line| module_function(line))
+            .or_else(|| {
+                self.excerpt
+                    .iter()
+                    .find_map(|line| module_function(line.trim_start().trim_start_matches("? ")))
+            })
     }
 }
 
 /// `function [module]` for the first `symbol+0xOFF/0xLEN [module]` on a line.
 fn module_function(line: &str) -> Option<String> {
-    if line.trim_start().starts_with("? ") {
-        return None;
-    }
     let words: Vec<&str> = line.split_whitespace().collect();
     words.windows(2).find_map(|pair| {
         let module = pair[1].strip_prefix('[')?.strip_suffix(']')?;
@@ -271,6 +281,10 @@ struct Trigger {
     bare_trace: bool,
     /// A kmemleak object report, whose body is indented.
     indented_body: bool,
+    /// A report that goes on through the `[ cut here ]`, `kernel BUG at`
+    /// and oops that follow it, to the trace's end (a Rust panic: its
+    /// handler calls `BUG()`).
+    through_bug: bool,
     /// The subsystem prefix of the trigger (`rcu`, `watchdog`, ...), whose
     /// further lines belong to the report.
     subsystem: Option<String>,
@@ -283,6 +297,7 @@ impl Trigger {
             may_oops: false,
             bare_trace: false,
             indented_body: false,
+            through_bug: false,
             subsystem: None,
         }
     }
@@ -290,7 +305,9 @@ impl Trigger {
     fn implied_taints(&self) -> &'static [char] {
         match self.finding {
             FindingKind::Warning | FindingKind::Lockdep => &['W'],
-            FindingKind::Bug | FindingKind::Oops | FindingKind::Panic => &['D'],
+            FindingKind::Bug | FindingKind::Oops | FindingKind::Panic | FindingKind::RustPanic => {
+                &['D']
+            }
             FindingKind::Hung => &['L'],
             FindingKind::Kasan | FindingKind::Kfence => &['B'],
             FindingKind::Slab => &['B', 'W'],
@@ -306,7 +323,12 @@ fn trigger(line: &str) -> Option<Trigger> {
     // leading whitespace (`\tKernel panic`): match after it.
     let line = line.trim_start();
     let subsystem = subsystem_prefix(line).map(str::to_string);
-    let mut t = if line.starts_with("BUG: KASAN:") {
+    let mut t = if line.starts_with("rust_kernel: panicked at ") {
+        Trigger {
+            through_bug: true,
+            ..Trigger::new(RustPanic)
+        }
+    } else if line.starts_with("BUG: KASAN:") {
         Trigger::new(Kasan)
     } else if line.starts_with("BUG: KFENCE:") {
         Trigger::new(Kfence)
@@ -433,9 +455,14 @@ fn excerpt_end(lines: &[&str], start: usize, kind: &Trigger) -> usize {
         if line.starts_with("---[ end ") || (sanitizer && is_rule(line)) {
             return j + 1;
         }
-        let other_trigger = trigger(line)
-            .is_some_and(|t| !(t.bare_trace || kind.may_oops && t.finding == FindingKind::Oops));
-        if other_trigger || line.contains("[ cut here ]") || is_rule(line) || is_ktap(line) {
+        let other_trigger = trigger(line).is_some_and(|t| {
+            let oops_or_bug = matches!(t.finding, FindingKind::Oops | FindingKind::Bug);
+            !(t.bare_trace
+                || kind.may_oops && t.finding == FindingKind::Oops
+                || kind.through_bug && oops_or_bug)
+        });
+        let cut_here = line.contains("[ cut here ]") && !kind.through_bug;
+        if other_trigger || cut_here || is_rule(line) || is_ktap(line) {
             hard_stop = j;
             break;
         }
@@ -443,7 +470,7 @@ fn excerpt_end(lines: &[&str], start: usize, kind: &Trigger) -> usize {
 
     // No end marker: cut at the softer signs of the report's end.
     for (j, line) in lines.iter().enumerate().take(hard_stop).skip(start + 1) {
-        if line.trim() == "</TASK>" {
+        if line.trim() == "</TASK>" && !kind.through_bug {
             return j + 1;
         }
         if kind.indented_body && !line.starts_with([' ', '\t']) {
@@ -788,6 +815,162 @@ Tainted: [P]=PROPRIETARY_MODULE, [R]=FORCED_RMMOD, [W]=WARN, [O]=OOT_MODULE
             FindingKind::Taint("PR".into()).to_string(),
             "kernel tainted (PR)"
         );
+    }
+
+    /// SLUB's own report of a double free, as mm/slub.c prints it
+    /// (`object_err`: `__slab_bug`'s banner, the trailer with the alloc and
+    /// free sites, then `WARN_ON(1)`): the first finding is SLUB's, starting
+    /// at its `BUG … Object already free` line, and names the module's
+    /// function; the WARNING that follows is a finding of its own after it.
+    #[test]
+    fn slubs_double_free_report_leads_with_its_own_line() {
+        let log = stamped(
+            "\
+=============================================================================
+BUG kmalloc-64 (Tainted: G           O       ): Object already free
+-----------------------------------------------------------------------------
+
+Allocated in init_module+0x3a/0x90 [double_free] age=3 cpu=1 pid=41
+ __kmalloc_cache_noprof+0x1c4/0x3a0
+ init_module+0x3a/0x90 [double_free]
+ do_one_initcall+0x136/0x2b0
+Freed in init_module+0x5c/0x90 [double_free] age=0 cpu=1 pid=41
+ kfree+0x2b3/0x3a0
+ init_module+0x5c/0x90 [double_free]
+Slab 0xffffea0000123400 objects=32 used=10 fp=0xffff888004a8d0c0 flags=0x100000000000200(workingset|node=0|zone=1)
+Object 0xffff888004a8d0c0 @offset=192 fp=0x0000000000000000
+
+Redzone  ffff888004a8d0b0: bb bb bb bb bb bb bb bb bb bb bb bb bb bb bb bb  ................
+Object   ffff888004a8d0c0: 6b 6b 6b 6b 6b 6b 6b 6b 6b 6b 6b 6b 6b 6b 6b a5  kkkkkkkkkkkkkkk.
+Padding  ffff888004a8d114: 5a 5a 5a 5a 5a 5a 5a 5a 5a 5a 5a 5a              ZZZZZZZZZZZZ
+------------[ cut here ]------------
+WARNING: mm/slub.c:1255 at object_err+0x2c/0x40, CPU#1: init/41
+Modules linked in: double_free(O)
+CPU: 1 UID: 0 PID: 41 Comm: init Tainted: G    B      O        7.3.4 #1
+Call Trace:
+ <TASK>
+ free_to_partial_list+0x1a2/0x3d0
+ kfree+0x2b3/0x3a0
+ init_module+0x5c/0x90 [double_free]
+ </TASK>
+---[ end trace 0000000000000000 ]---
+",
+        );
+        let findings = scan(&log);
+        assert_eq!(
+            kinds(&findings),
+            [FindingKind::Slab, FindingKind::Warning],
+            "{findings:#?}"
+        );
+        let slab = &findings[0];
+        assert_eq!(
+            slab.excerpt[0],
+            "BUG kmalloc-64 (Tainted: G           O       ): Object already free"
+        );
+        assert!(slab
+            .excerpt
+            .iter()
+            .any(|l| l.starts_with("Freed in init_module+0x5c/0x90 [double_free]")));
+        assert_eq!(slab.culprit().as_deref(), Some("init_module [double_free]"));
+        assert_eq!(FindingKind::Slab.to_string(), "heap corruption (SLUB)");
+        // The WARNING carries the B taint SLUB caused: no taint finding.
+        assert!(findings[1].excerpt[0].starts_with("WARNING: mm/slub.c:1255 at object_err"));
+    }
+
+    /// A `refcount_t` underflow is a `WARN_ONCE` whose own message comes
+    /// between `[ cut here ]` and the `WARNING:` line (lib/refcount.c): the
+    /// excerpt starts at that message, the most specific line.
+    #[test]
+    fn a_refcount_underflow_is_quoted_from_its_own_message() {
+        let log = stamped(
+            "\
+------------[ cut here ]------------
+refcount_t: underflow; use-after-free.
+WARNING: lib/refcount.c:28 at refcount_warn_saturate+0x4f/0x110, CPU#0: init/40
+Modules linked in: refs(O)
+Call Trace:
+ <TASK>
+ put_thing+0x31/0x40 [refs]
+ cleanup_module+0x12/0x30 [refs]
+ </TASK>
+---[ end trace 0000000000000000 ]---
+",
+        );
+        let findings = scan(&log);
+        assert_eq!(kinds(&findings), [FindingKind::Warning]);
+        assert_eq!(findings[0].line, 2);
+        assert_eq!(
+            findings[0].excerpt[0],
+            "refcount_t: underflow; use-after-free."
+        );
+        assert!(findings[0].excerpt[1].starts_with("WARNING: lib/refcount.c:28"));
+        assert_eq!(findings[0].culprit().as_deref(), Some("put_thing [refs]"));
+    }
+
+    /// A panic in Rust code (here overflow checks, from the `overflow`
+    /// fixture's console log, registers left out): one finding, led by the
+    /// panic's place and message, through the oops its `BUG()` raises; the
+    /// culprit comes from the unreliable frames, the only ones there are.
+    #[test]
+    fn a_rust_panic_is_one_finding_led_by_its_message() {
+        let log = stamped(
+            "\
+overflow: loading out-of-tree module taints kernel.
+rust_kernel: panicked at overflow.rs:30:5:
+attempt to add with overflow
+------------[ cut here ]------------
+kernel BUG at rust/helpers/bug.c:7!
+Oops: invalid opcode: 0000 [#1] SMP
+CPU: 1 UID: 0 PID: 35 Comm: init Tainted: G           O        7.3.4 #1 PREEMPTLAZY
+Tainted: [O]=OOT_MODULE
+RIP: 0010:rust_helper_BUG+0x0/0x2
+Call Trace:
+ <TASK>
+ ? _RNvCsfLfy6EI15iL_7___rustc17rust_begin_unwind+0x43/0x43
+ ? _RNvNtNtCs1peUGmbrgHn_4core9panicking11panic_const24panic_const_add_overflow+0x15/0x15
+ ? _RNvCs86nPLgLhBi8_8overflow8ten_more+0x1a/0x1a [overflow]
+ ? init_module+0x6/0x1000 [overflow]
+ ? do_one_initcall+0x6c/0x157
+ </TASK>
+Modules linked in: overflow(O+)
+---[ end trace 0000000000000000 ]---
+lkmlab: case overflow.rmmod
+",
+        );
+        let findings = scan(&log);
+        assert_eq!(kinds(&findings), [FindingKind::RustPanic], "{findings:#?}");
+        let f = &findings[0];
+        assert_eq!(f.line, 2);
+        assert_eq!(
+            f.excerpt[..2],
+            [
+                "rust_kernel: panicked at overflow.rs:30:5:",
+                "attempt to add with overflow"
+            ]
+        );
+        assert_eq!(
+            f.excerpt.last().unwrap(),
+            "---[ end trace 0000000000000000 ]---"
+        );
+        assert_eq!(
+            f.culprit().as_deref(),
+            Some("overflow::ten_more [overflow]")
+        );
+        assert_eq!(FindingKind::RustPanic.to_string(), "Rust panic");
+    }
+
+    #[test]
+    fn a_reliable_frame_is_preferred_to_unreliable_ones() {
+        let f = Finding {
+            kind: FindingKind::Warning,
+            line: 1,
+            excerpt: vec![
+                "WARNING: a.c:1 at f+0x1/0x2, CPU#0: init/1".into(),
+                " ? stale_caller+0x1/0x2 [m]".into(),
+                " real_caller+0x1/0x2 [m]".into(),
+            ],
+        };
+        assert_eq!(f.culprit().as_deref(), Some("real_caller [m]"));
     }
 
     #[test]

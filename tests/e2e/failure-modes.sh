@@ -84,6 +84,16 @@ expect abba-locks-debug 1 'FAIL kernel_log\.locking_problem_\(lockdep\)' \
   'abba_locks::AbbaLocks>?::audit' -- \
   "$lkmlab" test --flavor debug --module "$(fixture abba-locks)" --out "$work/abba-locks"
 
+expect sleep-in-atomic-debug 1 'FAIL kernel_log\.kernel_BUG' 'BUG: sleeping function called from invalid context' \
+  'in <sleep_in_atomic::SleepInAtomic>::record \[sleep_in_atomic\]' -- \
+  "$lkmlab" test --flavor debug --module "$(fixture sleep-in-atomic)" --out "$work/sleep-in-atomic"
+
+# Rust's overflow checks are on in every flavor: a panic, quoted from its
+# own message, in the function that overflowed.
+expect rust-overflow 1 'FAIL kernel_log\.Rust_panic' 'rust_kernel: panicked at overflow\.rs:[0-9]+:[0-9]+:' \
+  'attempt to add with overflow' 'in overflow::ten_more \[overflow\]' -- \
+  "$lkmlab" test --module "$(fixture overflow)" --out "$work/overflow"
+
 expect data-race 1 'FAIL guest_tests\.two-writers' 'data race: [0-9]+ updates were lost' -- \
   "$lkmlab" test --module "$(fixture data-race)" --out "$work/data-race"
 
@@ -104,10 +114,25 @@ expect module-does-not-build 2 'module build failed' 'error\[E0308\]: mismatched
   'does_not_build\.rs:[0-9]+:[0-9]+' 'Full log: ' -- \
   "$lkmlab" module --module "$(fixture does-not-build)"
 
-# A corrupted file in the mirror: refused with both hashes, nothing unpacked.
+# A module is built with its kernel's compiler: a CC= or LLVM= that picks
+# another one is refused before make runs, both ways.
+expect compiler-mismatch-llvm-on-gcc 2 'the module would be built with another compiler than its kernel' \
+  'kernel 7\.3\.4 \(default\) was built by: gcc' 'this build would use: +.*clang version 19' 'Drop the CC=/LLVM= make variables' -- \
+  "$lkmlab" module LLVM=-19
+expect compiler-mismatch-gcc-on-llvm 2 'the module would be built with another compiler than its kernel' \
+  'kernel 7\.3\.4 \(debug\) was built by: .*clang version 19' 'this build would use: +gcc' -- \
+  "$lkmlab" module --flavor debug CC=gcc
+
+# A wrong file in the mirror: refused for its size, or (of the pinned size)
+# with both hashes; nothing unpacked either way.
 mkdir -p "$work/mirror" "$work/cache"
 deb=$(sed -n '/^\[kernel.deb\]/,/^\[/s/^file = "\(.*\)"/\1/p' lkmlab.toml)
+size=$(sed -n '/^\[kernel.deb\]/,/^\[/s/^size = \([0-9]*\)/\1/p' lkmlab.toml)
 echo "not the kernel" >"$work/mirror/$deb"
+expect wrong-size-in-mirror 2 "is 15 bytes; the pin says $size bytes" 'nothing was unpacked' -- \
+  env LKMLAB_CACHE="$work/cache" LKMLAB_MIRROR="$work/mirror" "$lkmlab" fetch
+# Of the pinned size (sparse: no disk space) but not the pinned bytes.
+truncate -s "$size" "$work/mirror/$deb"
 expect wrong-sha256-in-mirror 2 'sha256 mismatch' 'expected 703e369d' 'got +[0-9a-f]{64}' 'nothing was unpacked' -- \
   env LKMLAB_CACHE="$work/cache" LKMLAB_MIRROR="$work/mirror" "$lkmlab" fetch
 if [ -n "$(ls -A "$work/cache/src" 2>/dev/null)" ]; then

@@ -880,8 +880,8 @@ const CYCLES: usize = 200;
 /// On a kernel with the bug detectors (kmemleak marks it: the debug
 /// flavor), where a cycle costs about ten times as much (0.22 s under TCG)
 /// and KASAN, SLUB debugging and lockdep see a bad free, a corruption or a
-/// lock imbalance the first time it happens.
-const CYCLES_DEBUG: usize = 25;
+/// lock imbalance the first time it happens: each capacity a few times.
+const CYCLES_DEBUG: usize = 12;
 
 fn cycles() -> usize {
     if Path::new("/sys/kernel/debug/kmemleak").exists() {

@@ -6,11 +6,12 @@
 //! within [`PROBE_DEADLINE`] (TCG itself does it in about 0.2 s).
 
 use crate::paths::Paths;
+use crate::process::Waited;
 use anyhow::{bail, Result};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const PROBE_DEADLINE: Duration = Duration::from_secs(2);
 /// What the boot sector writes to port 0xf4; QEMU exits with (v << 1) | 1.
@@ -223,64 +224,50 @@ fn remembered(cache: &Path, boot_id: &str) -> Option<Result<(), ProbeFailure>> {
 
 fn run_probe() -> Result<(), ProbeFailure> {
     let other = |e: std::io::Error| ProbeFailure::Other(e.to_string());
-    let dir = std::env::temp_dir().join(format!("lkmlab-kvm-probe-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(other)?;
-    let img = dir.join("probe.img");
+    let dir =
+        crate::util::temp_dir("kvm-probe").map_err(|e| ProbeFailure::Other(format!("{e:#}")))?;
+    let img = dir.path().join("probe.img");
     std::fs::write(&img, boot_sector()).map_err(other)?;
-    let started = Instant::now();
-    let child = Command::new("qemu-system-x86_64")
-        .args([
-            "-M",
-            "pc",
-            "-accel",
-            "kvm",
-            "-nodefaults",
-            "-display",
-            "none",
-            "-no-reboot",
-        ])
-        .args([
-            "-device",
-            "isa-debug-exit,iobase=0xf4,iosize=0x04",
-            "-drive",
-        ])
-        .arg(format!("file={},format=raw,if=ide", img.display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&dir);
-            return Err(ProbeFailure::NoQemu(e.to_string()));
-        }
-    };
-    let result = loop {
-        match child.try_wait() {
-            Ok(Some(status)) if status.code() == Some(PROBE_EXIT) => break Ok(()),
-            Ok(Some(status)) => {
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    use std::io::Read;
-                    let _ = e.read_to_string(&mut err);
-                }
-                break Err(ProbeFailure::QemuFailed(format!(
-                    "QEMU with KVM failed ({status}): {}",
-                    err.trim()
-                )));
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args([
+        "-M",
+        "pc",
+        "-accel",
+        "kvm",
+        "-nodefaults",
+        "-display",
+        "none",
+        "-no-reboot",
+    ])
+    .args([
+        "-device",
+        "isa-debug-exit,iobase=0xf4,iosize=0x04",
+        "-drive",
+    ])
+    .arg(format!("file={},format=raw,if=ide", img.display()))
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    let mut qemu = crate::process::spawn(&mut cmd, "qemu-system-x86_64")
+        .map_err(|e| ProbeFailure::NoQemu(format!("{e:#}")))?;
+    let waited = qemu
+        .wait(Some(PROBE_DEADLINE), || {})
+        .map_err(|e| ProbeFailure::Other(format!("{e:#}")))?;
+    match waited {
+        Waited::Exited(status) if status.code() == Some(PROBE_EXIT) => Ok(()),
+        Waited::Exited(status) => {
+            let mut err = String::new();
+            if let Some(mut e) = qemu.child().stderr.take() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut err);
             }
-            Ok(None) if started.elapsed() > PROBE_DEADLINE => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break Err(ProbeFailure::TooSlow);
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => break Err(other(e)),
+            Err(ProbeFailure::QemuFailed(format!(
+                "QEMU with KVM failed ({status}): {}",
+                err.trim()
+            )))
         }
-    };
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+        Waited::TimedOut => Err(ProbeFailure::TooSlow),
+    }
 }
 
 /// The error of `--accel kvm` when the probe failed: why, and the fix that fits.

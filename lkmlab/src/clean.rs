@@ -107,17 +107,17 @@ pub fn stale(paths: &Paths, used: &InUse) -> Result<Vec<PathBuf>> {
         }
     }
     for path in entries(&paths.cache.join("src"))? {
-        if path != used.source {
+        if guarded(&path) != used.source {
             out.push(path);
         }
     }
     for path in entries(&paths.cache.join("rust-src"))? {
-        if path != used.rust_src {
+        if guarded(&path) != used.rust_src {
             out.push(path);
         }
     }
     for path in entries(&paths.downloads())? {
-        if !used.downloads.contains(&path) {
+        if !used.downloads.contains(&guarded(&path)) {
             out.push(path);
         }
     }
@@ -153,25 +153,47 @@ pub fn human_bytes(bytes: u64) -> String {
     }
 }
 
-/// Whether a kernel build holds the lock of the tree `path` (or its lock
-/// file) right now.
-fn being_built(path: &Path) -> bool {
-    let lock = if path.extension().is_some_and(|e| e == "lock") {
-        path.to_path_buf()
-    } else {
-        path.with_extension("lock")
-    };
-    let Ok(file) = std::fs::OpenOptions::new().write(true).open(&lock) else {
+/// What a lock file (`X.lock`, see [`crate::lock::beside`]) guards: `X`;
+/// any other path is itself.
+fn guarded(path: &Path) -> PathBuf {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    match name.strip_suffix(".lock") {
+        Some(owner) if !owner.is_empty() => path.with_file_name(owner),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// Whether a running lkmlab holds the lock at `lock`.
+fn held(lock: &Path) -> bool {
+    let Ok(file) = std::fs::OpenOptions::new().write(true).open(lock) else {
         return false;
     };
     matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+}
+
+/// Whether a running lkmlab is writing `path`: its lock is held (a kernel
+/// build, a fetch, an unpack), or, for a temporary entry (`.unpacking-…`,
+/// `.FILE….partial`), any lock beside it is.
+fn being_written(path: &Path) -> bool {
+    let temporary = path
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+    if temporary {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        return entries(dir).unwrap_or_default().iter().any(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().ends_with(".lock"))
+                && held(p)
+        });
+    }
+    held(&crate::lock::beside(&guarded(path)))
 }
 
 /// What `remove` did.
 #[derive(Debug, Default)]
 pub struct Cleaned {
     pub removed: Vec<(PathBuf, u64)>,
-    /// Trees a running build holds: left alone.
+    /// Entries a running lkmlab is writing: left alone.
     pub busy: Vec<PathBuf>,
 }
 
@@ -179,7 +201,7 @@ pub struct Cleaned {
 pub fn remove(stale: &[PathBuf], dry_run: bool) -> Result<Cleaned> {
     let mut done = Cleaned::default();
     for path in stale {
-        if path.parent().and_then(Path::file_name) == Some("kernel".as_ref()) && being_built(path) {
+        if being_written(path) {
             done.busy.push(path.clone());
             continue;
         }
@@ -223,8 +245,12 @@ mod tests {
         touch(&paths.cache.join("src/linux-current/Makefile"), 1);
         touch(&paths.cache.join("src/linux-previous/Makefile"), 1);
         touch(&paths.cache.join("rust-src/current/x"), 1);
+        touch(&paths.cache.join("src/linux-current.lock"), 0);
+        touch(&paths.cache.join("src/.unpacking-x1y2/Makefile"), 2);
         touch(&paths.downloads().join("pinned.deb"), 1);
+        touch(&paths.downloads().join("pinned.deb.lock"), 0);
         touch(&paths.downloads().join("old.deb"), 5);
+        touch(&paths.downloads().join("old.deb.lock"), 0);
         touch(&paths.kvm_probe(), 1);
         // The flavor "llvm" has no known current tree (no clang here, say):
         // its trees stay, a look-alike of another flavor's does not.
@@ -249,20 +275,22 @@ mod tests {
                 "kernel/default-old1",
                 "kernel/default-old1.lock",
                 "kernel/llvm-extra-0123456789abcdef",
+                "src/.unpacking-x1y2",
                 "src/linux-previous",
-                "downloads/old.deb"
+                "downloads/old.deb",
+                "downloads/old.deb.lock"
             ]
         );
 
         let dry = remove(&found, true).unwrap();
         assert_eq!(
             dry.removed.iter().map(|(_, b)| b).sum::<u64>(),
-            20 + 30 + 3 + 1 + 5
+            20 + 30 + 3 + 2 + 1 + 5
         );
         assert!(k.join("default-old1").exists(), "a dry run removes nothing");
 
         let done = remove(&found, false).unwrap();
-        assert_eq!(done.removed.len(), 6);
+        assert_eq!(done.removed.len(), 8);
         assert!(!k.join("default-old1").exists() && !k.join("default-old1.lock").exists());
         assert!(k.join("default-aaaa/.config").exists() && paths.kvm_probe().exists());
         assert!(stale(&paths, &used).unwrap().is_empty());
@@ -282,6 +310,19 @@ mod tests {
         let done = remove(std::slice::from_ref(&tree), false).unwrap();
         assert_eq!(done.busy, std::slice::from_ref(&tree));
         assert!(tree.exists());
+    }
+
+    #[test]
+    fn a_download_being_fetched_is_left_alone_with_its_partial_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let downloads = dir.path().join("downloads");
+        let deb = downloads.join("old.deb");
+        let partial = downloads.join(".old.deb.a1b2.partial");
+        touch(&partial, 3);
+        let _fetching = crate::lock::exclusive(&crate::lock::beside(&deb), "testing").unwrap();
+        let done = remove(&[partial.clone(), deb.with_extension("deb.lock")], false).unwrap();
+        assert_eq!(done.busy.len(), 2, "{:?}", done.removed);
+        assert!(partial.exists());
     }
 
     #[test]

@@ -346,7 +346,7 @@ fn clean(ctx: &Ctx, dry_run: bool) -> Result<()> {
     }
     for path in &done.busy {
         eprintln!(
-            "lkmlab: {} is being built by another lkmlab: left alone",
+            "lkmlab: {} is being written by another lkmlab (a build, fetch or unpack): left alone",
             path.display()
         );
     }
@@ -372,13 +372,10 @@ fn fetch(ctx: &Ctx) -> Result<()> {
 fn config(ctx: &Ctx, flavor: &str, source: &Path, output: &Path) -> Result<()> {
     let rust_lib_src = toolchain::rust_lib_src(&ctx.project, &ctx.paths, &ctx.fetcher())?;
     let env = kernel::MakeSetup::new(&ctx.project, flavor, Some(&rust_lib_src))?;
-    let dir = std::env::temp_dir().join(format!("lkmlab-config-{}", std::process::id()));
-    let result = kernel::configure(&ctx.project, flavor, source, &dir, &env).and_then(|()| {
-        std::fs::copy(dir.join(".config"), output)
-            .with_context(|| format!("writing {}", output.display()))
-    });
-    let _ = std::fs::remove_dir_all(&dir);
-    result?;
+    let dir = crate::util::temp_dir("config")?;
+    kernel::configure(&ctx.project, flavor, source, dir.path(), &env)?;
+    std::fs::copy(dir.path().join(".config"), output)
+        .with_context(|| format!("writing {}", output.display()))?;
     eprintln!("lkmlab: wrote verified .config to {}", output.display());
     Ok(())
 }
@@ -452,30 +449,11 @@ fn out_dir_name(root: &Path, src: &Path) -> String {
 /// Build into a module's output folder alone: a second lkmlab building the
 /// same module waits for the first (Kbuild in one `MO=` twice at once
 /// corrupts it). The lock is `.lkmlab-lock` inside the folder.
-fn lock_out_dir(out: &Path) -> Result<std::fs::File> {
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let path = out.join(".lkmlab-lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            eprintln!(
-                "lkmlab: another lkmlab is building into {}; waiting for it",
-                out.display()
-            );
-            file.lock()
-                .with_context(|| format!("locking {}", path.display()))?;
-        }
-        Err(std::fs::TryLockError::Error(e)) => {
-            return Err(e).with_context(|| format!("locking {}", path.display()))
-        }
-    }
-    Ok(file)
+fn lock_out_dir(out: &Path) -> Result<crate::lock::Lock> {
+    crate::lock::exclusive(
+        &out.join(".lkmlab-lock"),
+        &format!("building into {}", out.display()),
+    )
 }
 
 fn kos_in(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -777,12 +755,12 @@ fn run_vm_timed(ctx: &Ctx, o: &VmOptions, timings: &mut Timings) -> Result<Done>
     let secs = o.timeout.unwrap_or(ctx.project.pin.vm.timeout_secs);
     let timeout = (secs > 0).then(|| Duration::from_secs(secs));
     match timings.stage("vng", || vm::run_exec(&spec, cwd, timeout))? {
-        vm::ExecEnd::TimedOut => bail!(
+        crate::process::Waited::TimedOut => bail!(
             "the VM did not finish within {secs}s (--timeout {secs}); it was killed. \
              Give the command more time with --timeout SECS (0: no limit); if the command had \
              finished, the kernel cannot power off (it needs CONFIG_ACPI=y)"
         ),
-        vm::ExecEnd::Exited(status) => {
+        crate::process::Waited::Exited(status) => {
             let code = status.code().unwrap_or(255);
             if code == 255 {
                 eprintln!(
@@ -854,23 +832,16 @@ mod tests {
     }
 
     #[test]
-    fn a_second_build_into_one_folder_waits_for_the_first() {
+    fn a_build_locks_its_output_folder_from_inside() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("modules/module-120970d8");
-        let first = lock_out_dir(&out).unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let second = {
-            let out = out.clone();
-            std::thread::spawn(move || {
-                let _lock = lock_out_dir(&out).unwrap();
-                tx.send(()).unwrap();
-            })
-        };
-        let waited = rx.recv_timeout(std::time::Duration::from_millis(200));
-        assert!(waited.is_err(), "the second build did not wait");
-        drop(first);
-        rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
-        second.join().unwrap();
+        let lock = lock_out_dir(&out).unwrap();
+        assert_eq!(lock.path(), out.join(".lkmlab-lock"));
+        let other = std::fs::File::open(lock.path()).unwrap();
+        assert!(matches!(
+            other.try_lock(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ));
     }
 
     /// The name shown in the docs, in every checkout.

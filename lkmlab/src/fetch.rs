@@ -71,9 +71,19 @@ pub struct Fetcher<'a> {
 }
 
 impl Fetcher<'_> {
-    /// A verified local copy of `pinned`, fetched if the cache lacks it.
+    /// A verified local copy of `pinned`, fetched if the cache lacks it. One
+    /// lkmlab fetches a file at a time (others wait, then find it there);
+    /// it is written to a new file of a random name in the cache and renamed
+    /// into place once verified, so the cache never holds half a file.
     pub fn get(&self, pinned: &PinnedFile) -> Result<PathBuf> {
         let dest = self.paths.downloads().join(&pinned.file);
+        if dest.is_file() && verify_pinned(&dest, pinned).is_ok() {
+            return Ok(dest);
+        }
+        let _lock = crate::lock::exclusive(
+            &crate::lock::beside(&dest),
+            &format!("fetching {}", pinned.file),
+        )?;
         if dest.is_file() {
             if verify_pinned(&dest, pinned).is_ok() {
                 return Ok(dest);
@@ -84,8 +94,12 @@ impl Fetcher<'_> {
             );
             std::fs::remove_file(&dest).with_context(|| format!("removing {}", dest.display()))?;
         }
-        std::fs::create_dir_all(self.paths.downloads())?;
-        let partial = dest.with_extension("partial");
+        let downloads = self.paths.downloads();
+        let partial = tempfile::Builder::new()
+            .prefix(&format!(".{}.", pinned.file))
+            .suffix(".partial")
+            .tempfile_in(&downloads)
+            .with_context(|| format!("creating a file in {}", downloads.display()))?;
 
         if let Some(mirror) = &self.mirror {
             let candidate = mirror.join(&pinned.file);
@@ -93,9 +107,9 @@ impl Fetcher<'_> {
                 eprintln!("lkmlab: {} from mirror {}", pinned.file, mirror.display());
                 // Verify the mirror's copy before taking it into the cache.
                 verify_pinned(&candidate, pinned)?;
-                std::fs::copy(&candidate, &partial)
+                std::fs::copy(&candidate, partial.path())
                     .with_context(|| format!("copying {}", candidate.display()))?;
-                return self.finish(&partial, &dest, pinned);
+                return finish(partial, &dest, pinned);
             }
             eprintln!(
                 "lkmlab: mirror {} has no {}; trying the pinned URLs",
@@ -107,12 +121,11 @@ impl Fetcher<'_> {
         let mut errors = Vec::new();
         for url in &pinned.urls {
             eprintln!("lkmlab: downloading {url}");
-            match download(url, &partial) {
-                Ok(()) => return self.finish(&partial, &dest, pinned),
+            match download(url, partial.path()) {
+                Ok(()) => return finish(partial, &dest, pinned),
                 Err(e) => errors.push(format!("  {url}: {e:#}")),
             }
         }
-        let _ = std::fs::remove_file(&partial);
         bail!(
             "could not fetch {} from any source:\n{}\nPut the file (sha256 {}) into a directory \
              and point LKMLAB_MIRROR (or --mirror) at it.",
@@ -121,16 +134,17 @@ impl Fetcher<'_> {
             pinned.sha256
         )
     }
+}
 
-    fn finish(&self, partial: &Path, dest: &Path, pinned: &PinnedFile) -> Result<PathBuf> {
-        if let Err(e) = verify_pinned(partial, pinned) {
-            let _ = std::fs::remove_file(partial);
-            return Err(e.context(format!("fetching {}", pinned.file)));
-        }
-        std::fs::rename(partial, dest)
-            .with_context(|| format!("moving {} into place", dest.display()))?;
-        Ok(dest.to_path_buf())
-    }
+/// Verify the fetched file and move it into place; a file that does not
+/// match is removed with its temporary name.
+fn finish(partial: tempfile::NamedTempFile, dest: &Path, pinned: &PinnedFile) -> Result<PathBuf> {
+    verify_pinned(partial.path(), pinned).with_context(|| format!("fetching {}", pinned.file))?;
+    partial
+        .persist(dest)
+        .map_err(|e| e.error)
+        .with_context(|| format!("moving {} into place", dest.display()))?;
+    Ok(dest.to_path_buf())
 }
 
 fn download(url: &str, to: &Path) -> Result<()> {
@@ -244,10 +258,15 @@ mod tests {
         let other = "0".repeat(64);
         let err = format!("{:#}", fetcher.get(&pinned(&other)).unwrap_err());
         assert!(err.contains("sha256 mismatch"), "{err}");
-        let cached: Vec<_> = std::fs::read_dir(paths.downloads()).unwrap().collect();
-        assert!(
-            cached.is_empty(),
-            "nothing may stay in the cache: {cached:?}"
+        // Only the file's lock stays, no partial copy.
+        let cached: Vec<_> = std::fs::read_dir(paths.downloads())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            cached,
+            ["input.deb.lock"],
+            "nothing else may stay in the cache"
         );
     }
 }

@@ -301,7 +301,11 @@ pub fn write_initramfs(
     payload: &Payload,
     options: &RunOptions,
 ) -> Result<()> {
-    let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
+    // Written beside `out` under a random name and renamed over it: a run
+    // beside this one never boots half an initramfs.
+    let dir = out.parent().unwrap_or(Path::new("."));
+    let file = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a file in {}", dir.display()))?;
     let mut cpio = CpioWriter::new(std::io::BufWriter::new(file));
     for dir in [
         "dev",
@@ -342,8 +346,14 @@ pub fn write_initramfs(
     }
     let plan = plan(payload, options).render();
     cpio.file(layout::in_archive(layout::PLAN), 0o644, plan.as_bytes())?;
-    use std::io::Write;
-    cpio.finish()?.flush()?;
+    let file = cpio
+        .finish()?
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("writing {}", out.display()))?;
+    file.persist(out)
+        .map_err(|e| e.error)
+        .with_context(|| format!("writing {}", out.display()))?;
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 
 use crate::fetch::{extract_from_deb, hex, verify, Fetcher};
 use crate::kconfig;
+use crate::lock;
 use crate::paths::Paths;
 use crate::progress::run_logged;
 use crate::project::{Compiler, Project};
@@ -49,22 +50,35 @@ impl KernelTree {
     }
 }
 
-/// The unpacked, verified kernel source tree, unpacking it if needed.
+/// The unpacked, verified kernel source tree, unpacking it if needed. One
+/// lkmlab unpacks at a time (others wait, then find it there); the tree is
+/// unpacked into a new directory of a random name beside it and renamed
+/// into place, so a half-unpacked tree is never seen at its path.
 pub fn source(project: &Project, paths: &Paths, fetcher: &Fetcher) -> Result<PathBuf> {
     let k = &project.pin.kernel;
     let root = paths.kernel_source(&k.tarball.sha256);
     let top = root.join(&k.tarball.top_dir);
     let marker = root.join(".lkmlab-unpacked");
-    if marker.is_file() && top.is_dir() {
+    let unpacked = || marker.is_file() && top.is_dir();
+    if unpacked() {
         return Ok(top);
     }
     let deb = fetcher.get(&k.deb)?;
-    let staging = root.with_extension("partial");
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging)?;
+    let _lock = lock::exclusive(&lock::beside(&root), "unpacking the kernel source")?;
+    if unpacked() {
+        return Ok(top);
+    }
+    let parent = root
+        .parent()
+        .context("the source cache has no parent directory")?;
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".unpacking-")
+        .tempdir_in(parent)
+        .with_context(|| format!("creating a directory in {}", parent.display()))?;
     eprintln!("lkmlab: extracting {} from {}", k.tarball.path, k.deb.file);
-    extract_from_deb(&deb, &k.tarball.path, &staging)?;
-    let tarball = staging.join(&k.tarball.path);
+    extract_from_deb(&deb, &k.tarball.path, staging.path())?;
+    let tarball = staging.path().join(&k.tarball.path);
     verify(&tarball, &k.tarball.sha256).context(
         "the kernel tarball inside the pinned .deb does not match [kernel.tarball] sha256",
     )?;
@@ -74,20 +88,28 @@ pub fn source(project: &Project, paths: &Paths, fetcher: &Fetcher) -> Result<Pat
             .arg("-xf")
             .arg(&tarball)
             .arg("-C")
-            .arg(&staging),
+            .arg(staging.path()),
         "tar",
     )?;
-    std::fs::remove_file(&tarball)?;
-    if !staging.join(&k.tarball.top_dir).is_dir() {
+    std::fs::remove_file(&tarball).with_context(|| format!("removing {}", tarball.display()))?;
+    if !staging.path().join(&k.tarball.top_dir).is_dir() {
         bail!(
             "{} has no top directory {}; fix [kernel.tarball] top_dir",
             k.tarball.path,
             k.tarball.top_dir
         );
     }
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::rename(&staging, &root)?;
-    std::fs::write(&marker, k.tarball.sha256.as_str())?;
+    std::fs::write(
+        staging.path().join(".lkmlab-unpacked"),
+        k.tarball.sha256.as_str(),
+    )
+    .with_context(|| format!("writing in {}", staging.path().display()))?;
+    // A stale, unmarked tree (an older lkmlab's, interrupted) goes first.
+    if root.exists() {
+        std::fs::remove_dir_all(&root).with_context(|| format!("removing {}", root.display()))?;
+    }
+    std::fs::rename(staging.path(), &root)
+        .with_context(|| format!("moving the unpacked source to {}", root.display()))?;
     Ok(top)
 }
 
@@ -460,7 +482,7 @@ pub fn build(
         return report_up_to_date();
     }
     // One build per tree at a time: a second lkmlab waits, then finds it built.
-    let _lock = lock_build(&dir)?;
+    let lock = lock::exclusive(&lock::beside(&dir), "building this kernel")?;
     if up_to_date() {
         return report_up_to_date();
     }
@@ -478,9 +500,9 @@ pub fn build(
     );
     if let Err(e) = configure(project, flavor, &src, &dir, &env) {
         // Nothing was built: leave no half-configured tree in the cache, nor
-        // its lock (a waiting lkmlab notices, see `lock_build`).
+        // its lock (a waiting lkmlab notices, see `lock`).
         let _ = std::fs::remove_dir_all(&dir);
-        let _ = std::fs::remove_file(lock_path(&dir));
+        let _ = std::fs::remove_file(lock.path());
         return Err(e);
     }
     std::fs::write(dir.join("lkmlab-inputs.json"), &description)?;
@@ -541,60 +563,6 @@ pub fn bzimage_release(bzimage: &Path) -> Result<String> {
         .next()
         .map(str::to_string)
         .ok_or_else(not_bzimage)
-}
-
-/// The lock file of the tree at `dir`: `<dir>.lock` beside it.
-fn lock_path(dir: &Path) -> PathBuf {
-    dir.with_extension("lock")
-}
-
-/// Hold an exclusive lock on `<dir>.lock` until the returned file is dropped.
-/// A build whose configuration failed removes the tree and its lock file
-/// while holding it; a waiter then holds a lock on a file that is gone, so it
-/// locks the path anew.
-fn lock_build(dir: &Path) -> Result<std::fs::File> {
-    let path = lock_path(dir);
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let mut said = false;
-    loop {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("opening {}", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                if !said {
-                    eprintln!(
-                        "lkmlab: another lkmlab is building this kernel ({}); waiting for it",
-                        path.display()
-                    );
-                    said = true;
-                }
-                file.lock()
-                    .with_context(|| format!("locking {}", path.display()))?;
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(e).with_context(|| format!("locking {}", path.display()))
-            }
-        }
-        if is_same_file(&file, &path) {
-            return Ok(file);
-        }
-    }
-}
-
-/// Whether the open `file` is still the one at `path`.
-fn is_same_file(file: &std::fs::File, path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (file.metadata(), std::fs::metadata(path)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
 }
 
 /// A configured and built tree at `dir`.
@@ -743,30 +711,6 @@ mod tests {
             "Sun Nov 15 22:30:52 UTC 2026"
         );
         assert_eq!(build_timestamp(0).unwrap(), "Thu Jan  1 00:00:00 UTC 1970");
-    }
-
-    #[test]
-    fn a_lock_removed_by_a_failed_build_is_taken_anew_by_the_waiter() {
-        let cache = tempfile::tempdir().unwrap();
-        let tree = cache.path().join("kernel/default-0123");
-        let first = lock_build(&tree).unwrap();
-        let waiter = {
-            let tree = tree.clone();
-            std::thread::spawn(move || lock_build(&tree).unwrap())
-        };
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        // What `build` does when the configuration fails.
-        std::fs::remove_file(lock_path(&tree)).unwrap();
-        drop(first);
-        let held = waiter.join().unwrap();
-        // The waiter holds the lock file that is there, not the removed one,
-        // so a third lkmlab would wait for it.
-        assert!(is_same_file(&held, &lock_path(&tree)));
-        let third = std::fs::File::open(lock_path(&tree)).unwrap();
-        assert!(matches!(
-            third.try_lock(),
-            Err(std::fs::TryLockError::WouldBlock)
-        ));
     }
 
     #[test]

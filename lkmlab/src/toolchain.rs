@@ -96,8 +96,8 @@ pub fn bindgen_version() -> Result<Version> {
 /// The libclang that bindgen loads, found the way the kernel's
 /// `scripts/rust_is_available.sh` does: bindgen reports `__clang_version__`.
 pub fn libclang_version(libclang_path: Option<&Path>) -> Result<Version> {
-    let dir = tempfile_dir()?;
-    let header = dir.join("libclang_version.h");
+    let dir = crate::util::temp_dir("libclang")?;
+    let header = dir.path().join("libclang_version.h");
     std::fs::write(
         &header,
         "#pragma message(\"clang version \" __clang_version__)\n",
@@ -107,20 +107,12 @@ pub fn libclang_version(libclang_path: Option<&Path>) -> Result<Version> {
     if let Some(p) = libclang_path {
         cmd.env("LIBCLANG_PATH", p);
     }
-    let out = output_of(&mut cmd, "bindgen");
-    let _ = std::fs::remove_dir_all(&dir);
-    let out = out?;
+    let out = output_of(&mut cmd, "bindgen")?;
     let after = out
         .split("clang version ")
         .nth(1)
         .with_context(|| format!("bindgen did not report a libclang version: {}", out.trim()))?;
     Version::find_in(after).context("unreadable libclang version")
-}
-
-fn tempfile_dir() -> Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("lkmlab-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }
 
 /// `LIBCLANG_PATH` from the environment, else the pinned directory if it exists.
@@ -199,16 +191,42 @@ fn pinned_rust_src(project: &Project, paths: &Paths, fetcher: &Fetcher) -> Resul
         return Ok(library);
     }
     let deb = fetcher.get(&pin.deb)?;
-    std::fs::create_dir_all(&dir)?;
+    // As the kernel source: one unpacks, into a new directory renamed into
+    // place; the others wait and find it there.
+    let _lock = crate::lock::exclusive(
+        &crate::lock::beside(&dir),
+        "unpacking the Rust library source",
+    )?;
+    if library.join("core/src/lib.rs").is_file() {
+        return Ok(library);
+    }
+    let parent = dir
+        .parent()
+        .context("the rust-src cache has no parent directory")?;
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".unpacking-")
+        .tempdir_in(parent)
+        .with_context(|| format!("creating a directory in {}", parent.display()))?;
     eprintln!("lkmlab: unpacking {}", pin.deb.file);
-    extract_from_deb(&deb, &pin.library, &dir)?;
-    if !library.join("core/src/lib.rs").is_file() {
+    extract_from_deb(&deb, &pin.library, staging.path())?;
+    if !staging
+        .path()
+        .join(&pin.library)
+        .join("core/src/lib.rs")
+        .is_file()
+    {
         bail!(
             "{} does not contain {}/core/src/lib.rs; [toolchain.rust_src] library is wrong",
             pin.deb.file,
             pin.library
         );
     }
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    std::fs::rename(staging.path(), &dir)
+        .with_context(|| format!("moving the Rust library source to {}", dir.display()))?;
     Ok(library)
 }
 

@@ -58,11 +58,36 @@ pub fn output_of(cmd: &mut Command, what: &str) -> Result<String> {
     Ok(s)
 }
 
-/// Atomically write a file (write to a sibling, then rename).
+/// Atomically write a file: into a new file of a random name beside it,
+/// then renamed over it, so that a reader never sees half of it and two
+/// writers never share a temporary file.
 pub fn write_atomic(path: &std::path::Path, data: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, data).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    tmp.write_all(data)
+        .with_context(|| format!("writing {}", tmp.path().display()))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// A new directory in the system's temporary directory (`TMPDIR`), of a
+/// random name and mode 0700 (never a predictable path someone could have
+/// put a symlink at), removed with what it holds when dropped.
+pub fn temp_dir(purpose: &str) -> Result<tempfile::TempDir> {
+    temp_dir_in(&std::env::temp_dir(), purpose)
+}
+
+fn temp_dir_in(parent: &std::path::Path, purpose: &str) -> Result<tempfile::TempDir> {
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new()
+        .prefix(&format!("lkmlab-{purpose}-"))
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir_in(parent)
+        .with_context(|| format!("creating a temporary directory in {}", parent.display()))
 }
 
 /// A duration as `1m02s` or `3.4s`.
@@ -72,5 +97,45 @@ pub fn human_duration(d: std::time::Duration) -> String {
         format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
     } else {
         format!("{secs:.1}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// Where lkmlab used to put its temporary directories, an attacker on a
+    /// shared machine could plant a symlink to a directory of the user's;
+    /// lkmlab then wrote into (and removed) that directory. Now the names are
+    /// random and the directory is created anew, so a planted link is never
+    /// followed.
+    #[test]
+    fn a_planted_symlink_at_the_old_predictable_path_is_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let victim = tmp.path().join("victim");
+        std::fs::create_dir(&victim).unwrap();
+        for old in ["lkmlab-{}", "lkmlab-config-{}", "lkmlab-kvm-probe-{}"] {
+            let name = old.replace("{}", &std::process::id().to_string());
+            std::os::unix::fs::symlink(&victim, tmp.path().join(name)).unwrap();
+        }
+        for purpose in ["libclang", "config", "kvm-probe"] {
+            let dir = temp_dir_in(tmp.path(), purpose).unwrap();
+            let meta = std::fs::symlink_metadata(dir.path()).unwrap();
+            assert!(meta.is_dir() && !meta.file_type().is_symlink());
+            assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+            std::fs::write(dir.path().join("probe.img"), b"x").unwrap();
+        }
+        assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn an_atomic_write_replaces_the_file_and_leaves_nothing_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("initramfs.cpio");
+        write_atomic(&file, b"one").unwrap();
+        write_atomic(&file, b"two").unwrap();
+        assert_eq!(std::fs::read(&file).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

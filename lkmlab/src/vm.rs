@@ -7,13 +7,14 @@
 
 use crate::accel::Accel;
 use crate::kconfig;
+use crate::process::{self, Waited};
 use crate::util::{output_of, spawn_error};
 use anyhow::{bail, Context, Result};
 use std::ffi::OsString;
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::Duration;
 
 /// The virtme-ng release lkmlab is tested with (scripts/setup-debian.sh installs it).
 pub const VNG_TESTED: &str = "1.42";
@@ -322,57 +323,30 @@ pub fn run_shell(spec: &VmSpec, cwd: &Path) -> Result<ExitStatus> {
         .map_err(|e| spawn_error("vng", e))
 }
 
-/// How an `--exec` run ended.
-#[derive(Debug)]
-pub enum ExecEnd {
-    /// vng exited: the command's status (255 when the guest ended without one).
-    Exited(ExitStatus),
-    /// The deadline passed; the VM and vng were killed.
-    TimedOut,
-}
-
 /// Run one command in the VM, its output on ours. QEMU opens our stdout and
 /// stderr again by path (/proc/self/fd/N, truncating a regular file), so
-/// they go through pipes and lkmlab copies them.
-pub fn run_exec(spec: &VmSpec, cwd: &Path, timeout: Option<Duration>) -> Result<ExecEnd> {
+/// they go through pipes and lkmlab copies them. vng exits with the
+/// command's status (255 when the guest ended without one); at the deadline
+/// vng, virtme-run and QEMU are killed together.
+pub fn run_exec(spec: &VmSpec, cwd: &Path, timeout: Option<Duration>) -> Result<Waited> {
     let mut cmd = vng_command(spec, cwd)?;
     // A terminal on stdin would be put in raw mode by QEMU; the command gets
     // no terminal (use the interactive VM for that), piped input goes through.
     if std::io::stdin().is_terminal() {
         cmd.stdin(Stdio::null());
     }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| spawn_error("vng", e))?;
+    let mut vng = process::spawn(cmd.stdout(Stdio::piped()).stderr(Stdio::piped()), "vng")?;
     let pumps = [
         pump(
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            (vng.child().stdout.take()).map(|s| Box::new(s) as Box<dyn Read + Send>),
             false,
         ),
         pump(
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            (vng.child().stderr.take()).map(|s| Box::new(s) as Box<dyn Read + Send>),
             true,
         ),
     ];
-    let started = Instant::now();
-    let end = loop {
-        if let Some(status) = child.try_wait().context("waiting for vng")? {
-            break ExecEnd::Exited(status);
-        }
-        if timeout.is_some_and(|t| started.elapsed() >= t) {
-            kill_tree(&mut child);
-            break ExecEnd::TimedOut;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let end = vng.wait(timeout, || {})?;
     for p in pumps {
         let _ = p.join();
     }
@@ -400,60 +374,6 @@ fn pump(src: Option<Box<dyn Read + Send>>, to_stderr: bool) -> std::thread::Join
             }
         }
     })
-}
-
-/// The processes below `pid` (children first found, then theirs), from /proc.
-fn descendants(pid: u32) -> Vec<u32> {
-    let mut parent_of = Vec::new();
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for e in entries.flatten() {
-            let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-                continue;
-            };
-            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-                continue;
-            };
-            // `pid (comm) state ppid …`; comm may hold spaces and parentheses.
-            let ppid = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                .and_then(|s| s.parse::<u32>().ok());
-            if let Some(pp) = ppid {
-                parent_of.push((p, pp));
-            }
-        }
-    }
-    let mut found = vec![pid];
-    let mut i = 0;
-    while i < found.len() {
-        let cur = found[i];
-        found.extend(
-            parent_of
-                .iter()
-                .filter(|(_, pp)| *pp == cur)
-                .map(|(p, _)| *p),
-        );
-        i += 1;
-    }
-    found.remove(0);
-    found
-}
-
-/// Kill vng and everything it started (virtme-run, QEMU).
-fn kill_tree(child: &mut Child) {
-    let pids: Vec<String> = descendants(child.id())
-        .into_iter()
-        .map(|p| p.to_string())
-        .collect();
-    if !pids.is_empty() {
-        // The shell's kill builtin: no signal crate needed for a rare path.
-        let _ = Command::new("sh")
-            .args(["-c", "kill -KILL \"$@\" 2>/dev/null", "sh"])
-            .args(&pids)
-            .status();
-    }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[cfg(test)]
@@ -588,20 +508,5 @@ mod tests {
             .unwrap();
         assert_eq!(out.status.code(), Some(2));
         assert!(String::from_utf8_lossy(&out.stderr).contains("scull"));
-    }
-
-    #[test]
-    fn descendants_of_a_shell_include_its_sleeping_child() {
-        let mut child = Command::new("sh")
-            .args(["-c", "sleep 30 & wait"])
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while descendants(child.id()).is_empty() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert_eq!(descendants(child.id()).len(), 1);
-        kill_tree(&mut child);
-        assert!(child.try_wait().unwrap().is_some());
     }
 }

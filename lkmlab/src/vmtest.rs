@@ -2,8 +2,8 @@
 //! guest reports: KTAP on a virtio serial port, the kernel log on ttyS0.
 
 use crate::accel::Accel;
-use crate::util::spawn_error;
-use anyhow::{Context, Result};
+use crate::process::{self, Waited};
+use anyhow::Result;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -115,14 +115,31 @@ pub fn run(t: &VmTest) -> Result<VmRun> {
         let _ = std::fs::remove_file(f);
     }
     let started = Instant::now();
-    let mut child = qemu_command(t, &console, &ktap)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| spawn_error("qemu-system-x86_64", e))?;
+    let mut qemu = process::spawn(
+        qemu_command(t, &console, &ktap)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+        "qemu-system-x86_64",
+    )?;
+    // Drain stderr on a thread so a chatty QEMU cannot block on a full pipe.
+    let stderr = qemu.child().stderr.take();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(mut e) = stderr {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    });
     let mut progress = KtapProgress::new(&ktap, started);
-    let ending = wait_with_deadline(&mut child, t.timeout, || progress.poll())?;
+    let ending = match qemu.wait(Some(t.timeout), || progress.poll())? {
+        Waited::Exited(status) => Ending::Exited {
+            status,
+            stderr: reader.join().unwrap_or_default(),
+        },
+        Waited::TimedOut => Ending::TimedOut,
+    };
     progress.poll();
     Ok(VmRun {
         ending,
@@ -171,73 +188,6 @@ impl<'a> KtapProgress<'a> {
         let start = tail.len().saturating_sub(256);
         if lkmlab_protocol::finished(&String::from_utf8_lossy(&tail[start..])) {
             self.done = Some(now);
-        }
-    }
-}
-
-/// Wait for a child, killing it at the deadline; `tick` runs at every poll.
-pub fn wait_with_deadline(
-    child: &mut std::process::Child,
-    timeout: Duration,
-    mut tick: impl FnMut(),
-) -> Result<Ending> {
-    let started = Instant::now();
-    // Drain stderr on a thread so a chatty child cannot block on a full pipe.
-    let stderr = child.stderr.take();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(mut e) = stderr {
-            use std::io::Read;
-            let _ = e.read_to_string(&mut s);
-        }
-        s
-    });
-    loop {
-        if let Some(status) = child.try_wait().context("waiting for QEMU")? {
-            let stderr = reader.join().unwrap_or_default();
-            return Ok(Ending::Exited { status, stderr });
-        }
-        tick();
-        if started.elapsed() >= timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            let _ = reader.join();
-            return Ok(Ending::TimedOut);
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_hung_child_is_killed_at_the_deadline() {
-        let mut child = Command::new("sleep")
-            .arg("30")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        let ending = wait_with_deadline(&mut child, Duration::from_millis(200), || {}).unwrap();
-        assert!(matches!(ending, Ending::TimedOut));
-        assert!(started.elapsed() < Duration::from_secs(5));
-    }
-
-    #[test]
-    fn an_exiting_child_reports_status_and_stderr() {
-        let mut child = Command::new("sh")
-            .args(["-c", "echo boom >&2; exit 3"])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        match wait_with_deadline(&mut child, Duration::from_secs(10), || {}).unwrap() {
-            Ending::Exited { status, stderr } => {
-                assert_eq!(status.code(), Some(3));
-                assert_eq!(stderr.trim(), "boom");
-            }
-            other => panic!("expected an exit, got {other:?}"),
         }
     }
 }

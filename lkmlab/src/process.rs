@@ -1,0 +1,207 @@
+//! Child processes that must not outlive their purpose: QEMU under a test
+//! deadline, vng (and the virtme-run and QEMU it starts) under `--exec
+//! --timeout`, the KVM probe.
+//!
+//! Each starts in a process group of its own, so that at its deadline it is
+//! killed together with everything it started. A group of its own no longer
+//! gets the terminal's Ctrl-C, so lkmlab kills the groups it runs when it is
+//! interrupted or terminated itself (then exits 130).
+
+use crate::util::spawn_error;
+use anyhow::{Context, Result};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus};
+use std::sync::{Mutex, Once};
+use std::time::{Duration, Instant};
+
+/// How often a wait looks at the child (and runs its `tick`).
+const POLL: Duration = Duration::from_millis(10);
+
+/// Process groups lkmlab started and has not reaped yet.
+static GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+static HANDLER: Once = Once::new();
+
+/// A child process leading a process group of its own; the group is killed
+/// when this is dropped before the child exited.
+#[derive(Debug)]
+pub struct Group {
+    child: Child,
+    reaped: bool,
+}
+
+/// How a wait ended.
+#[derive(Debug)]
+pub enum Waited {
+    Exited(ExitStatus),
+    /// The deadline passed: the whole group was killed.
+    TimedOut,
+}
+
+/// Start `cmd` in a new process group; `program` names it in errors.
+pub fn spawn(cmd: &mut Command, program: &str) -> Result<Group> {
+    HANDLER.call_once(|| {
+        // If another handler is already set, lkmlab's groups die with the
+        // terminal session instead; nothing else to do.
+        let _ = ctrlc::set_handler(|| {
+            kill_all();
+            std::process::exit(130);
+        });
+    });
+    let child = cmd
+        .process_group(0)
+        .spawn()
+        .map_err(|e| spawn_error(program, e))?;
+    GROUPS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(child.id() as i32);
+    Ok(Group {
+        child,
+        reaped: false,
+    })
+}
+
+fn kill_all() {
+    for &pgid in GROUPS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+    }
+}
+
+impl Group {
+    /// The child (to take its pipes).
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.child
+    }
+
+    /// Wait until the child exits or `timeout` (none: no limit) passes;
+    /// `tick` runs at every look. At the deadline the whole group is
+    /// killed.
+    pub fn wait(&mut self, timeout: Option<Duration>, mut tick: impl FnMut()) -> Result<Waited> {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self
+                .child
+                .try_wait()
+                .context("waiting for a child process")?
+            {
+                self.forget();
+                return Ok(Waited::Exited(status));
+            }
+            tick();
+            if timeout.is_some_and(|t| started.elapsed() >= t) {
+                self.kill();
+                return Ok(Waited::TimedOut);
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Kill the whole group and reap the child.
+    pub fn kill(&mut self) {
+        if !self.reaped {
+            let _ = killpg(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
+            let _ = self.child.wait();
+            self.forget();
+        }
+    }
+
+    fn forget(&mut self) {
+        self.reaped = true;
+        let pgid = self.child.id() as i32;
+        GROUPS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|&g| g != pgid);
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Stdio;
+
+    /// The pid a shell started in the background, as it printed it.
+    fn grandchild_alive(pid: i32) -> bool {
+        // Signal 0: is it there (and not a zombie reaped by init)?
+        nix::sys::signal::kill(Pid::from_raw(pid), None).is_ok()
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .unwrap_or_default()
+                .contains(") Z ")
+    }
+
+    #[test]
+    fn at_the_deadline_the_child_and_what_it_started_are_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let mut group = spawn(
+            Command::new("sh")
+                .arg("-c")
+                .arg("sleep 30 & echo $! > \"$1\"; wait")
+                .arg("sh")
+                .arg(&pidfile)
+                .stdin(Stdio::null()),
+            "sh",
+        )
+        .unwrap();
+        let started = Instant::now();
+        let mut grandchild = None;
+        let waited = group
+            .wait(Some(Duration::from_millis(500)), || {
+                if grandchild.is_none() {
+                    grandchild = std::fs::read_to_string(&pidfile)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<i32>().ok());
+                }
+            })
+            .unwrap();
+        assert!(matches!(waited, Waited::TimedOut));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let grandchild = grandchild.expect("the shell wrote its child's pid");
+        // SIGKILL is delivered at once; give the kernel a moment to reap.
+        let gone = (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            !grandchild_alive(grandchild)
+        });
+        assert!(gone, "sleep {grandchild} outlived the deadline");
+    }
+
+    #[test]
+    fn an_exiting_child_reports_its_status_and_ticks_while_it_runs() {
+        let mut group = spawn(Command::new("sh").args(["-c", "sleep 0.1; exit 3"]), "sh").unwrap();
+        let mut ticks = 0;
+        match group
+            .wait(Some(Duration::from_secs(10)), || ticks += 1)
+            .unwrap()
+        {
+            Waited::Exited(status) => assert_eq!(status.code(), Some(3)),
+            other => panic!("expected an exit, got {other:?}"),
+        }
+        assert!(ticks > 0);
+        assert!(!GROUPS
+            .lock()
+            .unwrap()
+            .contains(&(group.child().id() as i32)));
+    }
+
+    #[test]
+    fn a_missing_program_is_named() {
+        let err = spawn(
+            &mut Command::new("lkmlab-no-such-program"),
+            "lkmlab-no-such-program",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("lkmlab-no-such-program is not installed"),
+            "{err}"
+        );
+    }
+}

@@ -1,31 +1,25 @@
 //! JUnit XML for CI systems, from a parsed KTAP report plus failures found
-//! elsewhere (kernel log findings, timeouts).
+//! elsewhere (kernel log findings, timeouts), written with `quick-junit`
+//! (nextest's writer), checked by a JUnit reader in the tests.
 
-use crate::ktap::{Outcome, Report, TestCase};
-use std::fmt::Write as _;
-
-/// One `<testcase>`.
-struct Row {
-    name: String,
-    result: RowResult,
-}
-
-enum RowResult {
-    Pass,
-    Fail { message: String, text: String },
-    Skip { message: String },
-}
+use crate::ktap::{Outcome, Report, TestCase as KtapCase};
+use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
+use std::time::Duration;
 
 /// Renders a JUnit XML document with one `<testsuite>` named `suite`.
 ///
 /// There is one `<testcase>` per leaf case of `report`; subtests are named
-/// `parent.child`. A failed case's `<failure>` holds its diagnostics (for a
+/// `parent.child`. What a case printed (its KTAP diagnostics) is its
+/// `<system-out>`. A failed case's `<failure>` holds its diagnostics (for a
 /// leaf also its parent's diagnostics that start with `leafname:`, where
 /// KUnit prints assertion messages). A parent that failed although none of
 /// its leaves did gets a failed testcase of its own. Each `extra_failures`
-/// entry `(name, text)` becomes a failed testcase, and the report's bail-out
-/// and structural problems become a failed testcase named `ktap.structure`
-/// unless `extra_failures` already has one of that name. `time_secs` is the
+/// entry `(name, text)` becomes a testcase of its own: an `<error>` when the
+/// run itself broke (`vm.*`: a crash, a timeout, QEMU failing, no results;
+/// `ktap.structure`: results missing or malformed), else a `<failure>` (a
+/// kernel log finding, a run that passed nothing). The report's bail-out and
+/// structural problems become an `<error>` named `ktap.structure` unless
+/// `extra_failures` already has one of that name. `time_secs` is the
 /// suite's duration.
 pub fn render(
     suite: &str,
@@ -33,18 +27,12 @@ pub fn render(
     extra_failures: &[(String, String)],
     time_secs: f64,
 ) -> String {
-    let mut rows = Vec::new();
+    let mut cases = Vec::new();
     for case in &report.cases {
-        collect(case, "", &[], &mut rows);
+        collect(case, "", &[], &mut cases);
     }
     for (name, text) in extra_failures {
-        rows.push(Row {
-            name: name.clone(),
-            result: RowResult::Fail {
-                message: text.lines().next().unwrap_or("failed").to_string(),
-                text: text.clone(),
-            },
-        });
+        cases.push(extra(name, text));
     }
     let structure_given = extra_failures.iter().any(|(n, _)| n == "ktap.structure");
     if !structure_given && (report.bail_out.is_some() || !report.problems.is_empty()) {
@@ -53,70 +41,44 @@ pub fn render(
             lines.push(format!("Bail out! {reason}"));
         }
         lines.extend(report.problems.iter().cloned());
-        rows.push(Row {
-            name: "ktap.structure".to_string(),
-            result: RowResult::Fail {
-                message: lines[0].clone(),
-                text: lines.join("\n"),
-            },
-        });
+        cases.push(extra("ktap.structure", &lines.join("\n")));
     }
 
-    let tests = rows.len();
-    let failures = rows
-        .iter()
-        .filter(|r| matches!(r.result, RowResult::Fail { .. }))
-        .count();
-    let skipped = rows
-        .iter()
-        .filter(|r| matches!(r.result, RowResult::Skip { .. }))
-        .count();
+    let mut junit = TestSuite::new(suite);
+    for mut case in cases {
+        case.set_classname(suite);
+        junit.add_test_case(case);
+    }
     let time = if time_secs.is_finite() && time_secs > 0.0 {
-        time_secs
+        Duration::from_secs_f64(time_secs)
     } else {
-        0.0
+        Duration::ZERO
     };
-    let suite_attr = escape(suite, true);
-    let counts =
-        format!("tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{time:.3}\"");
-
-    let mut out = String::new();
-    out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(out, "<testsuites name=\"{suite_attr}\" {counts}>");
-    let _ = writeln!(out, "  <testsuite name=\"{suite_attr}\" {counts}>");
-    for row in &rows {
-        let name = escape(&row.name, true);
-        let head = format!("    <testcase classname=\"{suite_attr}\" name=\"{name}\"");
-        match &row.result {
-            RowResult::Pass => {
-                let _ = writeln!(out, "{head}/>");
-            }
-            RowResult::Skip { message } => {
-                let _ = writeln!(out, "{head}>");
-                let _ = writeln!(
-                    out,
-                    "      <skipped message=\"{}\"/>",
-                    escape(message, true)
-                );
-                out.push_str("    </testcase>\n");
-            }
-            RowResult::Fail { message, text } => {
-                let _ = writeln!(out, "{head}>");
-                let _ = writeln!(
-                    out,
-                    "      <failure message=\"{}\">{}</failure>",
-                    escape(message, true),
-                    escape(text, false)
-                );
-                out.push_str("    </testcase>\n");
-            }
-        }
-    }
-    out.push_str("  </testsuite>\n</testsuites>\n");
-    out
+    junit.set_time(time);
+    let mut out = quick_junit::Report::new(suite);
+    out.set_time(time);
+    out.add_test_suite(junit);
+    // Serialising into a String cannot fail for want of space; quick-junit
+    // returns an error only for a writer that fails.
+    out.to_string().unwrap_or_else(|e| {
+        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- JUnit output failed: {e} -->\n")
+    })
 }
 
-fn case_name(case: &TestCase) -> String {
+/// A testcase for a failure found outside the cases.
+fn extra(name: &str, text: &str) -> TestCase {
+    let kind = if name.starts_with("vm.") || name == "ktap.structure" {
+        NonSuccessKind::Error
+    } else {
+        NonSuccessKind::Failure
+    };
+    let mut status = TestCaseStatus::non_success(kind);
+    status.set_message(text.lines().next().unwrap_or("failed"));
+    status.set_description(text);
+    TestCase::new(name, status)
+}
+
+fn case_name(case: &KtapCase) -> String {
     if case.name.is_empty() {
         format!("#{}", case.number)
     } else {
@@ -124,8 +86,13 @@ fn case_name(case: &TestCase) -> String {
     }
 }
 
-/// Adds the rows for `case` and its subtests; returns whether any failed.
-fn collect(case: &TestCase, prefix: &str, parent_diags: &[String], rows: &mut Vec<Row>) -> bool {
+/// Adds the testcases for `case` and its subtests; returns whether any failed.
+fn collect(
+    case: &KtapCase,
+    prefix: &str,
+    parent_diags: &[String],
+    out: &mut Vec<TestCase>,
+) -> bool {
     let name = case_name(case);
     let path = if prefix.is_empty() {
         name.clone()
@@ -133,17 +100,19 @@ fn collect(case: &TestCase, prefix: &str, parent_diags: &[String], rows: &mut Ve
         format!("{prefix}.{name}")
     };
     if case.subtests.is_empty() {
-        let result = match case.outcome {
-            Outcome::Pass => RowResult::Pass,
-            Outcome::Skip | Outcome::Todo => RowResult::Skip {
-                message: case.directive.clone().unwrap_or_else(|| {
+        let status = match case.outcome {
+            Outcome::Pass => TestCaseStatus::success(),
+            Outcome::Skip | Outcome::Todo => {
+                let mut status = TestCaseStatus::skipped();
+                status.set_message(case.directive.clone().unwrap_or_else(|| {
                     if case.outcome == Outcome::Todo {
                         "TODO".to_string()
                     } else {
                         "skipped".to_string()
                     }
-                }),
-            },
+                }));
+                status
+            }
             Outcome::Fail => {
                 let own = format!("{name}:");
                 let diags: Vec<&str> = case
@@ -155,26 +124,34 @@ fn collect(case: &TestCase, prefix: &str, parent_diags: &[String], rows: &mut Ve
                 failure(case, &diags)
             }
         };
-        let failed = matches!(result, RowResult::Fail { .. });
-        rows.push(Row { name: path, result });
+        let failed = matches!(status, TestCaseStatus::NonSuccess { .. });
+        out.push(with_output(TestCase::new(path, status), case));
         return failed;
     }
     let mut any_failed = false;
     for sub in &case.subtests {
-        any_failed |= collect(sub, &path, &case.diagnostics, rows);
+        any_failed |= collect(sub, &path, &case.diagnostics, out);
     }
     if case.outcome == Outcome::Fail && !any_failed {
         let diags: Vec<&str> = case.diagnostics.iter().map(String::as_str).collect();
-        rows.push(Row {
-            name: path,
-            result: failure(case, &diags),
-        });
+        out.push(with_output(
+            TestCase::new(path, failure(case, &diags)),
+            case,
+        ));
         any_failed = true;
     }
     any_failed
 }
 
-fn failure(case: &TestCase, diags: &[&str]) -> RowResult {
+/// What the case printed, as its `<system-out>`.
+fn with_output(mut junit: TestCase, case: &KtapCase) -> TestCase {
+    if !case.diagnostics.is_empty() {
+        junit.set_system_out(case.diagnostics.join("\n"));
+    }
+    junit
+}
+
+fn failure(case: &KtapCase, diags: &[&str]) -> TestCaseStatus {
     let line = format!("not ok {} {}", case.number, case.name)
         .trim_end()
         .to_string();
@@ -191,61 +168,44 @@ fn failure(case: &TestCase, diags: &[&str]) -> RowResult {
         .unwrap_or_else(|| line.clone());
     let mut text = line;
     if let Some(directive) = &case.directive {
-        let _ = write!(text, " # {directive}");
+        text.push_str(&format!(" # {directive}"));
     }
     for d in diags {
         text.push('\n');
         text.push_str(d);
     }
-    RowResult::Fail { message, text }
-}
-
-/// Escapes text for XML. Control characters other than tab, newline and
-/// carriage return (which XML 1.0 cannot carry, or which are unhelpful) are
-/// dropped; in attributes, tab, newline and carriage return become character
-/// references so they survive attribute-value normalisation.
-fn escape(s: &str, attribute: bool) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' if attribute => {
-                let _ = write!(out, "&#{};", u32::from(c));
-            }
-            '\t' | '\n' | '\r' => out.push(c),
-            '\u{FFFE}' | '\u{FFFF}' => {}
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
+    let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+    status.set_message(message);
+    status.set_description(text);
+    status
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ktap;
+    use junit_parser::TestStatus;
 
-    fn attr<'a>(xml: &'a str, tag: &str, name: &str) -> &'a str {
-        let start = xml.find(&format!("<{tag} ")).unwrap();
-        let key = format!(" {name}=\"");
-        let at = start + xml[start..].find(&key).unwrap() + key.len();
-        let len = xml[at..].find('"').unwrap();
-        &xml[at..at + len]
+    /// The document as a JUnit reader sees it.
+    fn read(xml: &str) -> junit_parser::TestSuites {
+        junit_parser::from_reader(std::io::Cursor::new(xml.as_bytes()))
+            .unwrap_or_else(|e| panic!("not JUnit a reader takes: {e}\n{xml}"))
     }
 
-    fn testcases(xml: &str) -> Vec<&str> {
-        xml.match_indices("<testcase ")
-            .map(|(i, _)| {
-                let key = " name=\"";
-                let at = i + xml[i..].find(key).unwrap() + key.len();
-                &xml[at..at + xml[at..].find('"').unwrap()]
-            })
+    fn names(suites: &junit_parser::TestSuites) -> Vec<&str> {
+        suites.suites[0]
+            .cases
+            .iter()
+            .map(|c| c.original_name.as_str())
             .collect()
+    }
+
+    fn case<'a>(suites: &'a junit_parser::TestSuites, name: &str) -> &'a junit_parser::TestCase {
+        suites.suites[0]
+            .cases
+            .iter()
+            .find(|c| c.original_name == name)
+            .unwrap()
     }
 
     const KTAP: &str = "\
@@ -263,45 +223,92 @@ not ok 1 scull_buffer
 ";
 
     #[test]
-    fn nested_cases_and_counts() {
+    fn nested_cases_counts_failures_and_errors() {
         let report = ktap::parse(KTAP);
-        let extra = vec![(
-            "kernel_log.kernel_warning".to_string(),
-            "console.log line 12:\nWARNING: CPU: 0 PID: 1 at a.c:1".to_string(),
-        )];
+        let extra = vec![
+            (
+                "kernel_log.kernel_warning".to_string(),
+                "console.log line 12:\nWARNING: a.c:1 at f+0x1/0x2, CPU#0: init/1".to_string(),
+            ),
+            (
+                "vm.crash".to_string(),
+                "the kernel panicked before the runner finished".to_string(),
+            ),
+        ];
         let xml = render("lkmlab", &report, &extra, 12.3456);
-        assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites "));
+        assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"));
+        let suites = read(&xml);
         assert_eq!(
-            testcases(&xml),
+            names(&suites),
             [
                 "scull_buffer.append_within_capacity",
                 "scull_buffer.write_past_capacity_is_truncated",
                 "scull_buffer.clear_empties_buffer",
                 "scull_buffer.needs_hardware",
                 "kernel_log.kernel_warning",
+                "vm.crash",
             ]
         );
-        for tag in ["testsuites", "testsuite"] {
-            assert_eq!(attr(&xml, tag, "name"), "lkmlab");
-            assert_eq!(attr(&xml, tag, "tests"), "5");
-            assert_eq!(attr(&xml, tag, "failures"), "2");
-            assert_eq!(attr(&xml, tag, "skipped"), "1");
-            assert_eq!(attr(&xml, tag, "time"), "12.346");
+        let suite = &suites.suites[0];
+        assert_eq!(suite.name, "lkmlab");
+        assert_eq!((suite.tests, suite.failures, suite.errors), (6, 2, 1));
+        // quick-junit counts skips as `disabled`; readers count the elements.
+        let skipped = suite
+            .cases
+            .iter()
+            .filter(|c| matches!(c.status, TestStatus::Skipped(_)))
+            .count();
+        assert_eq!(skipped, 1);
+        assert!(xml.contains(" disabled=\"1\""), "{xml}");
+        assert_eq!((suites.tests, suites.failures, suites.errors), (6, 2, 1));
+        assert!((suite.time - 12.346).abs() < 0.001, "{}", suite.time);
+        assert_eq!(suite.cases[0].classname.as_deref(), Some("lkmlab"));
+
+        match &case(&suites, "scull_buffer.clear_empties_buffer").status {
+            TestStatus::Failure(f) => {
+                assert_eq!(
+                    f.message,
+                    "clear_empties_buffer: ASSERTION FAILED at scull.rs:120"
+                );
+                assert_eq!(
+                    f.text,
+                    "not ok 3 clear_empties_buffer\n\
+                     clear_empties_buffer: ASSERTION FAILED at scull.rs:120"
+                );
+            }
+            other => panic!("{other:?}"),
         }
-        assert_eq!(attr(&xml, "testcase", "classname"), "lkmlab");
-        assert_eq!(xml.matches("<failure ").count(), 2);
-        assert_eq!(xml.matches("<skipped ").count(), 1);
-        assert!(xml.contains(
-            "<failure message=\"clear_empties_buffer: ASSERTION FAILED at scull.rs:120\">\
-             not ok 3 clear_empties_buffer\nclear_empties_buffer: ASSERTION FAILED at scull.rs:120\
-             </failure>"
-        ));
-        assert!(xml.contains("<skipped message=\"no device\"/>"));
-        assert!(xml.contains(
-            "<failure message=\"console.log line 12:\">console.log line 12:\n\
-             WARNING: CPU: 0 PID: 1 at a.c:1</failure>"
-        ));
-        assert!(xml.ends_with("  </testsuite>\n</testsuites>\n"));
+        match &case(&suites, "scull_buffer.needs_hardware").status {
+            TestStatus::Skipped(s) => assert_eq!(s.message, "no device"),
+            other => panic!("{other:?}"),
+        }
+        match &case(&suites, "kernel_log.kernel_warning").status {
+            TestStatus::Failure(f) => {
+                assert_eq!(f.message, "console.log line 12:");
+                assert!(f.text.ends_with("CPU#0: init/1"), "{}", f.text);
+            }
+            other => panic!("{other:?}"),
+        }
+        match &case(&suites, "vm.crash").status {
+            TestStatus::Error(e) => {
+                assert_eq!(e.message, "the kernel panicked before the runner finished")
+            }
+            other => panic!("a crash is an <error>, not {other:?}"),
+        }
+    }
+
+    #[test]
+    fn what_a_case_printed_is_its_system_out() {
+        let report = ktap::parse(
+            "KTAP version 1\n1..2\n# running m.a\n# 200 cycles: 2.4 s\nok 1 m.a\nok 2 m.b\n",
+        );
+        let suites = read(&render("s", &report, &[], 1.0));
+        assert_eq!(
+            case(&suites, "m.a").system_out.as_deref(),
+            Some("running m.a\n200 cycles: 2.4 s")
+        );
+        assert_eq!(case(&suites, "m.b").system_out, None);
+        assert!(case(&suites, "m.a").status.is_success());
     }
 
     /// Older debugfs results print a case's messages after the results; they
@@ -320,19 +327,21 @@ KTAP version 1
 not ok 1 scull_buffer
 ",
         );
-        let xml = render("s", &report, &[], 1.0);
+        let suites = read(&render("s", &report, &[], 1.0));
         assert_eq!(
-            testcases(&xml),
+            names(&suites),
             [
                 "scull_buffer.append_within_capacity",
                 "scull_buffer.clear_empties_buffer"
             ]
         );
-        assert!(xml.contains(
-            "<failure message=\"clear_empties_buffer: ASSERTION FAILED at scull.rs:120\">\
-             not ok 2 clear_empties_buffer\nclear_empties_buffer: ASSERTION FAILED at scull.rs:120\
-             </failure>"
-        ));
+        match &case(&suites, "scull_buffer.clear_empties_buffer").status {
+            TestStatus::Failure(f) => assert_eq!(
+                f.message,
+                "clear_empties_buffer: ASSERTION FAILED at scull.rs:120"
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -353,41 +362,41 @@ ok 2 top_leaf
 ",
         );
         assert_eq!(report.problems, Vec::<String>::new());
-        let xml = render("s", &report, &[], 0.0);
-        assert_eq!(testcases(&xml), ["outer.middle.leaf", "outer", "top_leaf"]);
-        assert_eq!(attr(&xml, "testsuite", "failures"), "1");
-        assert!(xml.contains("<failure message=\"suite_init failed: -ENOMEM\">"));
-        assert_eq!(attr(&xml, "testsuite", "time"), "0.000");
+        let suites = read(&render("s", &report, &[], 0.0));
+        assert_eq!(names(&suites), ["outer.middle.leaf", "outer", "top_leaf"]);
+        assert_eq!(suites.suites[0].failures, 1);
+        match &case(&suites, "outer").status {
+            TestStatus::Failure(f) => assert_eq!(f.message, "suite_init failed: -ENOMEM"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(suites.suites[0].time, 0.0);
     }
 
     #[test]
-    fn problems_and_bail_out_become_ktap_structure() {
+    fn problems_and_bail_out_become_a_ktap_structure_error() {
         let report = ktap::parse("KTAP version 1\n1..3\nok 1 a\nBail out! no /dev/scull0\n");
-        let xml = render("s", &report, &[], 1.0);
-        assert_eq!(testcases(&xml), ["a", "ktap.structure"]);
-        assert!(xml.contains(
-            "<failure message=\"Bail out! no /dev/scull0\">Bail out! no /dev/scull0\n\
-             truncated: plan 1..3 but only 1 result</failure>"
-        ));
-        assert_eq!(attr(&xml, "testsuite", "failures"), "1");
+        let suites = read(&render("s", &report, &[], 1.0));
+        assert_eq!(names(&suites), ["a", "ktap.structure"]);
+        match &case(&suites, "ktap.structure").status {
+            TestStatus::Error(e) => {
+                assert_eq!(e.message, "Bail out! no /dev/scull0");
+                assert_eq!(
+                    e.text,
+                    "Bail out! no /dev/scull0\ntruncated: plan 1..3 but only 1 result"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!((suites.suites[0].failures, suites.suites[0].errors), (0, 1));
 
         // Not twice when the caller already reported them.
         let extra = vec![("ktap.structure".to_string(), "truncated".to_string())];
-        let xml = render("s", &report, &extra, 1.0);
-        assert_eq!(testcases(&xml), ["a", "ktap.structure"]);
+        let suites = read(&render("s", &report, &extra, 1.0));
+        assert_eq!(names(&suites), ["a", "ktap.structure"]);
     }
 
     #[test]
-    fn escaping() {
-        assert_eq!(
-            escape("a & b < c > d \"e\" 'f'", false),
-            "a &amp; b &lt; c &gt; d &quot;e&quot; &apos;f&apos;"
-        );
-        assert_eq!(escape("x\u{0}y\u{1b}[31mz\u{7f}\u{85}", false), "xy[31mz");
-        assert_eq!(escape("l1\nl2\tx\r", false), "l1\nl2\tx\r");
-        assert_eq!(escape("l1\nl2\tx\r", true), "l1&#10;l2&#9;x&#13;");
-        assert_eq!(escape("ünïcödé ✓ \u{FFFF}", false), "ünïcödé ✓ ");
-
+    fn text_that_xml_cannot_carry_is_escaped_or_dropped() {
         let report = ktap::parse(
             "KTAP version 1\n1..2\n# <fail> & \"quote\" \u{1}\nnot ok 1 a<b>&'c'\nok 2 d # SKIP \"why\" <now>\n",
         );
@@ -397,25 +406,34 @@ ok 2 top_leaf
             &[("x<y".into(), "bad\u{7}\n& worse".into())],
             1.0,
         );
-        assert!(xml.contains("name=\"suite &quot;&lt;&amp;&gt;&quot;\""));
-        assert!(xml.contains("name=\"a&lt;b&gt;&amp;&apos;c&apos;\""));
-        assert!(xml.contains("message=\"&lt;fail&gt; &amp; &quot;quote&quot; \""));
-        assert!(xml.contains("<skipped message=\"&quot;why&quot; &lt;now&gt;\"/>"));
-        assert!(xml.contains("name=\"x&lt;y\""));
-        assert!(xml.contains(">bad\n&amp; worse</failure>"));
-        assert!(!xml.chars().any(|c| c.is_control() && c != '\n'));
+        assert!(!xml.chars().any(|c| c.is_control() && c != '\n'), "{xml}");
+        let suites = read(&xml);
+        assert_eq!(suites.suites[0].name, "suite \"<&>\"");
+        assert_eq!(names(&suites), ["a<b>&'c'", "d", "x<y"]);
+        match &case(&suites, "d").status {
+            TestStatus::Skipped(s) => assert_eq!(s.message, "\"why\" <now>"),
+            other => panic!("{other:?}"),
+        }
+        match &case(&suites, "x<y").status {
+            TestStatus::Failure(f) => assert_eq!(f.message, "bad"),
+            other => panic!("{other:?}"),
+        }
+        assert!(xml.contains(">bad\n&amp; worse</failure>"), "{xml}");
     }
 
     #[test]
     fn unnamed_and_empty() {
         let report = ktap::parse("KTAP version 1\n1..1\nnot ok 1\n");
-        let xml = render("s", &report, &[], f64::NAN);
-        assert_eq!(testcases(&xml), ["#1"]);
-        assert!(xml.contains("<failure message=\"not ok 1\">not ok 1</failure>"));
-        assert_eq!(attr(&xml, "testsuite", "time"), "0.000");
+        let suites = read(&render("s", &report, &[], f64::NAN));
+        assert_eq!(names(&suites), ["#1"]);
+        match &case(&suites, "#1").status {
+            TestStatus::Failure(f) => assert_eq!(f.message, "not ok 1"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(suites.suites[0].time, 0.0);
 
-        let xml = render("s", &ktap::Report::default(), &[], 2.0);
-        assert_eq!(attr(&xml, "testsuite", "tests"), "0");
-        assert!(testcases(&xml).is_empty());
+        let suites = read(&render("s", &ktap::Report::default(), &[], 2.0));
+        assert_eq!(suites.suites[0].tests, 0);
+        assert!(suites.suites[0].cases.is_empty());
     }
 }

@@ -4,17 +4,18 @@
 # the same on a slow machine and a fast one, and background load hits both.
 #
 #   scripts/bench.sh [RUNS] [ROW...]    # RUNS per side (default 7); rows:
-#                                       # loop edit watch smp flavors sweep timings
+#                                       # loop edit watch smp flavors sweep vm timings
 #
 # Needs the default and debug kernels built (`lkmlab kernel`, `lkmlab kernel
-# --flavor debug`), lkmlab (or $LKMLAB) and a static busybox on PATH. Runs
-# under TCG (as CI does) unless BENCH_ACCEL says otherwise.
+# --flavor debug`), lkmlab (or $LKMLAB) and a static busybox on PATH (the vm
+# row also vng and tmux). Runs under TCG (as CI does) unless BENCH_ACCEL says
+# otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-7}
 shift || true
 rows=("$@")
-[ ${#rows[@]} -gt 0 ] || rows=(loop edit watch smp flavors sweep timings)
+[ ${#rows[@]} -gt 0 ] || rows=(loop edit watch smp flavors sweep vm timings)
 lkmlab=$(command -v "${LKMLAB:-lkmlab}")
 accel=${BENCH_ACCEL:-tcg}
 work=$(mktemp -d)
@@ -52,7 +53,7 @@ bare_boot() {
   timeout 120 qemu-system-x86_64 -M microvm,acpi=off -accel "$accel" -m 256 -smp 2 -nodefaults \
     -no-user-config -display none -no-reboot -serial "file:$work/bb.log" \
     -kernel "$bz" -initrd "$work/bb.cpio" \
-    -append "console=ttyS0 panic=-1 reboot=t rdinit=/init no_timer_check kunit.filter_glob=lkmlab_no_kunit_suite"
+    -append "console=ttyS0 panic=-1 reboot=t rdinit=/init no_timer_check rcupdate.rcu_expedited=1 kunit.filter_glob=lkmlab_no_kunit_suite"
   grep -q "Goodbye from Rust" "$work/bb.log" || { echo "busybox baseline did not run the module" >&2; exit 1; }
 }
 
@@ -133,6 +134,17 @@ for row in "${rows[@]}"; do
     done
     ma=$(median <"$work/a"); mb=$(median <"$work/b")
     printf '%-58s %7.2f s vs %7.2f s  ratio %s\n' "hello, QEMU start to exit: 2 vCPUs / 1 vCPU" "$ma" "$mb" "$(ratio "$ma" "$mb")"
+    # The full suite (module/: hello, scull, the guest tests) the same way.
+    cp -r module "$one/"
+    : >"$work/a" ; : >"$work/b"
+    for _ in $(seq "$runs"); do
+      "$lkmlab" test --accel "$accel" --out "$work/t2" 2>"$work/err" >/dev/null || true
+      vm_time "$work/err" >>"$work/a"
+      "$lkmlab" --project "$one" test --accel "$accel" --out "$work/t1" 2>"$work/err" >/dev/null || true
+      vm_time "$work/err" >>"$work/b"
+    done
+    ma=$(median <"$work/a"); mb=$(median <"$work/b")
+    printf '%-58s %7.2f s vs %7.2f s  ratio %s\n' "module/, QEMU start to exit: 2 vCPUs / 1 vCPU" "$ma" "$mb" "$(ratio "$ma" "$mb")"
     ;;
   flavors)
     # module/ (hello, scull, guest tests) on the debug kernel against the
@@ -161,11 +173,41 @@ for row in "${rows[@]}"; do
     loads=$(sed -n 's/^# fault injection: \([0-9]*\) load(s) in .*/\1/p' "$work/ts/results.ktap")
     printf '%-58s %7.2f s (%s loads)\n' "fault-injection sweep of scull's init (in the guest)" "$(median <"$work/a")" "$loads"
     ;;
+  vm)
+    # lkmlab vm against vng run by hand on the same kernel with the options
+    # lkmlab's own virtme-ng command line starts from (what is left is
+    # lkmlab's part: the kernel and module checks, the accelerator choice,
+    # the reload helper): --exec true, and the interactive VM from its start
+    # to the shell prompt in a terminal (tmux), then `exit`.
+    cp -r "$hello" "$work/lab"
+    "$lkmlab" module --module "$work/lab" >/dev/null 2>&1
+    vng_base=(vng --run "$bz" --name lkmlab --user root --skip-modules --force-9p --memory 256M --cpus 2 --append root=/dev/root)
+    [ "$accel" = tcg ] && vng_base+=(--disable-kvm)
+    pair "vm --exec true: lkmlab vm / vng" \
+      '"$lkmlab" vm --module "$work/lab" --accel "$accel" --exec true' '"${vng_base[@]}" --exec true'
+    # to_prompt CMD...: seconds from starting CMD in tmux to the prompt.
+    to_prompt() {
+      local t s=lkmlab-bench-$$
+      t=$(now)
+      tmux new-session -d -s "$s" -x 200 -y 50 "$(printf '%q ' "$@")"
+      until tmux capture-pane -p -t "$s" 2>/dev/null | grep -q '^root@lkmlab'; do sleep 0.02; done
+      since "$t"
+      tmux send-keys -t "$s" 'exit' Enter
+      while tmux has-session -t "$s" 2>/dev/null; do sleep 0.1; done
+    }
+    : >"$work/a" ; : >"$work/b"
+    for _ in $(seq "$runs"); do
+      to_prompt "$lkmlab" vm --module "$work/lab" --accel "$accel" >>"$work/a"
+      to_prompt "${vng_base[@]}" >>"$work/b"
+    done
+    ma=$(median <"$work/a"); mb=$(median <"$work/b")
+    printf '%-58s %7.2f s vs %7.2f s  ratio %s\n' "vm to the shell prompt: lkmlab vm / vng" "$ma" "$mb" "$(ratio "$ma" "$mb")"
+    ;;
   timings)
     # Where the time goes, once each (lkmlab's --timings line).
     hello_test --timings 2>&1 >/dev/null | grep 'timings:' | sed 's/^lkmlab: timings:/hello:   /'
     "$lkmlab" test --accel "$accel" --out "$work/t0" --timings 2>&1 >/dev/null | grep 'timings:' | sed 's/^lkmlab: timings:/module\/:/'
     ;;
-  *) echo "unknown row $row (rows: loop edit watch smp flavors sweep timings)"; exit 2 ;;
+  *) echo "unknown row $row (rows: loop edit watch smp flavors sweep vm timings)"; exit 2 ;;
   esac
 done

@@ -280,7 +280,7 @@ fn kvm_refused(why: &ProbeFailure) -> String {
 pub fn choose(choice: AccelChoice, paths: &Paths) -> Result<Accel> {
     match choice {
         AccelChoice::Tcg => {
-            eprintln!("lkmlab: NOTICE: running under TCG (software emulation), as requested");
+            crate::notice!("NOTICE: running under TCG (software emulation), as requested");
             Ok(Accel::Tcg)
         }
         AccelChoice::Kvm => match probe_kvm(paths) {
@@ -289,12 +289,12 @@ pub fn choose(choice: AccelChoice, paths: &Paths) -> Result<Accel> {
         },
         AccelChoice::Auto => match probe_kvm(paths) {
             Ok(()) => {
-                eprintln!("lkmlab: using KVM (probe passed)");
+                crate::status!("using KVM (probe passed)");
                 Ok(Accel::Kvm)
             }
             Err(why) => {
-                eprintln!(
-                    "lkmlab: NOTICE: KVM is not usable ({why}); running under TCG \
+                crate::notice!(
+                    "NOTICE: KVM is not usable ({why}); running under TCG \
                      (software emulation): slower, but the same kernel and tests"
                 );
                 Ok(Accel::Tcg)

@@ -1,7 +1,8 @@
 //! The command line.
 
 use crate::accel::AccelChoice;
-use clap::{Args, Parser, Subcommand};
+use crate::output::ColorChoice;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -25,8 +26,27 @@ pub struct Cli {
     /// Directory searched first for pinned files, matched by file name (always sha256-verified).
     #[arg(long, global = true, env = "LKMLAB_MIRROR", value_name = "DIR")]
     pub mirror: Option<PathBuf>,
+    /// Say less: no status lines, only notices, errors and results.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Say more: also the commands lkmlab runs (make, QEMU, vng).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Colour the test report: auto (when standard output is a terminal and NO_COLOR is unset), always or never.
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
+    pub color: ColorChoice,
     #[command(subcommand)]
     pub command: Cmd,
+}
+
+/// How a verdict is printed.
+#[derive(ValueEnum, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Format {
+    /// One line per case, the failures quoted, the summary line.
+    #[default]
+    Text,
+    /// One JSON object: the counts, what failed, the cases, the kernel log's findings.
+    Json,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -57,6 +77,9 @@ pub struct VmArgs {
     /// (to the runner's first KTAP), tests, shutdown, verdict.
     #[arg(long)]
     pub timings: bool,
+    /// How the verdict is printed on standard output.
+    #[arg(long, value_name = "text|json", default_value = "text")]
+    pub format: Format,
 }
 
 #[derive(Subcommand, Debug)]
@@ -243,6 +266,9 @@ pub enum Cmd {
         /// Also scan this kernel console log for warnings, oopses and leaks.
         #[arg(long, value_name = "FILE")]
         console: Option<PathBuf>,
+        /// How the verdict is printed on standard output.
+        #[arg(long, value_name = "text|json", default_value = "text")]
+        format: Format,
     },
     /// Print what lkmlab reads from the pin, as JSON (cross-checked against the Nix side).
     Show {

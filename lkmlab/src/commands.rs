@@ -3,7 +3,7 @@
 use crate::accel::{self, AccelChoice};
 use crate::analyzer;
 use crate::clean;
-use crate::cli::{Cli, Cmd, ShowWhat, VmArgs};
+use crate::cli::{Cli, Cmd, Format, ShowWhat, VmArgs};
 use crate::fetch::Fetcher;
 use crate::kernel::{self, KernelTree};
 use crate::module::{self, ModuleBuild};
@@ -45,8 +45,13 @@ impl Ctx {
 
 pub fn run(cli: Cli) -> Result<Done> {
     // `report` reads files only: it needs no project.
-    if let Cmd::Report { file, console } = &cli.command {
-        return report_files(file, console.as_deref());
+    if let Cmd::Report {
+        file,
+        console,
+        format,
+    } = &cli.command
+    {
+        return report_files(file, console.as_deref(), *format);
     }
     let ctx = Ctx {
         project: Project::discover(cli.project.as_deref())?,
@@ -128,9 +133,9 @@ pub fn run(cli: Cli) -> Result<Done> {
                     &mut timings,
                 )?,
             };
-            print!("{}", report::render(&verdict));
+            print_verdict(&verdict, vm.format)?;
             if vm.timings {
-                eprintln!("{}", timings.line());
+                crate::notice!("{}", timings.line());
             }
             Ok(done(&verdict))
         }
@@ -150,9 +155,9 @@ pub fn run(cli: Cli) -> Result<Done> {
                 None,
                 &mut timings,
             )?;
-            print!("{}", report::render(&verdict));
+            print_verdict(&verdict, vm.format)?;
             if vm.timings {
-                eprintln!("{}", timings.line());
+                crate::notice!("{}", timings.line());
             }
             Ok(done(&verdict))
         }
@@ -191,7 +196,7 @@ pub fn run(cli: Cli) -> Result<Done> {
                 let verdict =
                     build_and_test(&ctx, &flavor.flavor, &vm, &module_dir, None, &mut timings);
                 if vm.timings {
-                    eprintln!("{}", timings.line());
+                    crate::notice!("{}", timings.line());
                 }
                 verdict
             })?;
@@ -306,8 +311,8 @@ fn check_with_rust_analyzer(
     let src = src
         .canonicalize()
         .with_context(|| format!("module directory {}", src.display()))?;
-    eprintln!(
-        "lkmlab: {} diagnostics: analysing the module's crates (some seconds)",
+    crate::status!(
+        "{} diagnostics: analysing the module's crates (some seconds)",
         program.display()
     );
     let findings = analyzer::diagnose(program, project, &src)?;
@@ -333,8 +338,8 @@ fn check_with_rust_analyzer(
 fn clean(ctx: &Ctx, dry_run: bool) -> Result<()> {
     let used = clean::in_use(&ctx.project, &ctx.paths)?;
     for (flavor, why) in &used.unknown_flavors {
-        eprintln!(
-            "lkmlab: keeping every kernel tree of flavor {flavor}: its current one cannot be \
+        crate::notice!(
+            "keeping every kernel tree of flavor {flavor}: its current one cannot be \
              worked out here ({why})"
         );
     }
@@ -345,8 +350,8 @@ fn clean(ctx: &Ctx, dry_run: bool) -> Result<()> {
         println!("{verb} {} ({})", path.display(), clean::human_bytes(*bytes));
     }
     for path in &done.busy {
-        eprintln!(
-            "lkmlab: {} is being written by another lkmlab (a build, fetch or unpack): left alone",
+        crate::notice!(
+            "{} is being written by another lkmlab (a build, fetch or unpack): left alone",
             path.display()
         );
     }
@@ -363,9 +368,9 @@ fn clean(ctx: &Ctx, dry_run: bool) -> Result<()> {
 
 fn fetch(ctx: &Ctx) -> Result<()> {
     let src = kernel::source(&ctx.project, &ctx.paths, &ctx.fetcher())?;
-    eprintln!("lkmlab: kernel source: {}", src.display());
+    crate::status!("kernel source: {}", src.display());
     let lib = toolchain::rust_lib_src(&ctx.project, &ctx.paths, &ctx.fetcher())?;
-    eprintln!("lkmlab: Rust library source: {}", lib.display());
+    crate::status!("Rust library source: {}", lib.display());
     Ok(())
 }
 
@@ -376,7 +381,7 @@ fn config(ctx: &Ctx, flavor: &str, source: &Path, output: &Path) -> Result<()> {
     kernel::configure(&ctx.project, flavor, source, dir.path(), &env)?;
     std::fs::copy(dir.path().join(".config"), output)
         .with_context(|| format!("writing {}", output.display()))?;
-    eprintln!("lkmlab: wrote verified .config to {}", output.display());
+    crate::status!("wrote verified .config to {}", output.display());
     Ok(())
 }
 
@@ -400,8 +405,8 @@ fn build_module(
         extra: make_vars,
     })?;
     if built == module::Built::UpToDate {
-        eprintln!(
-            "lkmlab: {} is up to date against {}: nothing to build",
+        crate::status!(
+            "{} is up to date against {}: nothing to build",
             src.display(),
             tree.dir.display()
         );
@@ -568,8 +573,8 @@ fn run_vm_test(
     let choice = accel_choice(ctx, vm.accel)?;
     let accel = timings.stage("accel", || accel::choose(choice, &ctx.paths))?;
     let timeout = Duration::from_secs(vm.timeout.unwrap_or(ctx.project.pin.vm.timeout_secs));
-    eprintln!(
-        "lkmlab: booting {} under {accel} with {} module(s) and {} guest test(s)",
+    crate::status!(
+        "booting {} under {accel} with {} module(s) and {} guest test(s)",
         bzimage.display(),
         payload.modules.len(),
         payload.tests.len()
@@ -606,8 +611,8 @@ fn run_vm_test(
         .with_context(|| format!("writing {}", junit_path.display()))?;
         Ok(verdict)
     })?;
-    eprintln!(
-        "lkmlab: VM finished in {:.2}s under {accel}; results in {} (console.log, results.ktap, junit.xml)",
+    crate::status!(
+        "VM finished in {:.2}s under {accel}; results in {} (console.log, results.ktap, junit.xml)",
         run.elapsed.as_secs_f64(),
         out.display()
     );
@@ -641,7 +646,7 @@ fn run_vm(ctx: &Ctx, o: &VmOptions) -> Result<Done> {
     let mut timings = Timings::new();
     let done = run_vm_timed(ctx, o, &mut timings);
     if o.timings {
-        eprintln!("{}", timings.line());
+        crate::notice!("{}", timings.line());
     }
     done
 }
@@ -693,8 +698,8 @@ fn run_vm_timed(ctx: &Ctx, o: &VmOptions, timings: &mut Timings) -> Result<Done>
         })
     })?;
     if version != vm::VNG_TESTED {
-        eprintln!(
-            "lkmlab: note: virtme-ng {version} (lkmlab is tested with {}; \
+        crate::notice!(
+            "note: virtme-ng {version} (lkmlab is tested with {}; \
              scripts/setup-debian.sh installs it)",
             vm::VNG_TESTED
         );
@@ -729,8 +734,8 @@ fn run_vm_timed(ctx: &Ctx, o: &VmOptions, timings: &mut Timings) -> Result<Done>
             .first()
             .map(|n| n.trim_end_matches(".ko").to_string())
             .unwrap_or_else(|| "NAME".into());
-        eprintln!(
-            "lkmlab: booting {kernel_name} under {accel} with virtme-ng {version}\n\
+        crate::status!(
+            "booting {kernel_name} under {accel} with virtme-ng {version}\n\
              lkmlab:   guest shell: root in {cwd}, the host filesystem read-only (writable overlays on /etc, /tmp, /usr, …)\n\
              lkmlab:   modules:     {modules} = $LKMLAB_MODULES ({names})\n\
              lkmlab:   load:        insmod $LKMLAB_MODULES/{first}.ko\n\
@@ -748,8 +753,8 @@ fn run_vm_timed(ctx: &Ctx, o: &VmOptions, timings: &mut Timings) -> Result<Done>
         }
         return Ok(Done::Ok);
     };
-    eprintln!(
-        "lkmlab: running in the VM ({kernel_name} under {accel}, $LKMLAB_MODULES={}): {cmd}",
+    crate::status!(
+        "running in the VM ({kernel_name} under {accel}, $LKMLAB_MODULES={}): {cmd}",
         modules.display()
     );
     let secs = o.timeout.unwrap_or(ctx.project.pin.vm.timeout_secs);
@@ -763,8 +768,8 @@ fn run_vm_timed(ctx: &Ctx, o: &VmOptions, timings: &mut Timings) -> Result<Done>
         crate::process::Waited::Exited(status) => {
             let code = status.code().unwrap_or(255);
             if code == 255 {
-                eprintln!(
-                    "lkmlab: the command exited with 255, or the VM ended without its exit status \
+                crate::notice!(
+                    "the command exited with 255, or the VM ended without its exit status \
                      (a kernel panic?); rerun with `-- --verbose` to see the guest's console"
                 );
             }
@@ -777,7 +782,19 @@ fn run_vm_timed(ctx: &Ctx, o: &VmOptions, timings: &mut Timings) -> Result<Done>
     }
 }
 
-fn report_files(file: &Path, console: Option<&Path>) -> Result<Done> {
+/// The verdict on standard output, as text or JSON.
+fn print_verdict(verdict: &report::Verdict, format: Format) -> Result<()> {
+    match format {
+        Format::Text => print!("{}", report::render(verdict)),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report::to_json(verdict))?
+        ),
+    }
+    Ok(())
+}
+
+fn report_files(file: &Path, console: Option<&Path>, format: Format) -> Result<Done> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let ktap_text = if text.trim_start().starts_with("KTAP version") {
@@ -799,7 +816,7 @@ fn report_files(file: &Path, console: Option<&Path>) -> Result<Done> {
         &vmtest::Ending::Saved,
         Duration::ZERO,
     );
-    print!("{}", report::render(&verdict));
+    print_verdict(&verdict, format)?;
     Ok(if verdict.passed() {
         Done::Ok
     } else {

@@ -88,8 +88,8 @@ impl Fetcher<'_> {
             if verify_pinned(&dest, pinned).is_ok() {
                 return Ok(dest);
             }
-            eprintln!(
-                "lkmlab: cached {} does not match its pin; fetching it again",
+            crate::notice!(
+                "cached {} does not match its pin; fetching it again",
                 dest.display()
             );
             std::fs::remove_file(&dest).with_context(|| format!("removing {}", dest.display()))?;
@@ -104,15 +104,15 @@ impl Fetcher<'_> {
         if let Some(mirror) = &self.mirror {
             let candidate = mirror.join(&pinned.file);
             if candidate.is_file() {
-                eprintln!("lkmlab: {} from mirror {}", pinned.file, mirror.display());
+                crate::status!("{} from mirror {}", pinned.file, mirror.display());
                 // Verify the mirror's copy before taking it into the cache.
                 verify_pinned(&candidate, pinned)?;
                 std::fs::copy(&candidate, partial.path())
                     .with_context(|| format!("copying {}", candidate.display()))?;
                 return finish(partial, &dest, pinned);
             }
-            eprintln!(
-                "lkmlab: mirror {} has no {}; trying the pinned URLs",
+            crate::notice!(
+                "mirror {} has no {}; trying the pinned URLs",
                 mirror.display(),
                 pinned.file
             );
@@ -120,7 +120,7 @@ impl Fetcher<'_> {
 
         let mut errors = Vec::new();
         for url in &pinned.urls {
-            eprintln!("lkmlab: downloading {url}");
+            crate::status!("downloading {url}");
             match download(url, partial.path()) {
                 Ok(()) => return finish(partial, &dest, pinned),
                 Err(e) => errors.push(format!("  {url}: {e:#}")),

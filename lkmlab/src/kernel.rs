@@ -76,13 +76,13 @@ pub fn source(project: &Project, paths: &Paths, fetcher: &Fetcher) -> Result<Pat
         .prefix(".unpacking-")
         .tempdir_in(parent)
         .with_context(|| format!("creating a directory in {}", parent.display()))?;
-    eprintln!("lkmlab: extracting {} from {}", k.tarball.path, k.deb.file);
+    crate::status!("extracting {} from {}", k.tarball.path, k.deb.file);
     extract_from_deb(&deb, &k.tarball.path, staging.path())?;
     let tarball = staging.path().join(&k.tarball.path);
     verify(&tarball, &k.tarball.sha256).context(
         "the kernel tarball inside the pinned .deb does not match [kernel.tarball] sha256",
     )?;
-    eprintln!("lkmlab: unpacking the kernel source (about a minute)");
+    crate::status!("unpacking the kernel source (about a minute)");
     run_quiet(
         Command::new("tar")
             .arg("-xf")
@@ -470,8 +470,8 @@ pub fn build(
         || std::fs::read_to_string(&stamp).ok().as_deref() == Some(description.as_str());
     let report_up_to_date = || -> Result<KernelTree> {
         let tree = tree(project, &dir, flavor)?;
-        eprintln!(
-            "lkmlab: kernel {} ({flavor}) is up to date: nothing to do ({}; {})",
+        crate::status!(
+            "kernel {} ({flavor}) is up to date: nothing to do ({}; {})",
             tree.release,
             human_duration(started.elapsed()),
             dir.display()
@@ -493,8 +493,8 @@ pub fn build(
         })?;
     }
     let BuildSetup { src, make: env, .. } = build_setup(project, paths, fetcher, flavor, &dir)?;
-    eprintln!(
-        "lkmlab: configuring kernel {} ({flavor}) in {}",
+    crate::status!(
+        "configuring kernel {} ({flavor}) in {}",
         project.pin.kernel.version,
         dir.display()
     );
@@ -509,8 +509,8 @@ pub fn build(
 
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
     let log = dir.join("build.log");
-    eprintln!(
-        "lkmlab: building bzImage and modules with {jobs} jobs (several minutes; log: {})",
+    crate::status!(
+        "building bzImage and modules with {jobs} jobs (several minutes; log: {})",
         log.display()
     );
     let mut cmd = make(&src, &dir, &env);
@@ -532,8 +532,8 @@ pub fn build(
         );
     }
     write_atomic(&stamp, description.as_bytes())?;
-    eprintln!(
-        "lkmlab: kernel {} ({flavor}) built in {}: {}",
+    crate::status!(
+        "kernel {} ({flavor}) built in {}: {}",
         tree.release,
         human_duration(started.elapsed()),
         tree.bzimage().display()

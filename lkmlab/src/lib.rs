@@ -20,6 +20,7 @@ pub mod lint;
 pub mod lock;
 pub mod logscan;
 pub mod module;
+pub mod output;
 pub mod paths;
 pub mod process;
 pub mod progress;

@@ -169,14 +169,14 @@ pub fn run(l: &Lint) -> Result<()> {
     } else {
         "checking the format of"
     };
-    eprintln!(
-        "lkmlab: rustfmt: {verb} {} with {}",
+    crate::status!(
+        "rustfmt: {verb} {} with {}",
         names.join(", "),
         srctree.join(".rustfmt.toml").display()
     );
     rustfmt(&srctree, &files, l.fix)?;
-    eprintln!(
-        "lkmlab: clippy: building {} with CLIPPY=1 KRUSTFLAGS=-Dwarnings against {}",
+    crate::status!(
+        "clippy: building {} with CLIPPY=1 KRUSTFLAGS=-Dwarnings against {}",
         l.src.display(),
         l.tree.dir.display()
     );
@@ -224,8 +224,8 @@ pub fn rust_project(
     let json = module_crates_only_as_members(&json, &src)?;
     let crates = check_rust_project(&json, &src)?;
     std::fs::write(dest, &json).with_context(|| format!("writing {}", dest.display()))?;
-    eprintln!(
-        "lkmlab: {}: {} crate(s), the module's: {}; core, alloc and std from {}",
+    crate::status!(
+        "{}: {} crate(s), the module's: {}; core, alloc and std from {}",
         dest.display(),
         crates.total,
         crates.module.join(", "),

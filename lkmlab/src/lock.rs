@@ -64,8 +64,8 @@ pub fn exclusive(lock_file: &Path, what: &str) -> Result<Lock> {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 if !said {
-                    eprintln!(
-                        "lkmlab: another lkmlab is {what} ({}); waiting for it",
+                    crate::status!(
+                        "another lkmlab is {what} ({}); waiting for it",
                         lock_file.display()
                     );
                     said = true;

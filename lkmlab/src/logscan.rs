@@ -27,7 +27,6 @@
 //! lines that reveal more than the finding already implies (see
 //! [`FindingKind::Taint`]).
 
-use serde::Serialize;
 use std::fmt;
 
 /// The most lines an excerpt holds, trigger line included (see
@@ -39,7 +38,7 @@ pub const MAX_EXCERPT: usize = 40;
 pub const MAX_LONG_EXCERPT: usize = 100;
 
 /// What kind of trouble a finding is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FindingKind {
     /// `BUG: ...` or `kernel BUG at ...`.
     Bug,
@@ -113,7 +112,7 @@ impl fmt::Display for FindingKind {
 }
 
 /// One problem found in the log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     /// What it is.
     pub kind: FindingKind,

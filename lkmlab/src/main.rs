@@ -1,6 +1,7 @@
 use clap::Parser;
 use lkmlab::cli::Cli;
 use lkmlab::commands::{self, Done};
+use lkmlab::output;
 use std::process::ExitCode;
 
 /// The environment variables behind global options, for which empty means
@@ -16,15 +17,18 @@ fn main() -> ExitCode {
         }
     }
     let cli = Cli::parse();
+    let verbosity = match (cli.quiet, cli.verbose) {
+        (true, _) => output::Verbosity::Quiet,
+        (_, true) => output::Verbosity::Verbose,
+        _ => output::Verbosity::Normal,
+    };
+    output::init(verbosity, cli.color);
     match commands::run(cli) {
         Ok(Done::Ok) => ExitCode::SUCCESS,
         Ok(Done::TestsFailed) => ExitCode::from(1),
         Ok(Done::Exit(code)) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("lkmlab: error: {e}");
-            for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
-            }
+            output::error(&e);
             ExitCode::from(2)
         }
     }

@@ -82,8 +82,8 @@ pub fn build(b: &ModuleBuild) -> Result<(Vec<PathBuf>, Built)> {
     }
     // A build that fails half way must not leave the old key behind.
     let _ = std::fs::remove_file(&key_file);
-    eprintln!(
-        "lkmlab: building {} against {}",
+    crate::status!(
+        "building {} against {}",
         src.display(),
         b.tree.dir.display()
     );
@@ -234,8 +234,8 @@ fn show_warnings(log: &Path) {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let warnings = warning_lines(&text);
     if !warnings.is_empty() {
-        eprintln!(
-            "lkmlab: the module built with warnings (full log: {}):\n{}",
+        crate::notice!(
+            "the module built with warnings (full log: {}):\n{}",
             log.display(),
             warnings.join("\n")
         );

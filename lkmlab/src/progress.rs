@@ -159,6 +159,7 @@ pub fn run_logged(cmd: &mut Command, log: &Path, what: &str) -> Result<()> {
     let started = Instant::now();
     let mut file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
     let program = cmd.get_program().to_string_lossy().into_owned();
+    crate::detail!("{what}: {cmd:?} (log: {})", log.display());
     // One pipe for both streams keeps the log in the order things happened.
     let (reader, writer) = std::io::pipe().context("creating a pipe")?;
     let writer2 = writer.try_clone()?;
@@ -196,7 +197,7 @@ pub fn run_logged(cmd: &mut Command, log: &Path, what: &str) -> Result<()> {
         } else {
             PLAIN_INTERVAL
         };
-        if last_print.elapsed() >= interval {
+        if last_print.elapsed() >= interval && crate::output::shows_status() {
             last_print = Instant::now();
             let line = progress.line(what, started.elapsed());
             if tty {

@@ -3,6 +3,7 @@
 
 use crate::ktap::{self, Outcome, Status, TestCase};
 use crate::logscan;
+use crate::output;
 use crate::vmtest::Ending;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -13,6 +14,8 @@ pub struct Verdict {
     /// Failures outside the KTAP cases: kernel log findings, timeout, crash.
     /// (name, explanation)
     pub extra_failures: Vec<(String, String)>,
+    /// What the kernel log scan found (each also one of `extra_failures`).
+    pub findings: Vec<logscan::Finding>,
 }
 
 impl Verdict {
@@ -106,7 +109,7 @@ pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Durati
         extra.push(("ktap.bail_out".to_string(), reason.clone()));
     }
     extra.extend(nothing_passed(&report));
-    for f in findings {
+    for f in &findings {
         let culprit = f.culprit().map(|c| format!(", in {c}")).unwrap_or_default();
         let excerpt: Vec<String> = f.excerpt.iter().map(|l| logscan::demangle(l)).collect();
         extra.push((
@@ -121,6 +124,7 @@ pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Durati
     Verdict {
         ktap: report,
         extra_failures: extra,
+        findings,
     }
 }
 
@@ -156,11 +160,12 @@ fn nothing_passed(report: &ktap::Report) -> Option<(String, String)> {
 fn render_case(out: &mut String, case: &TestCase, depth: usize) {
     let indent = "  ".repeat(depth);
     let (tag, show_diag) = match case.outcome {
-        Outcome::Pass => ("ok  ", false),
+        Outcome::Pass => ("ok", false),
         Outcome::Fail => ("FAIL", true),
         Outcome::Skip => ("skip", false),
         Outcome::Todo => ("todo", false),
     };
+    let tag = output::paint(tag, &format!("{tag:<4}"));
     let directive = case
         .directive
         .as_deref()
@@ -179,21 +184,83 @@ fn render_case(out: &mut String, case: &TestCase, depth: usize) {
     }
 }
 
-/// The human report: each case, each extra failure quoted, the summary line.
+/// The human report: each case, each extra failure quoted, then (when
+/// something failed) the names of what failed, and the summary line.
 pub fn render(v: &Verdict) -> String {
     let mut out = String::new();
     for case in &v.ktap.cases {
         render_case(&mut out, case, 0);
     }
     for (name, text) in &v.extra_failures {
-        let _ = writeln!(out, "FAIL {name}");
+        let _ = writeln!(out, "{} {name}", output::paint("FAIL", "FAIL"));
         for line in text.lines() {
             let _ = writeln!(out, "       {line}");
+        }
+    }
+    let failed = failed_names(v);
+    if !failed.is_empty() {
+        let _ = writeln!(out, "--- failed ({}):", failed.len());
+        for name in failed {
+            let _ = writeln!(out, "    {name}");
         }
     }
     out.push_str(&v.summary_line());
     out.push('\n');
     out
+}
+
+/// Every failed case (nested ones by their full name) and extra failure, in
+/// report order.
+fn failed_names(v: &Verdict) -> Vec<String> {
+    fn walk(case: &TestCase, prefix: &str, out: &mut Vec<String>) {
+        let name = if prefix.is_empty() {
+            case.name.clone()
+        } else {
+            format!("{prefix}.{}", case.name)
+        };
+        if case.outcome == Outcome::Fail {
+            out.push(name.clone());
+        }
+        for sub in &case.subtests {
+            walk(sub, &name, out);
+        }
+    }
+    let mut out = Vec::new();
+    for case in &v.ktap.cases {
+        walk(case, "", &mut out);
+    }
+    out.extend(v.extra_failures.iter().map(|(name, _)| name.clone()));
+    out
+}
+
+/// The verdict as JSON (`--format json`): the counts, whether it passed,
+/// what failed, the KTAP cases as parsed, the failures outside them and the
+/// kernel log's findings with the module function each names.
+pub fn to_json(v: &Verdict) -> serde_json::Value {
+    let (passed, failed, skipped) = v.counts();
+    let findings: Vec<serde_json::Value> = v
+        .findings
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "kind": f.kind.to_string(),
+                "line": f.line,
+                "culprit": f.culprit(),
+                "excerpt": f.excerpt.iter().map(|l| logscan::demangle(l)).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "passed": v.passed(),
+        "summary": { "passed": passed, "failed": failed, "skipped": skipped },
+        "failed": failed_names(v),
+        "cases": v.ktap.cases,
+        "failures": v.extra_failures.iter()
+            .map(|(name, text)| serde_json::json!({ "name": name, "text": text }))
+            .collect::<Vec<_>>(),
+        "findings": findings,
+        "ktap_problems": v.ktap.problems,
+    })
 }
 
 #[cfg(test)]
@@ -210,6 +277,47 @@ mod tests {
     }
 
     const GOOD: &str = "KTAP version 1\n1..2\n# running m.a\nok 1 m.a\n# running m.b\nok 2 m.b\n# lkmlab-guest: done\n";
+
+    #[test]
+    fn a_failing_run_ends_with_what_failed_then_the_summary() {
+        let ktap = "KTAP version 1\n1..2\n# running m.a\n\
+                    \x20   KTAP version 1\n    1..1\n    not ok 1 inner\nnot ok 1 m.a\n\
+                    # running m.b\nok 2 m.b\n# lkmlab-guest: done\n";
+        let console = "[ 1.0] WARNING: a.c:1 at f+0x1/0x2, CPU#0: init/1\n";
+        let v = evaluate(ktap, console, &clean_exit(), Duration::from_secs(1));
+        let text = render(&v);
+        let tail: Vec<&str> = text.lines().rev().take(5).collect();
+        assert_eq!(
+            tail,
+            [
+                "1 passed, 2 failed",
+                "    kernel_log.kernel_warning",
+                "    m.a.inner",
+                "    m.a",
+                "--- failed (3):",
+            ],
+            "{text}"
+        );
+        // A passing run has no such list.
+        let v = evaluate(GOOD, "", &clean_exit(), Duration::from_secs(1));
+        assert!(!render(&v).contains("--- failed"));
+    }
+
+    #[test]
+    fn the_json_verdict_has_the_counts_what_failed_and_the_findings() {
+        let console = "[ 1.0] BUG: KASAN: slab-use-after-free in read_it+0x8c/0x120 [uaf]\n\
+                       [ 1.0] Read of size 8 at addr ffff888004a8d0c0 by task init/40\n";
+        let v = evaluate(GOOD, console, &clean_exit(), Duration::from_secs(1));
+        let json = to_json(&v);
+        assert_eq!(json["passed"], false);
+        assert_eq!(json["summary"]["passed"], 2);
+        assert_eq!(json["summary"]["failed"], 1);
+        assert_eq!(json["failed"][0], "kernel_log.memory_error_(KASAN)");
+        assert_eq!(json["cases"][1]["name"], "m.b");
+        assert_eq!(json["findings"][0]["kind"], "memory error (KASAN)");
+        assert_eq!(json["findings"][0]["culprit"], "read_it [uaf]");
+        assert_eq!(json["findings"][0]["line"], 1);
+    }
 
     #[test]
     fn a_clean_run_passes() {

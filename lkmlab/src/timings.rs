@@ -37,9 +37,9 @@ impl Timings {
         self.stages.push((name, took));
     }
 
-    /// `lkmlab: timings: kernel 0.01s, module 0.62s, …; total 2.31s`.
+    /// `timings: kernel 0.01s, module 0.62s, …; total 2.31s`.
     pub fn line(&self) -> String {
-        let mut out = String::from("lkmlab: timings:");
+        let mut out = String::from("timings:");
         for (i, (name, took)) in self.stages.iter().enumerate() {
             let sep = if i == 0 { " " } else { ", " };
             let _ = write!(out, "{sep}{name} {:.2}s", took.as_secs_f64());
@@ -60,7 +60,7 @@ mod tests {
         assert_eq!(v, 7);
         t.record("boot", Duration::from_millis(1500));
         let line = t.line();
-        assert!(line.starts_with("lkmlab: timings: module 0.0"), "{line}");
+        assert!(line.starts_with("timings: module 0.0"), "{line}");
         assert!(line.contains(", boot 1.50s; total "), "{line}");
     }
 }

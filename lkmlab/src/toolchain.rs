@@ -208,7 +208,7 @@ fn pinned_rust_src(project: &Project, paths: &Paths, fetcher: &Fetcher) -> Resul
         .prefix(".unpacking-")
         .tempdir_in(parent)
         .with_context(|| format!("creating a directory in {}", parent.display()))?;
-    eprintln!("lkmlab: unpacking {}", pin.deb.file);
+    crate::status!("unpacking {}", pin.deb.file);
     extract_from_deb(&deb, &pin.library, staging.path())?;
     if !staging
         .path()

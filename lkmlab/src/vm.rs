@@ -157,8 +157,8 @@ pub fn check_kernel_config(dotconfig: &Path, exec: bool) -> Result<()> {
         );
     }
     if no_power_off {
-        eprintln!(
-            "lkmlab: WARNING: the kernel lacks {power_off}: when the shell exits the guest \
+        crate::notice!(
+            "WARNING: the kernel lacks {power_off}: when the shell exits the guest \
              halts instead; leave with Ctrl-A x. Fix: add CONFIG_ACPI=y to kernel-config/virtme.config"
         );
     }
@@ -313,6 +313,7 @@ fn vng_command(spec: &VmSpec, cwd: &Path) -> Result<Command> {
         // vng gives the guest shell the host's working directory.
         .current_dir(cwd)
         .env("PATH", child_path(spec.vng));
+    crate::detail!("running {cmd:?}");
     Ok(cmd)
 }
 

@@ -148,7 +148,7 @@ pub fn run(
     let mut run = 0u32;
     loop {
         run += 1;
-        eprintln!("lkmlab watch: run {run} ({reason})");
+        crate::status!("watch: run {run} ({reason})");
         let started = Instant::now();
         let last = match test() {
             Ok(verdict) => {
@@ -161,10 +161,7 @@ pub fn run(
             }
             Err(e) => {
                 // A build error is part of the loop: show it and keep watching.
-                eprintln!("lkmlab: error: {e}");
-                for cause in e.chain().skip(1) {
-                    eprintln!("  caused by: {cause}");
-                }
+                crate::output::error(&e);
                 None
             }
         };
@@ -174,14 +171,14 @@ pub fn run(
             None => "did not run",
         };
         if max_runs.is_some_and(|m| run >= m) {
-            eprintln!(
-                "lkmlab watch: run {run} {verdict} in {}; stopping after {run} run(s)",
+            crate::notice!(
+                "watch: run {run} {verdict} in {}; stopping after {run} run(s)",
                 human_duration(started.elapsed())
             );
             return Ok(last);
         }
-        eprintln!(
-            "lkmlab watch: run {run} {verdict} in {}; watching {} for changes (Ctrl-C stops)",
+        crate::notice!(
+            "watch: run {run} {verdict} in {}; watching {} for changes (Ctrl-C stops)",
             human_duration(started.elapsed()),
             dir.display()
         );

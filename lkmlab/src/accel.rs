@@ -307,11 +307,29 @@ pub fn choose(choice: AccelChoice, paths: &Paths) -> Result<Accel> {
 mod tests {
     use super::*;
 
+    /// What the probe's 512 bytes do when the BIOS runs them: write the
+    /// probe's value to isa-debug-exit's port and halt (QEMU then exits with
+    /// `PROBE_EXIT`); the BIOS boots them because of the signature.
     #[test]
-    fn the_boot_sector_is_bootable() {
+    fn the_boot_sector_writes_the_probe_value_to_the_exit_port_and_halts() {
         let s = boot_sector();
         assert_eq!(s.len(), 512);
-        assert_eq!(&s[510..], &[0x55, 0xAA]);
+        assert_eq!(&s[510..], &[0x55, 0xAA], "boot signature");
+        let value = 0x21;
+        assert_eq!(PROBE_EXIT, (value << 1) | 1, "QEMU's exit status for it");
+        assert_eq!(
+            &s[..7],
+            &[
+                0xB0,
+                value as u8, // mov al, 0x21
+                0xE6,
+                0xF4, // out 0xf4, al (iobase=0xf4 in the probe's QEMU)
+                0xF4, // hlt
+                0xEB,
+                0xFD, // jmp back to the hlt
+            ]
+        );
+        assert!(s[7..510].iter().all(|&b| b == 0));
     }
 
     #[test]

@@ -157,35 +157,7 @@ pub enum Cmd {
         after_help = "Examples:\n  lkmlab vm\n  lkmlab vm --exec 'insmod $LKMLAB_MODULES/scull.ko && cat /dev/scull'\n  \
                       lkmlab vm -- --network user"
     )]
-    Vm {
-        #[command(flatten)]
-        flavor: FlavorArg,
-        /// Accelerator: auto uses KVM only after a probe shows it works, else TCG.
-        #[arg(long, value_name = "auto|kvm|tcg")]
-        accel: Option<AccelChoice>,
-        /// The module directory to build [default: [module] dir].
-        #[arg(long, value_name = "DIR", conflicts_with = "modules")]
-        module: Option<PathBuf>,
-        /// Boot this bzImage instead of building the pinned kernel (with --modules; builds nothing).
-        #[arg(long, value_name = "FILE", requires = "modules")]
-        kernel: Option<PathBuf>,
-        /// Use the .ko files in this directory as $LKMLAB_MODULES instead of building the module.
-        #[arg(long, value_name = "DIR", requires = "kernel")]
-        modules: Option<PathBuf>,
-        /// Run this shell command in the VM instead of a shell, without a terminal; exit with its status.
-        #[arg(long, value_name = "CMD")]
-        exec: Option<String>,
-        /// With --exec: seconds before the VM is killed, 0 for no limit [default: [vm] timeout_secs].
-        #[arg(long, value_name = "SECS", requires = "exec")]
-        timeout: Option<u64>,
-        /// Print where the time went: kernel check, module build, accelerator
-        /// choice, and virtme-ng from its start to its exit.
-        #[arg(long)]
-        timings: bool,
-        /// Extra vng options, after `--` (see `vng --help`).
-        #[arg(last = true, value_name = "VNG_OPTION")]
-        vng_options: Vec<String>,
-    },
+    Vm(VmCmd),
     /// Rebuild the module and rerun the VM test whenever a file under the module directory changes.
     #[command(
         long_about = "Run `lkmlab test` once, then again each time a file under the module \
@@ -292,4 +264,91 @@ pub enum ShowWhat {
         #[command(flatten)]
         flavor: FlavorArg,
     },
+}
+
+/// `lkmlab vm`'s options.
+#[derive(Args, Debug, Clone)]
+pub struct VmCmd {
+    #[command(flatten)]
+    pub flavor: FlavorArg,
+    /// Accelerator: auto uses KVM only after a probe shows it works, else TCG.
+    #[arg(long, value_name = "auto|kvm|tcg")]
+    pub accel: Option<AccelChoice>,
+    /// The module directory to build [default: [module] dir].
+    #[arg(long, value_name = "DIR", conflicts_with = "modules")]
+    pub module: Option<PathBuf>,
+    /// Boot this bzImage instead of building the pinned kernel (with --modules; builds nothing).
+    #[arg(long, value_name = "FILE", requires = "modules")]
+    pub kernel: Option<PathBuf>,
+    /// Use the .ko files in this directory as $LKMLAB_MODULES instead of building the module.
+    #[arg(long, value_name = "DIR", requires = "kernel")]
+    pub modules: Option<PathBuf>,
+    /// Run this shell command in the VM instead of a shell, without a terminal; exit with its status.
+    #[arg(long, value_name = "CMD")]
+    pub exec: Option<String>,
+    /// With --exec: seconds before the VM is killed, 0 for no limit [default: [vm] timeout_secs].
+    #[arg(long, value_name = "SECS", requires = "exec")]
+    pub timeout: Option<u64>,
+    /// Print where the time went: kernel check, module build, accelerator
+    /// choice, and virtme-ng from its start to its exit.
+    #[arg(long)]
+    pub timings: bool,
+    /// Extra vng options, after `--` (see `vng --help`).
+    #[arg(last = true, value_name = "VNG_OPTION")]
+    pub vng_options: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("lkmlab").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn vm_takes_its_options_and_passes_the_rest_to_vng() {
+        let cli = parse(&[
+            "vm",
+            "--exec",
+            "true",
+            "--timeout",
+            "0",
+            "--",
+            "--network",
+            "user",
+        ])
+        .unwrap();
+        let Cmd::Vm(vm) = cli.command else {
+            panic!("not vm: {cli:?}")
+        };
+        assert_eq!(vm.exec.as_deref(), Some("true"));
+        assert_eq!(vm.timeout, Some(0));
+        assert_eq!(vm.vng_options, ["--network", "user"]);
+        assert_eq!(vm.flavor.flavor, "default");
+    }
+
+    #[test]
+    fn options_that_need_each_other_are_refused_alone() {
+        for args in [
+            &["vm", "--timeout", "5"][..],
+            &["vm", "--kernel", "bzImage"],
+            &["test", "--modules", "dir"],
+            &["vm", "--module", "m", "--kernel", "k", "--modules", "d"],
+            &["-q", "-v", "doctor"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn global_options_go_before_or_after_the_command() {
+        let cli = parse(&["test", "-q", "--color", "never", "--format", "json"]).unwrap();
+        assert!(cli.quiet && cli.color == ColorChoice::Never);
+        let Cmd::Test { vm, .. } = cli.command else {
+            panic!("not test")
+        };
+        assert_eq!(vm.format, Format::Json);
+        assert!(parse(&["-v", "report", "results.ktap"]).unwrap().verbose);
+    }
 }

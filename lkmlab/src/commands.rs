@@ -1,16 +1,15 @@
 //! What each subcommand does, on top of the library modules.
 
 use crate::accel::{self, AccelChoice};
-use crate::analyzer;
 use crate::clean;
-use crate::cli::{Cli, Cmd, Format, ShowWhat, VmArgs};
+use crate::cli::{Cli, Cmd, Format, ShowWhat, VmArgs, VmCmd};
 use crate::fetch::Fetcher;
 use crate::kernel::{self, KernelTree};
 use crate::module::{self, ModuleBuild};
 use crate::paths::Paths;
 use crate::project::Project;
 use crate::timings::Timings;
-use crate::{doctor, guest, junit, kconfig, ktap, lint, report, toolchain, vm, vmtest, watch};
+use crate::{doctor, guest, junit, kconfig, ktap, lint, qemu, report, toolchain, vng, watch};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -161,29 +160,7 @@ pub fn run(cli: Cli) -> Result<Done> {
             }
             Ok(done(&verdict))
         }
-        Cmd::Vm {
-            flavor,
-            accel,
-            module,
-            kernel,
-            modules,
-            exec,
-            timeout,
-            timings,
-            vng_options,
-        } => {
-            let opts = VmOptions {
-                timings,
-                flavor: &flavor.flavor,
-                accel,
-                module: module.as_deref(),
-                given: kernel.as_deref().zip(modules.as_deref()),
-                exec: exec.as_deref(),
-                timeout,
-                vng_options: &vng_options,
-            };
-            run_vm(&ctx, &opts)
-        }
+        Cmd::Vm(args) => run_vm(&ctx, &args),
         Cmd::Watch {
             flavor,
             vm,
@@ -230,46 +207,21 @@ pub fn run(cli: Cli) -> Result<Done> {
             check,
             rust_analyzer,
         } => {
-            if check
-                && output
-                    .as_deref()
-                    .is_some_and(|o| o.file_name() != Some(lint::RUST_PROJECT.as_ref()))
-            {
-                bail!(
-                    "--check needs the --output file to be named {} (the only name \
-                     rust-analyzer loads a project from)",
-                    lint::RUST_PROJECT
-                );
-            }
-            // Find it before any build: a missing rust-analyzer is the
-            // likeliest failure and costs nothing to report.
-            let program = if check {
-                Some(analyzer::find(
-                    rust_analyzer.as_deref(),
-                    &ctx.project.pin.toolchain.rust_analyzer.to_string(),
-                )?)
-            } else {
-                None
-            };
-            let tree = kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), &flavor.flavor)?;
             let src = module.unwrap_or_else(|| ctx.default_module_dir());
-            let out = module_out_dir(&ctx, &tree.flavor, &src, "rust-analyzer")?;
-            let dest = output.unwrap_or_else(|| src.join(lint::RUST_PROJECT));
-            // generate_rust_analyzer.py names the Rust library source (RUST_LIB_SRC).
-            let lib = toolchain::rust_lib_src(&ctx.project, &ctx.paths, &ctx.fetcher())?;
-            let crates = lint::rust_project(
-                &tree,
-                &src,
-                &out,
-                &toolchain::make_env(&ctx.project, Some(&lib)),
-                &lib,
-                &dest,
-            )?;
-            println!("{}", dest.display());
-            match program {
-                Some(program) => check_with_rust_analyzer(&program, &dest, &src, &crates),
-                None => Ok(Done::Ok),
-            }
+            crate::rust_analyzer::run(&crate::rust_analyzer::Request {
+                project: &ctx.project,
+                paths: &ctx.paths,
+                fetcher: &ctx.fetcher(),
+                flavor: &flavor.flavor,
+                src: &src,
+                out_dir: &|tree: &KernelTree| {
+                    module_out_dir(&ctx, &tree.flavor, &src, "rust-analyzer")
+                },
+                output: output.as_deref(),
+                check,
+                rust_analyzer: rust_analyzer.as_deref(),
+            })
+            .map(|clean| if clean { Done::Ok } else { Done::TestsFailed })
         }
         Cmd::Clean { dry_run } => clean(&ctx, dry_run).map(|()| Done::Ok),
         Cmd::Show { what } => {
@@ -298,41 +250,6 @@ pub fn run(cli: Cli) -> Result<Done> {
         }
         Cmd::Report { .. } => unreachable!("handled above"),
     }
-}
-
-/// `rust-analyzer --check`: the module's files must have no error or
-/// warning in rust-analyzer's own analysis (exit status 1 if they do).
-fn check_with_rust_analyzer(
-    program: &Path,
-    project: &Path,
-    src: &Path,
-    crates: &lint::Crates,
-) -> Result<Done> {
-    let src = src
-        .canonicalize()
-        .with_context(|| format!("module directory {}", src.display()))?;
-    crate::status!(
-        "{} diagnostics: analysing the module's crates (some seconds)",
-        program.display()
-    );
-    let findings = analyzer::diagnose(program, project, &src)?;
-    let (counted, weak): (Vec<_>, Vec<_>) = findings.iter().partition(|f| f.counts());
-    for f in &counted {
-        println!("{f}");
-    }
-    println!(
-        "rust-analyzer: {} error(s) or warning(s) in {} ({} crate(s): {}); {} weak warning(s) not counted",
-        counted.len(),
-        src.display(),
-        crates.module.len(),
-        crates.module.join(", "),
-        weak.len()
-    );
-    Ok(if counted.is_empty() {
-        Done::Ok
-    } else {
-        Done::TestsFailed
-    })
 }
 
 fn clean(ctx: &Ctx, dry_run: bool) -> Result<()> {
@@ -579,7 +496,7 @@ fn run_vm_test(
         payload.modules.len(),
         payload.tests.len()
     );
-    let run = vmtest::run(&vmtest::VmTest {
+    let run = qemu::run(&qemu::VmTest {
         bzimage,
         initramfs: &initramfs,
         accel,
@@ -629,20 +546,7 @@ fn debug_cmdline(tree: &KernelTree) -> Vec<&'static str> {
     }
 }
 
-/// What `lkmlab vm` was asked for.
-struct VmOptions<'a> {
-    flavor: &'a str,
-    accel: Option<AccelChoice>,
-    module: Option<&'a Path>,
-    /// `--kernel` and `--modules`: boot these, build nothing.
-    given: Option<(&'a Path, &'a Path)>,
-    exec: Option<&'a str>,
-    timeout: Option<u64>,
-    timings: bool,
-    vng_options: &'a [String],
-}
-
-fn run_vm(ctx: &Ctx, o: &VmOptions) -> Result<Done> {
+fn run_vm(ctx: &Ctx, o: &VmCmd) -> Result<Done> {
     let mut timings = Timings::new();
     let done = run_vm_timed(ctx, o, &mut timings);
     if o.timings {
@@ -651,26 +555,29 @@ fn run_vm(ctx: &Ctx, o: &VmOptions) -> Result<Done> {
     done
 }
 
-fn run_vm_timed(ctx: &Ctx, o: &VmOptions, timings: &mut Timings) -> Result<Done> {
-    let vng = vm::find_vng()?;
-    if o.exec.is_some() && vm::find_udevd().is_none() {
+fn run_vm_timed(ctx: &Ctx, o: &VmCmd, timings: &mut Timings) -> Result<Done> {
+    let vng = vng::find_vng()?;
+    if o.exec.is_some() && vng::find_udevd().is_none() {
         bail!(
             "`lkmlab vm --exec` needs udev on the host (the guest runs the host's systemd-udevd \
              to find the virtio ports that carry the command's output and exit status): \
              sudo apt-get install udev"
         );
     }
-    let (bzimage, modules, release) = match o.given {
+    let given = o.kernel.as_deref().zip(o.modules.as_deref());
+    let (bzimage, modules, release) = match given {
         Some((k, m)) => {
             kos_in(m)?;
             (k.to_path_buf(), m.to_path_buf(), None)
         }
         None => {
             let tree = timings.stage("kernel", || {
-                kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), o.flavor)
+                kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), &o.flavor.flavor)
             })?;
-            vm::check_kernel_config(&tree.dir.join(".config"), o.exec.is_some())?;
-            let kos = timings.stage("module", || build_module(ctx, &tree, o.module, &[]))?;
+            vng::check_kernel_config(&tree.dir.join(".config"), o.exec.is_some())?;
+            let kos = timings.stage("module", || {
+                build_module(ctx, &tree, o.module.as_deref(), &[])
+            })?;
             let dir = kos
                 .first()
                 .and_then(|k| k.parent())
@@ -688,20 +595,20 @@ fn run_vm_timed(ctx: &Ctx, o: &VmOptions, timings: &mut Timings) -> Result<Done>
     let modules = modules
         .canonicalize()
         .with_context(|| format!("module directory {}", modules.display()))?;
-    let reload = vm::write_reload_script(&ctx.paths.cache.join("vm"))?;
+    let reload = vng::write_reload_script(&ctx.paths.cache.join("vm"))?;
     let choice = accel_choice(ctx, o.accel)?;
     let accel = timings.stage("accel", || accel::choose(choice, &ctx.paths))?;
     // `vng --version` starts Python (0.2 s): remembered per vng script.
     let version = timings.stage("vng-version", || {
         toolchain::remembered(&ctx.paths, "vng", std::slice::from_ref(&vng), || {
-            vm::vng_version(&vng)
+            vng::vng_version(&vng)
         })
     })?;
-    if version != vm::VNG_TESTED {
+    if version != vng::VNG_TESTED {
         crate::notice!(
             "note: virtme-ng {version} (lkmlab is tested with {}; \
              scripts/setup-debian.sh installs it)",
-            vm::VNG_TESTED
+            vng::VNG_TESTED
         );
     }
     let cwd = &ctx.project.root;
@@ -709,7 +616,7 @@ fn run_vm_timed(ctx: &Ctx, o: &VmOptions, timings: &mut Timings) -> Result<Done>
     if !modules.starts_with(cwd) {
         rodirs.push(&modules);
     }
-    let spec = vm::VmSpec {
+    let spec = vng::VmSpec {
         vng: &vng,
         bzimage: &bzimage,
         modules: &modules,
@@ -718,18 +625,18 @@ fn run_vm_timed(ctx: &Ctx, o: &VmOptions, timings: &mut Timings) -> Result<Done>
         accel,
         memory_mib: ctx.project.pin.vm.memory_mib,
         cpus: ctx.project.pin.vm.cpus,
-        exec: o.exec,
-        extra: o.vng_options,
+        exec: o.exec.as_deref(),
+        extra: &o.vng_options,
     };
     let kernel_name = release.map_or_else(
         || bzimage.display().to_string(),
-        |r| format!("kernel {r} ({})", o.flavor),
+        |r| format!("kernel {r} ({})", o.flavor.flavor),
     );
     let names: Vec<String> = kos_in(&modules)?
         .iter()
         .filter_map(|k| k.file_name().map(|n| n.to_string_lossy().into_owned()))
         .collect();
-    let Some(cmd) = o.exec else {
+    let Some(cmd) = o.exec.as_deref() else {
         let first = names
             .first()
             .map(|n| n.trim_end_matches(".ko").to_string())
@@ -747,7 +654,7 @@ fn run_vm_timed(ctx: &Ctx, o: &VmOptions, timings: &mut Timings) -> Result<Done>
             names = names.join(", "),
             reload = reload.display(),
         );
-        let status = timings.stage("vng", || vm::run_shell(&spec, cwd))?;
+        let status = timings.stage("vng", || vng::run_shell(&spec, cwd))?;
         if !status.success() {
             bail!("vng exited with {status}; run `vng --help` or see the messages above");
         }
@@ -759,7 +666,7 @@ fn run_vm_timed(ctx: &Ctx, o: &VmOptions, timings: &mut Timings) -> Result<Done>
     );
     let secs = o.timeout.unwrap_or(ctx.project.pin.vm.timeout_secs);
     let timeout = (secs > 0).then(|| Duration::from_secs(secs));
-    match timings.stage("vng", || vm::run_exec(&spec, cwd, timeout))? {
+    match timings.stage("vng", || vng::run_exec(&spec, cwd, timeout))? {
         crate::process::Waited::TimedOut => bail!(
             "the VM did not finish within {secs}s (--timeout {secs}); it was killed. \
              Give the command more time with --timeout SECS (0: no limit); if the command had \
@@ -813,7 +720,7 @@ fn report_files(file: &Path, console: Option<&Path>, format: Format) -> Result<D
     let verdict = report::evaluate(
         &ktap_text,
         &console_text,
-        &vmtest::Ending::Saved,
+        &qemu::Ending::Saved,
         Duration::ZERO,
     );
     print_verdict(&verdict, format)?;

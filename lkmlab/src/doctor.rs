@@ -5,7 +5,7 @@ use crate::accel;
 use crate::paths::Paths;
 use crate::project::Project;
 use crate::toolchain::{self, LibSrc, Version};
-use crate::vm;
+use crate::vng;
 use std::path::Path;
 
 #[derive(Debug, PartialEq, Eq)]
@@ -246,9 +246,9 @@ fn llvm_check(project: &Project) -> Option<Check> {
 /// What the interactive lab needs (`lkmlab vm`, `lint`, `rust-analyzer`):
 /// notes, not failures, since `lkmlab check` runs without them.
 fn lab_checks(project: &Project) -> Vec<Check> {
-    let mut checks = vec![match vm::find_vng() {
-        Ok(vng) => match vm::vng_version(&vng) {
-            Ok(v) if v == vm::VNG_TESTED => check(
+    let mut checks = vec![match vng::find_vng() {
+        Ok(vng) => match vng::vng_version(&vng) {
+            Ok(v) if v == vng::VNG_TESTED => check(
                 "virtme-ng (lkmlab vm)",
                 Status::Ok,
                 format!("vng {v} at {}", vng.display()),
@@ -257,14 +257,14 @@ fn lab_checks(project: &Project) -> Vec<Check> {
             Ok(v) => check(
                 "virtme-ng (lkmlab vm)",
                 Status::Note,
-                format!("vng {v} at {}; lkmlab is tested with {}", vng.display(), vm::VNG_TESTED),
-                Some(format!("pipx install --force virtme-ng=={}", vm::VNG_TESTED)),
+                format!("vng {v} at {}; lkmlab is tested with {}", vng.display(), vng::VNG_TESTED),
+                Some(format!("pipx install --force virtme-ng=={}", vng::VNG_TESTED)),
             ),
             Err(e) => check(
                 "virtme-ng (lkmlab vm)",
                 Status::Note,
                 format!("{} does not run: {e:#}", vng.display()),
-                Some(format!("pipx install --force virtme-ng=={}", vm::VNG_TESTED)),
+                Some(format!("pipx install --force virtme-ng=={}", vng::VNG_TESTED)),
             ),
         },
         Err(_) => check(
@@ -273,12 +273,12 @@ fn lab_checks(project: &Project) -> Vec<Check> {
             "vng not found: `lkmlab vm` cannot run",
             Some(format!(
                 "sudo apt-get install pipx && pipx install virtme-ng=={} (puts vng in ~/.local/bin)",
-                vm::VNG_TESTED
+                vng::VNG_TESTED
             )),
         ),
     }];
     // The guest runs the host's userland: its udevd and its insmod.
-    checks.push(match vm::find_udevd() {
+    checks.push(match vng::find_udevd() {
         Some(p) => check(
             "udev (lkmlab vm --exec)",
             Status::Ok,
@@ -327,13 +327,13 @@ fn lab_checks(project: &Project) -> Vec<Check> {
     }
     // Optional: only `lkmlab rust-analyzer --check` needs it.
     let name = "rust-analyzer (--check)";
-    checks.push(match crate::analyzer::locate(None) {
+    checks.push(match crate::rust_analyzer::diagnostics::locate(None) {
         Ok(p) => check(name, Status::Ok, p.display().to_string(), None),
         Err(e) => check(
             name,
             Status::Note,
             format!("optional, none that runs: {e}"),
-            Some(crate::analyzer::install_hint(
+            Some(crate::rust_analyzer::diagnostics::install_hint(
                 &project.pin.toolchain.rust_analyzer.to_string(),
             )),
         ),

@@ -2,7 +2,6 @@
 //! and test them in a VM.
 
 pub mod accel;
-pub mod analyzer;
 pub mod ar;
 pub mod clean;
 pub mod cli;
@@ -25,10 +24,11 @@ pub mod paths;
 pub mod process;
 pub mod progress;
 pub mod project;
+pub mod qemu;
 pub mod report;
+pub mod rust_analyzer;
 pub mod timings;
 pub mod toolchain;
 pub mod util;
-pub mod vm;
-pub mod vmtest;
+pub mod vng;
 pub mod watch;

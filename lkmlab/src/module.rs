@@ -164,7 +164,9 @@ fn source_files(src: &Path) -> Result<Vec<(std::ffi::OsString, u32, Vec<u8>)>> {
                 || (top
                     && matches!(
                         name_str.as_ref(),
-                        crate::guest::GUEST_TESTS_DIR | "target" | crate::lint::RUST_PROJECT
+                        crate::guest::GUEST_TESTS_DIR
+                            | "target"
+                            | crate::rust_analyzer::RUST_PROJECT
                     ))
             {
                 continue;

@@ -4,7 +4,7 @@
 use crate::ktap::{self, Outcome, Status, TestCase};
 use crate::logscan;
 use crate::output;
-use crate::vmtest::Ending;
+use crate::qemu::Ending;
 use std::fmt::Write as _;
 use std::time::Duration;
 

@@ -6,8 +6,7 @@
 #
 #   tests/e2e/failure-modes.sh            # needs lkmlab on PATH (or $LKMLAB)
 set -uo pipefail
-cd "$(dirname "$0")/../.."
-root=$(pwd)
+cd "$(dirname "$0")/../.." || exit 2
 lkmlab=${LKMLAB:-lkmlab}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -1748,10 +1748,21 @@ guest: ok 1 - hello
         assert_eq!(extract("we talk about TAP version control\n"), None);
     }
 
-    /// Random mixtures of KTAP-ish lines at random depths never panic, and
-    /// every case keeps a sane number.
+    /// Whether each level's numbers run 1, 2, 3 … (restarting at 1 where
+    /// another document begins).
+    fn numbered_in_order(cases: &[TestCase]) -> bool {
+        cases
+            .windows(2)
+            .all(|w| w[1].number == w[0].number + 1 || w[1].number == 1)
+            && cases.first().is_none_or(|c| c.number == 1)
+            && cases.iter().all(|c| numbered_in_order(&c.subtests))
+    }
+
+    /// Random mixtures of KTAP-ish lines at random depths never panic; the
+    /// counts add up to the cases; and a report without problems has every
+    /// level numbered in order (so a number out of place is always reported).
     #[test]
-    fn garbage_never_panics() {
+    fn garbage_never_panics_and_bad_numbering_is_reported() {
         let pieces = [
             "KTAP version 1",
             "TAP version 14",
@@ -1781,7 +1792,18 @@ guest: ok 1 - hello
                 text.push('\n');
             }
             let report = parse(&text);
-            let _ = report.counts();
+            let counts = report.counts();
+            assert_eq!(
+                counts.passed + counts.failed + counts.skipped,
+                report.cases.len(),
+                "{text}"
+            );
+            if report.is_truncated() {
+                assert_eq!(report.status(), Status::Crashed, "{text}");
+            }
+            if report.problems.is_empty() {
+                assert!(numbered_in_order(&report.cases), "{text}\n{report:#?}");
+            }
             let _ = extract(&text).map(|k| parse(&k));
         }
     }

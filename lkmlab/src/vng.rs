@@ -255,37 +255,8 @@ pub fn vng_args(spec: &VmSpec) -> Result<Vec<OsString>> {
 
 /// The guest-side reload helper: unload the module if it is loaded and
 /// unused, then load the fresh `.ko` from `$LKMLAB_MODULES`.
-pub const RELOAD_SH: &str = r#"#!/bin/sh
-# lkmlab-reload NAME [PARAM=VALUE...]: load $LKMLAB_MODULES/NAME.ko afresh.
-# Written by `lkmlab vm`; runs in the guest after `lkmlab module` on the host.
-dir=${LKMLAB_MODULES:?is not set: run this inside lkmlab vm}
-if [ $# -lt 1 ]; then
-    echo "usage: lkmlab-reload NAME [PARAM=VALUE...]; modules in $dir:" >&2
-    ls "$dir" | sed -n 's/\.ko$//p' >&2
-    exit 2
-fi
-name=${1%.ko}
-shift
-ko=$dir/$name.ko
-mod=$(echo "$name" | tr - _)
-if [ ! -f "$ko" ]; then
-    echo "lkmlab-reload: no $ko; build it on the host with \`lkmlab module\`" >&2
-    exit 1
-fi
-if [ -d "/sys/module/$mod" ]; then
-    refs=$(cat "/sys/module/$mod/refcnt" 2>/dev/null || echo 0)
-    if [ "$refs" != 0 ]; then
-        holders=$(ls "/sys/module/$mod/holders" 2>/dev/null | tr '\n' ' ')
-        echo "lkmlab-reload: $mod is in use (refcnt $refs${holders:+, used by $holders});" \
-             "not unloading it. Close what uses it (open /dev files, dependent modules) and retry." >&2
-        exit 1
-    fi
-    rmmod "$mod" || exit 1
-    echo "lkmlab-reload: unloaded $mod"
-fi
-insmod "$ko" "$@" || exit 1
-echo "lkmlab-reload: loaded $ko"
-"#;
+/// (`vng/lkmlab-reload.sh`, a file of its own so that shellcheck sees it.)
+pub const RELOAD_SH: &str = include_str!("vng/lkmlab-reload.sh");
 
 /// Write the reload helper into `dir` (created), returning its path.
 pub fn write_reload_script(dir: &Path) -> Result<PathBuf> {

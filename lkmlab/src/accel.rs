@@ -223,11 +223,11 @@ fn remembered(cache: &Path, boot_id: &str) -> Option<Result<(), ProbeFailure>> {
 }
 
 fn run_probe() -> Result<(), ProbeFailure> {
-    let other = |e: std::io::Error| ProbeFailure::Other(e.to_string());
     let dir =
         crate::util::temp_dir("kvm-probe").map_err(|e| ProbeFailure::Other(format!("{e:#}")))?;
     let img = dir.path().join("probe.img");
-    std::fs::write(&img, boot_sector()).map_err(other)?;
+    std::fs::write(&img, boot_sector())
+        .map_err(|e| ProbeFailure::Other(format!("writing {}: {e}", img.display())))?;
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args([
         "-M",

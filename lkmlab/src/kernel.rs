@@ -285,12 +285,14 @@ pub fn configure(
     env: &MakeSetup,
 ) -> Result<()> {
     let requested = requested_options(project, flavor)?;
-    std::fs::create_dir_all(out)?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     run_quiet(make(src, out, env).arg("tinyconfig"), "make tinyconfig")?;
     let config_path = out.join(".config");
-    let base = std::fs::read_to_string(&config_path)?;
+    let base = std::fs::read_to_string(&config_path)
+        .with_context(|| format!("reading {}", config_path.display()))?;
     let applied = kconfig::apply(&base, &requested);
-    std::fs::write(&config_path, &applied)?;
+    std::fs::write(&config_path, &applied)
+        .with_context(|| format!("writing {}", config_path.display()))?;
     run_quiet(make(src, out, env).arg("olddefconfig"), "make olddefconfig")?;
     let actual = kconfig::parse_dotconfig(&std::fs::read_to_string(&config_path)?);
     let mut dropped = kconfig::verify(&requested, &actual);
@@ -505,7 +507,9 @@ pub fn build(
         let _ = std::fs::remove_file(lock.path());
         return Err(e);
     }
-    std::fs::write(dir.join("lkmlab-inputs.json"), &description)?;
+    let inputs = dir.join("lkmlab-inputs.json");
+    std::fs::write(&inputs, &description)
+        .with_context(|| format!("writing {}", inputs.display()))?;
 
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
     let log = dir.join("build.log");

@@ -3,7 +3,7 @@
 
 use crate::accel::Accel;
 use crate::process::{self, Waited};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -117,7 +117,7 @@ pub fn qemu_command(t: &VmTest, console: &Path, ktap: &Path) -> Command {
 }
 
 pub fn run(t: &VmTest) -> Result<VmRun> {
-    std::fs::create_dir_all(t.out)?;
+    std::fs::create_dir_all(t.out).with_context(|| format!("creating {}", t.out.display()))?;
     let console = t.out.join("console.log");
     let ktap = t.out.join("results.ktap");
     for f in [&console, &ktap] {

@@ -4,7 +4,7 @@
 # the same on a slow machine and a fast one, and background load hits both.
 #
 #   scripts/bench.sh [RUNS] [ROW...]    # RUNS per side (default 7); rows:
-#                                       # loop edit watch smp flavors sweep vm timings
+#                                       # loop edit watch smp flavors sweep vm kunit timings
 #
 # Needs the default and debug kernels built (`lkmlab kernel`, `lkmlab kernel
 # --flavor debug`), lkmlab (or $LKMLAB) and a static busybox on PATH (the vm
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 runs=${1:-7}
 shift || true
 rows=("$@")
-[ ${#rows[@]} -gt 0 ] || rows=(loop edit watch smp flavors sweep vm timings)
+[ ${#rows[@]} -gt 0 ] || rows=(loop edit watch smp flavors sweep vm kunit timings)
 lkmlab=$(command -v "${LKMLAB:-lkmlab}")
 accel=${BENCH_ACCEL:-tcg}
 work=$(mktemp -d)
@@ -47,13 +47,15 @@ cp "$(command -v busybox)" "$work/bb/bin/busybox"
 for a in sh insmod rmmod reboot mount; do ln -sf busybox "$work/bb/bin/$a"; done
 printf '#!/bin/sh\ninsmod /hello.ko greeting_count=3\nrmmod hello\nreboot -f\n' >"$work/bb/init"
 chmod +x "$work/bb/init"
+# bare_boot [CMDLINE_TAIL]: the KUnit filter by default (the kunit row passes "").
+# shellcheck disable=SC2120 # called with an argument through pair's eval
 bare_boot() {
   cp "$ko" "$work/bb/hello.ko"
   (cd "$work/bb" && find . | cpio -o -H newc --quiet) >"$work/bb.cpio"
   timeout 120 qemu-system-x86_64 -M microvm,acpi=off -accel "$accel" -m 256 -smp 2 -nodefaults \
     -no-user-config -display none -no-reboot -serial "file:$work/bb.log" \
     -kernel "$bz" -initrd "$work/bb.cpio" \
-    -append "console=ttyS0 panic=-1 reboot=t rdinit=/init no_timer_check rcupdate.rcu_expedited=1 kunit.filter_glob=lkmlab_no_kunit_suite"
+    -append "console=ttyS0 panic=-1 reboot=t rdinit=/init no_timer_check rcupdate.rcu_expedited=1 ${1-kunit.filter_glob=lkmlab_no_kunit_suite}"
   grep -q "Goodbye from Rust" "$work/bb.log" || { echo "busybox baseline did not run the module" >&2; exit 1; }
 }
 
@@ -203,11 +205,16 @@ for row in "${rows[@]}"; do
     ma=$(median <"$work/a"); mb=$(median <"$work/b")
     printf '%-58s %7.2f s vs %7.2f s  ratio %s\n' "vm to the shell prompt: lkmlab vm / vng" "$ma" "$mb" "$(ratio "$ma" "$mb")"
     ;;
+  kunit)
+    # The kernel crate's built-in KUnit suites at boot: the bare boot with
+    # lkmlab's filter (no suite runs) against the same boot without it.
+    pair "bare boot: KUnit filter on / off (built-in suites run)" bare_boot 'bare_boot ""'
+    ;;
   timings)
     # Where the time goes, once each (lkmlab's --timings line).
     hello_test --timings 2>&1 >/dev/null | grep 'timings:' | sed 's/^lkmlab: timings:/hello:   /'
     "$lkmlab" test --accel "$accel" --out "$work/t0" --timings 2>&1 >/dev/null | grep 'timings:' | sed 's/^lkmlab: timings:/module\/:/'
     ;;
-  *) echo "unknown row $row (rows: loop edit watch smp flavors sweep vm timings)"; exit 2 ;;
+  *) echo "unknown row $row (rows: loop edit watch smp flavors sweep vm kunit timings)"; exit 2 ;;
   esac
 done

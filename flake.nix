@@ -8,23 +8,63 @@
     let
       inherit (nixpkgs) lib;
 
-      # lkmlab configures with `make ARCH=x86_64` and boots qemu-system-x86_64.
-      # Once it knows a second architecture, "aarch64-linux" is one more entry:
-      # nix/lab.nix takes everything else from the nixpkgs platform.
-      systems = [ "x86_64-linux" ];
+      # The lab for one project on one system: packages (module, kernel,
+      # kernel-config, lkmlab, guest-runner, virtme-ng), checks (vm-test,
+      # lkmlab, module-lint, pin, nixfmt), apps (vm, test), devShell and
+      # formatter. `src` is the project: lkmlab.toml, kernel-config/ and the
+      # module directory lkmlab.toml names.
+      mkLab = { pkgs, src }: import ./nix/lab.nix { inherit pkgs src; };
 
-      labs = lib.genAttrs systems (
-        system: import ./nix/lab.nix { pkgs = nixpkgs.legacyPackages.${system}; }
-      );
-      perSystem = f: lib.mapAttrs (_: f) labs;
+      # A project's flake outputs, on lkmlab's nixpkgs: what a module
+      # repository's flake.nix returns (`lkmlab.lib.mkFlake { src = ./.; }`).
+      # lkmlab configures with `make ARCH=x86_64` and boots
+      # qemu-system-x86_64; once it knows a second architecture,
+      # "aarch64-linux" is one more entry: nix/lab.nix takes everything else
+      # from the nixpkgs platform.
+      mkFlake =
+        {
+          src,
+          systems ? [ "x86_64-linux" ],
+        }:
+        let
+          labs = lib.genAttrs systems (
+            system:
+            mkLab {
+              pkgs = nixpkgs.legacyPackages.${system};
+              inherit src;
+            }
+          );
+          perSystem = f: lib.mapAttrs (_: f) labs;
+        in
+        {
+          packages = perSystem (lab: lab.packages);
+          checks = perSystem (lab: lab.checks);
+          apps = perSystem (lab: lab.apps);
+          devShells = perSystem (lab: {
+            default = lab.devShell;
+          });
+          formatter = perSystem (lab: lab.formatter);
+        };
     in
-    {
-      packages = perSystem (lab: lab.packages);
-      checks = perSystem (lab: lab.checks);
-      apps = perSystem (lab: lab.apps);
-      devShells = perSystem (lab: {
-        default = lab.devShell;
-      });
-      formatter = perSystem (lab: lab.formatter);
+    # lkmlab's own lab (its module/ directory) is made as any project's is.
+    mkFlake { src = ./.; }
+    // {
+      lib = { inherit mkLab mkFlake; };
+
+      # `nix flake init -t <lkmlab>`: the project `lkmlab init` makes (one
+      # source: lkmlab carries this directory, and a test checks that
+      # `lkmlab init` writes it file for file).
+      templates.default = {
+        path = ./templates/default;
+        description = "A Rust kernel module tested with lkmlab: lkmlab.toml, kernel-config/, module/, flake.nix";
+        welcomeText = ''
+          A Rust kernel module project, made from lkmlab's template. Rename the
+          module (module/mymodule.rs, module/Kbuild, the guest test), or make it
+          with `lkmlab init DIR --name NAME` instead. Then `nix build .#module`,
+          `nix flake check`, `nix run .#vm`. If lkmlab is not at
+          github:lkmlab/lkmlab for you, point flake.nix's `inputs.lkmlab.url`
+          at where it is.
+        '';
+      };
     };
 }

@@ -17,6 +17,9 @@ const TARGET: &str = "x86_64-unknown-linux-gnu";
 const PACKAGE: &str = "lkmlab-guest";
 
 fn main() {
+    // `lkmlab init` carries the project template (include_dir! does not
+    // tell cargo about the files it reads).
+    println!("cargo:rerun-if-changed=../templates/default");
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let dest = out.join(PACKAGE);
     println!("cargo:rerun-if-env-changed=LKMLAB_GUEST_RUNNER");

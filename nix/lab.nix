@@ -1,58 +1,77 @@
-# Everything flake.nix exposes for one system, from one nixpkgs. The Nix side
-# is glue: the pin and the Kconfig fragments come from lkmlab.toml, the kernel
-# configuration and the VM test are lkmlab commands.
-{ pkgs }:
+# Everything a lab flake exposes for one system, from one nixpkgs, for one
+# module project: lkmlab's own (src = lkmlab's repository) or a module
+# author's (lkmlab.lib.mkLab / mkFlake, src = their project). The Nix side is
+# glue: the pin and the Kconfig fragments come from the project's
+# lkmlab.toml, the kernel configuration and the VM test are lkmlab commands.
+{
+  pkgs,
+  # The project: lkmlab.toml, kernel-config/, the module directory that
+  # lkmlab.toml's [module] dir names (with its guest-tests/).
+  src ? ../.,
+}:
 let
   inherit (pkgs) lib;
   fs = lib.fileset;
-  root = ../.;
+  # The project's files, and lkmlab's own (the CLI and the guest runner are
+  # built from lkmlab's Cargo workspace, wherever the project is).
+  root = src;
+  lkmlabRoot = ../.;
 
-  pin = import ./pin.nix;
+  pin = import ./pin.nix { inherit root; };
   flavor = "default";
   kconfig = import ./kconfig.nix { inherit root flavor; };
+  moduleDir = root + "/${(lib.importTOML (root + "/lkmlab.toml")).module.dir}";
 
   # Each derivation sees only the files it reads, so that e.g. editing docs/
-  # or module/ does not rebuild the kernel.
-  src = {
+  # or the module does not rebuild the kernel.
+  sources = {
     # What `lkmlab config` and `lkmlab show` read.
     config = fs.toSource {
       inherit root;
       fileset = fs.unions [
-        ../lkmlab.toml
-        ../kernel-config
+        (root + "/lkmlab.toml")
+        (root + "/kernel-config")
       ];
     };
     # The project as `lkmlab test` and `lkmlab vm` see it.
     project = fs.toSource {
       inherit root;
       fileset = fs.unions [
-        ../lkmlab.toml
-        ../kernel-config
-        (fs.maybeMissing ../tests)
+        (root + "/lkmlab.toml")
+        (root + "/kernel-config")
+        (fs.maybeMissing (root + "/tests"))
         # The module's own guest tests (`lkmlab test` packs them; scripts run
         # under the static busybox below).
-        (fs.maybeMissing ../module/guest-tests)
+        (fs.maybeMissing (moduleDir + "/guest-tests"))
       ];
     };
-    # The Cargo workspace (every member must be present for any to build).
+    # lkmlab's Cargo workspace (every member must be present for any to
+    # build; lkmlab's tests read its own pin and fragments).
     cargo = fs.toSource {
-      inherit root;
+      root = lkmlabRoot;
       fileset = fs.unions [
         ../Cargo.toml
         ../Cargo.lock
         ../lkmlab
         ../protocol
         ../tests/runner
+        ../templates
         ../lkmlab.toml
         ../kernel-config
       ];
     };
-    module = ../module;
+    module = moduleDir;
+    # The project's Nix files, for the format check: flake.nix and nix/.
     nix = fs.toSource {
       inherit root;
       fileset = fs.unions [
-        ../flake.nix
-        (fs.fileFilter (file: file.hasExt "nix") ../nix)
+        (fs.maybeMissing (root + "/flake.nix"))
+        (
+          if builtins.pathExists (root + "/nix") then
+            fs.fileFilter (file: file.hasExt "nix") (root + "/nix")
+          else
+            fs.unions [ ]
+        )
       ];
     };
   };
@@ -80,13 +99,13 @@ let
   qemu = pkgs.qemu;
 
   guest-runner = pkgs.pkgsStatic.callPackage ./guest-runner.nix {
-    src = src.cargo;
+    src = sources.cargo;
     version = crateVersion ../tests/runner/Cargo.toml;
   };
 
   # lkmlab carries its guest runner (lkmlab/build.rs): this one.
   lkmlab = pkgs.callPackage ./lkmlab.nix {
-    src = src.cargo;
+    src = sources.cargo;
     version = crateVersion ../lkmlab/Cargo.toml;
     guestRunner = guest-runner;
   };
@@ -101,7 +120,7 @@ let
       pin
       flavor
       ;
-    projectSrc = src.config;
+    projectSrc = sources.config;
   };
 
   kernel = pkgs.callPackage ./kernel.nix {
@@ -112,7 +131,7 @@ let
 
   kernelPackages = pkgs.linuxPackagesFor kernel;
 
-  module = kernelPackages.callPackage ./module.nix { src = src.module; };
+  module = kernelPackages.callPackage ./module.nix { src = sources.module; };
 
   virtme-ng = pkgs.callPackage ./virtme-ng.nix { inherit qemu; };
 
@@ -184,14 +203,14 @@ in
         ;
       guestRunner = guest-runner;
       inherit busybox;
-      projectSrc = src.project;
+      projectSrc = sources.project;
     };
 
     # `cargo test -p lkmlab` (buildRustPackage's checkPhase).
     inherit lkmlab;
 
     module-lint = kernelPackages.callPackage ./module-lint.nix {
-      src = src.module;
+      src = sources.module;
       topDir = pin.tarball.top_dir;
     };
 
@@ -212,15 +231,15 @@ in
         }
         ''
           export HOME="$TMPDIR"
-          lkmlab --project ${src.config} show pin > pin.json
-          lkmlab --project ${src.config} show kconfig --flavor ${flavor} > kconfig.json
+          lkmlab --project ${sources.config} show pin > pin.json
+          lkmlab --project ${sources.config} show kconfig --flavor ${flavor} > kconfig.json
           diff -u <(jq -S . "$nixPinPath") <(jq -S . pin.json)
           diff -u <(jq -S . "$nixKconfigPath") <(jq -S . kconfig.json)
           touch "$out"
         '';
 
     nixfmt = pkgs.runCommand "lkmlab-nixfmt-check" { nativeBuildInputs = [ pkgs.nixfmt ]; } ''
-      cd ${src.nix}
+      cd ${sources.nix}
       find . -name '*.nix' -print0 | sort -z | xargs -0 nixfmt --check
       touch "$out"
     '';
@@ -236,7 +255,7 @@ in
         qemu
       ];
       text = ''
-        exec lkmlab --project ${src.project} vm ${labArgs} "$@"
+        exec lkmlab --project ${sources.project} vm ${labArgs} "$@"
       '';
     };
 
@@ -261,7 +280,7 @@ in
             --accel | --accel=*) accel=() ;;
           esac
         done
-        exec lkmlab --project ${src.project} test ${labArgs} \
+        exec lkmlab --project ${sources.project} test ${labArgs} \
           --runner ${lib.getExe guest-runner} "''${accel[@]}" "''${out[@]}" "$@"
       '';
     };

@@ -12,6 +12,9 @@
   lib,
   flake ? ../..,
   tools ? ./tools.toml,
+  # A module project's flake (what `lkmlab init` or the flake template
+  # makes) to evaluate instead, with this flake as its `lkmlab` input.
+  project ? null,
 }:
 let
   shimmed = builtins // {
@@ -29,12 +32,22 @@ let
     inherit table;
   };
   flakeExpr = import (flake + "/flake.nix");
-  outputs = flakeExpr.outputs {
-    self = outputs // {
+  lkmlabOutputs = flakeExpr.outputs {
+    self = lkmlabOutputs // {
       outPath = flake;
     };
     inherit nixpkgs;
   };
+  projectOutputs = (import (project + "/flake.nix")).outputs {
+    self = projectOutputs // {
+      outPath = project;
+    };
+    lkmlab = lkmlabOutputs // {
+      outPath = flake;
+      inputs = { inherit nixpkgs; };
+    };
+  };
+  outputs = if project == null then lkmlabOutputs else projectOutputs;
   system = "x86_64-linux";
   inherit (realLib) mapAttrs' nameValuePair;
 

@@ -84,6 +84,17 @@ pub struct VmArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
+    /// Start a module project: lkmlab.toml (this lkmlab's pin), kernel-config/, module/ with
+    /// a module NAME and a guest test, flake.nix, .gitignore, README.md. Overwrites nothing.
+    #[command(after_help = "Then: cd DIR && lkmlab check")]
+    Init {
+        /// Where to create it (made if missing) [default: the current directory].
+        #[arg(value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// The module's name [default: DIR's name, lowercased, `-` as `_`].
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+    },
     /// Get every pinned input (kernel source, rust-src when needed) into the cache, sha256-verified.
     Fetch,
     /// Check every tool the pipeline needs and print the fix for each problem.

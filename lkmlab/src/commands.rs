@@ -43,6 +43,10 @@ impl Ctx {
 }
 
 pub fn run(cli: Cli) -> Result<Done> {
+    // `init` makes a project and `report` reads files only: neither needs one.
+    if let Cmd::Init { dir, name } = &cli.command {
+        return init(dir.as_deref(), name.as_deref()).map(|()| Done::Ok);
+    }
     // `report` reads files only: it needs no project.
     if let Cmd::Report {
         file,
@@ -168,15 +172,27 @@ pub fn run(cli: Cli) -> Result<Done> {
             runs,
         } => {
             let module_dir = module.unwrap_or_else(|| ctx.default_module_dir());
-            let verdict = watch::run(&module_dir, runs, || {
-                let mut timings = Timings::new();
-                let verdict =
-                    build_and_test(&ctx, &flavor.flavor, &vm, &module_dir, None, &mut timings);
-                if vm.timings {
-                    crate::notice!("{}", timings.line());
-                }
-                verdict
-            })?;
+            let verdict = watch::run(
+                &module_dir,
+                runs,
+                || {
+                    let mut timings = Timings::new();
+                    let verdict =
+                        build_and_test(&ctx, &flavor.flavor, &vm, &module_dir, None, &mut timings);
+                    if vm.timings {
+                        crate::notice!("{}", timings.line());
+                    }
+                    verdict
+                },
+                |verdict| match vm.format {
+                    // A passing run says so in one line; a failing one shows why.
+                    Format::Text if verdict.passed() => {
+                        println!("{}", verdict.summary_line());
+                        Ok(())
+                    }
+                    format => print_verdict(verdict, format),
+                },
+            )?;
             match verdict {
                 Some(true) => Ok(Done::Ok),
                 Some(false) => Ok(Done::TestsFailed),
@@ -248,7 +264,7 @@ pub fn run(cli: Cli) -> Result<Done> {
             println!("{}", serde_json::to_string_pretty(&json)?);
             Ok(Done::Ok)
         }
-        Cmd::Report { .. } => unreachable!("handled above"),
+        Cmd::Report { .. } | Cmd::Init { .. } => unreachable!("handled above"),
     }
 }
 
@@ -687,6 +703,32 @@ fn run_vm_timed(ctx: &Ctx, o: &VmCmd, timings: &mut Timings) -> Result<Done> {
             })
         }
     }
+}
+
+/// `lkmlab init`: the new project's directory on standard output.
+fn init(dir: Option<&Path>, name: Option<&str>) -> Result<()> {
+    let dir = match dir {
+        Some(d) => d.to_path_buf(),
+        None => std::env::current_dir().context("reading the current directory")?,
+    };
+    let name = match name {
+        Some(n) => n.to_string(),
+        None => crate::init::name_from_dir(&dir).with_context(|| {
+            format!(
+                "{} does not make a module name: give one with --name NAME",
+                dir.display()
+            )
+        })?,
+    };
+    let files = crate::init::init(&dir, &name)?;
+    crate::status!(
+        "created module {name} with {} files in {}; next: cd {} && lkmlab check",
+        files.len(),
+        dir.display(),
+        dir.display()
+    );
+    println!("{}", dir.display());
+    Ok(())
 }
 
 /// The verdict on standard output, as text or JSON.

@@ -10,6 +10,7 @@ pub mod cpio;
 pub mod doctor;
 pub mod fetch;
 pub mod guest;
+pub mod init;
 pub mod junit;
 /// The KTAP parser, which lkmlab shares with its guest runner.
 pub use lkmlab_protocol::ktap;

@@ -139,6 +139,7 @@ pub fn run(
     module_dir: &Path,
     max_runs: Option<u32>,
     mut test: impl FnMut() -> Result<Verdict>,
+    report: impl Fn(&Verdict) -> Result<()>,
 ) -> Result<Option<bool>> {
     let dir = module_dir
         .canonicalize()
@@ -152,11 +153,7 @@ pub fn run(
         let started = Instant::now();
         let last = match test() {
             Ok(verdict) => {
-                if verdict.passed() {
-                    println!("{}", verdict.summary_line());
-                } else {
-                    print!("{}", crate::report::render(&verdict));
-                }
+                report(&verdict)?;
                 Some(verdict.passed())
             }
             Err(e) => {

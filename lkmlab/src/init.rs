@@ -1,0 +1,279 @@
+//! `lkmlab init`: a new module project, from the template that is also the
+//! flake's `templates.default` (`templates/default/` in lkmlab's repository,
+//! carried inside lkmlab). The template's module is called `mymodule`
+//! (`MyModule` as a Rust type); `--name` renames both, in file names and
+//! contents. Nothing that exists is overwritten.
+
+use anyhow::{bail, Context, Result};
+use include_dir::{include_dir, Dir, DirEntry};
+use std::path::{Path, PathBuf};
+
+/// The template, as `lkmlab init` and `nix flake init -t lkmlab` both give it.
+static TEMPLATE: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../templates/default");
+
+/// The module name the template uses.
+pub const TEMPLATE_NAME: &str = "mymodule";
+/// The same name as a Rust type in the template.
+const TEMPLATE_TYPE: &str = "MyModule";
+
+/// The kernel's limit for a module's name (`MODULE_NAME_LEN` - 1).
+const MAX_NAME: usize = 55;
+
+/// A valid module name: it is the `.ko`'s name, the Kbuild object, the
+/// `module!` name and the KUnit suite's, so it must be a C identifier.
+pub fn check_name(name: &str) -> Result<()> {
+    let ok = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.len() <= MAX_NAME;
+    if !ok {
+        bail!(
+            "{name:?} cannot name a kernel module: use a lowercase letter, then lowercase \
+             letters, digits or `_`, at most {MAX_NAME} characters (--name NAME)"
+        );
+    }
+    Ok(())
+}
+
+/// The module name `dir` suggests: its last component, lowercased, with `-`
+/// and `.` as `_`.
+pub fn name_from_dir(dir: &Path) -> Option<String> {
+    let base = dir.file_name()?.to_string_lossy().to_lowercase();
+    let name: String = base
+        .chars()
+        .map(|c| if c == '-' || c == '.' { '_' } else { c })
+        .collect();
+    check_name(&name).is_ok().then_some(name)
+}
+
+/// `mymodule` → `MyModule`-style: each `_`-separated part capitalised.
+fn type_name(name: &str) -> String {
+    name.split('_')
+        .map(|part| {
+            let mut chars = part.chars();
+            match chars.next() {
+                Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
+                None => String::new(),
+            }
+        })
+        .collect()
+}
+
+/// Every file of the template: (path relative to the project, contents).
+fn template_files() -> Vec<(PathBuf, &'static [u8])> {
+    fn walk(dir: &'static Dir<'static>, out: &mut Vec<(PathBuf, &'static [u8])>) {
+        for entry in dir.entries() {
+            match entry {
+                DirEntry::Dir(d) => walk(d, out),
+                DirEntry::File(f) => out.push((f.path().to_path_buf(), f.contents())),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&TEMPLATE, &mut out);
+    out.sort();
+    out
+}
+
+/// The project's files for module `name`: the template's, renamed.
+pub fn project_files(name: &str) -> Result<Vec<(PathBuf, Vec<u8>)>> {
+    check_name(name)?;
+    // The template's own name keeps its own type name (`MyModule`, which
+    // `type_name` would spell `Mymodule`).
+    let ty = if name == TEMPLATE_NAME {
+        TEMPLATE_TYPE.to_string()
+    } else {
+        type_name(name)
+    };
+    let rename = |text: &str| {
+        text.replace(TEMPLATE_TYPE, &ty)
+            .replace(TEMPLATE_NAME, name)
+    };
+    template_files()
+        .into_iter()
+        .map(|(path, bytes)| {
+            let path = PathBuf::from(rename(&path.to_string_lossy()));
+            let text = std::str::from_utf8(bytes)
+                .with_context(|| format!("the template's {} is not text", path.display()))?;
+            Ok((path, rename(text).into_bytes()))
+        })
+        .collect()
+}
+
+/// Write a new project for module `name` into `dir` (created if needed);
+/// refuses, writing nothing, if any of its files exists. Returns the files.
+pub fn init(dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
+    let files = project_files(name)?;
+    let existing: Vec<String> = files
+        .iter()
+        .filter(|(rel, _)| dir.join(rel).symlink_metadata().is_ok())
+        .map(|(rel, _)| rel.display().to_string())
+        .collect();
+    if !existing.is_empty() {
+        bail!(
+            "{} already has {}; lkmlab init overwrites nothing: choose an empty directory \
+             (or move those files away)",
+            dir.display(),
+            existing.join(", ")
+        );
+    }
+    let mut written = Vec::new();
+    for (rel, contents) in files {
+        let path = dir.join(&rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
+        if rel.extension().is_some_and(|e| e == "sh") {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                .with_context(|| format!("making {} executable", path.display()))?;
+        }
+        written.push(path);
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    }
+
+    /// Every file below `dir`, relative, sorted.
+    fn tree(dir: &Path) -> Vec<PathBuf> {
+        fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    walk(root, &p, out);
+                } else {
+                    out.push(p.strip_prefix(root).unwrap().to_path_buf());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(dir, dir, &mut out);
+        out.sort();
+        out
+    }
+
+    /// One source for both: what `lkmlab init` writes for the template's
+    /// own name is, file for file and byte for byte, the flake's
+    /// `templates.default` directory, and nothing more.
+    #[test]
+    fn init_writes_exactly_the_flake_template() {
+        let dir = tempfile::tempdir().unwrap();
+        init(dir.path(), TEMPLATE_NAME).unwrap();
+        let template = repo().join("templates/default");
+        assert_eq!(tree(dir.path()), tree(&template));
+        for rel in tree(&template) {
+            assert_eq!(
+                std::fs::read_to_string(dir.path().join(&rel)).unwrap(),
+                std::fs::read_to_string(template.join(&rel)).unwrap(),
+                "{}",
+                rel.display()
+            );
+        }
+    }
+
+    /// The template's pin is lkmlab's own: the same kernel, fragments,
+    /// toolchain and VM (only the tutorial's no-unload flavor is left out),
+    /// and the same fragment files.
+    #[test]
+    fn the_template_pins_what_lkmlab_pins() {
+        let read = |p: PathBuf| crate::project::parse_pin(&std::fs::read_to_string(p).unwrap());
+        let ours = read(repo().join("lkmlab.toml")).unwrap();
+        let theirs = read(repo().join("templates/default/lkmlab.toml")).unwrap();
+        // The pin's types compare by what they print.
+        let same = |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| {
+            assert_eq!(format!("{a:?}"), format!("{b:?}"))
+        };
+        same(&ours.kernel, &theirs.kernel);
+        same(&ours.toolchain, &theirs.toolchain);
+        same(&ours.vm, &theirs.vm);
+        same(&ours.module, &theirs.module);
+        assert_eq!(ours.kconfig.base, theirs.kconfig.base);
+        assert_eq!(ours.kconfig.fragments, theirs.kconfig.fragments);
+        let mut flavors: Vec<&String> = theirs.kconfig.flavors.keys().collect();
+        flavors.sort();
+        assert_eq!(flavors, ["debug", "default"]);
+        for (name, flavor) in &theirs.kconfig.flavors {
+            let own = &ours.kconfig.flavors[name];
+            assert_eq!(own.fragments, flavor.fragments, "{name}");
+            assert_eq!(own.compiler, flavor.compiler, "{name}");
+        }
+        for rel in tree(&repo().join("templates/default/kernel-config")) {
+            assert_eq!(
+                std::fs::read(repo().join("kernel-config").join(&rel)).unwrap(),
+                std::fs::read(repo().join("templates/default/kernel-config").join(&rel)).unwrap(),
+                "templates/default/kernel-config/{0} is not lkmlab's own: cp kernel-config/{0} \
+                 templates/default/kernel-config/",
+                rel.display()
+            );
+        }
+    }
+
+    #[test]
+    fn a_name_renames_files_contents_and_the_type() {
+        let files = project_files("rng_driver").unwrap();
+        let (_, rs) = files
+            .iter()
+            .find(|(p, _)| p == Path::new("module/rng_driver.rs"))
+            .expect("module/rng_driver.rs");
+        let rs = String::from_utf8_lossy(rs);
+        assert!(rs.contains("name: \"rng_driver\""), "{rs}");
+        assert!(rs.contains("struct RngDriver {"), "{rs}");
+        assert!(rs.contains("#[kunit_tests(rng_driver)]"), "{rs}");
+        assert!(!rs.contains("mymodule") && !rs.contains("MyModule"));
+        let kbuild = files
+            .iter()
+            .find(|(p, _)| p == Path::new("module/Kbuild"))
+            .unwrap();
+        assert!(String::from_utf8_lossy(&kbuild.1).contains("obj-m := rng_driver.o"));
+        assert!(files
+            .iter()
+            .any(|(p, _)| p == Path::new("module/guest-tests/rng_driver-loads.sh")));
+    }
+
+    #[test]
+    fn names_that_cannot_name_a_module_are_refused() {
+        for bad in ["", "My", "9lives", "a-b", "a b", &"x".repeat(56)] {
+            let err = check_name(bad).unwrap_err().to_string();
+            assert!(err.contains("cannot name a kernel module"), "{bad}: {err}");
+        }
+        assert_eq!(
+            name_from_dir(Path::new("/src/my-driver")).as_deref(),
+            Some("my_driver")
+        );
+        assert_eq!(
+            name_from_dir(Path::new("/src/Foo.Bar")).as_deref(),
+            Some("foo_bar")
+        );
+        assert_eq!(name_from_dir(Path::new("/src/2fast")), None);
+    }
+
+    #[test]
+    fn nothing_is_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("module")).unwrap();
+        std::fs::write(dir.path().join("module/Kbuild"), "mine").unwrap();
+        let err = init(dir.path(), "m").unwrap_err().to_string();
+        assert!(
+            err.contains("module/Kbuild") && err.contains("overwrites nothing"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("module/Kbuild")).unwrap(),
+            "mine"
+        );
+        assert!(
+            !dir.path().join("lkmlab.toml").exists(),
+            "nothing was written"
+        );
+    }
+}

@@ -67,7 +67,7 @@ pub fn build(b: &ModuleBuild) -> Result<(Vec<PathBuf>, Built)> {
     check_compiler(b.tree, b.extra)?;
     std::fs::create_dir_all(b.out).with_context(|| format!("creating {}", b.out.display()))?;
     let out = b.out.canonicalize()?;
-    let key = input_key(b, &src, &out)?;
+    let key = input_key(b, &src, &out, &kbuild_environment(std::env::vars_os()))?;
     let key_file = out.join(MODULE_KEY);
     if std::fs::read_to_string(&key_file).ok().as_deref() == Some(key.as_str()) {
         if let Ok(kos) = find_kos(&out) {
@@ -108,13 +108,73 @@ pub fn build(b: &ModuleBuild) -> Result<(Vec<PathBuf>, Built)> {
     Ok((kos, Built::Rebuilt))
 }
 
+/// Environment variables Kbuild reads as make variables
+/// (Documentation/kbuild/kbuild.rst, Documentation/kbuild/llvm.rst): any of
+/// these set in lkmlab's environment reaches the module's `make` and can
+/// change what it builds (`KBUILD_MODPOST_WARN=1` turns modpost's errors
+/// into warnings, `KCFLAGS` adds flags), so it is part of the build's key.
+const KBUILD_ENV: &[&str] = &[
+    "ARCH",
+    "CROSS_COMPILE",
+    "LLVM",
+    "LLVM_IAS",
+    "CC",
+    "LD",
+    "AR",
+    "NM",
+    "OBJCOPY",
+    "OBJDUMP",
+    "STRIP",
+    "HOSTCC",
+    "HOSTCXX",
+    "HOSTRUSTC",
+    "RUSTC",
+    "BINDGEN",
+    "CLIPPY",
+    "KCFLAGS",
+    "KCPPFLAGS",
+    "KAFLAGS",
+    "KRUSTFLAGS",
+    "CFLAGS_MODULE",
+    "AFLAGS_MODULE",
+    "LDFLAGS_MODULE",
+    "RUSTFLAGS_MODULE",
+    "RUST_LIB_SRC",
+    "LIBCLANG_PATH",
+    "W",
+    "C",
+    "CF",
+];
+
+/// The variables of `vars` (the process environment) that Kbuild reads:
+/// [`KBUILD_ENV`] and every `KBUILD_*`, sorted.
+pub fn kbuild_environment(
+    vars: impl IntoIterator<Item = (OsString, OsString)>,
+) -> Vec<(OsString, OsString)> {
+    let mut out: Vec<(OsString, OsString)> = vars
+        .into_iter()
+        .filter(|(k, _)| {
+            let k = k.to_string_lossy();
+            k.starts_with("KBUILD_") || KBUILD_ENV.contains(&k.as_ref())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 /// The sha256 of everything a module build reads that lkmlab can see: every
 /// file of the module directory (path, mode, content; not `guest-tests/`,
 /// hidden files, `rust-project.json` or a `target/` directory, which Kbuild
 /// does not read), the kernel tree (its directory, keyed by the kernel's own
-/// inputs, and its build stamp), the make variables, the environment, where
+/// inputs, and its build stamp), the make variables, lkmlab's environment
+/// for make and the caller's (`process_env`: [`kbuild_environment`]), where
 /// the objects go, and lkmlab's recipe.
-pub fn input_key(b: &ModuleBuild, src: &Path, out: &Path) -> Result<String> {
+pub fn input_key(
+    b: &ModuleBuild,
+    src: &Path,
+    out: &Path,
+    process_env: &[(OsString, OsString)],
+) -> Result<String> {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     let mut field = |name: &str, value: &[u8]| {
@@ -135,6 +195,10 @@ pub fn input_key(b: &ModuleBuild, src: &Path, out: &Path) -> Result<String> {
     for (k, v) in b.env {
         field("env", k.as_bytes());
         field("env-value", v.as_encoded_bytes());
+    }
+    for (k, v) in process_env {
+        field("process-env", k.as_encoded_bytes());
+        field("process-env-value", v.as_encoded_bytes());
     }
     field("src", src.as_os_str().as_encoded_bytes());
     field("out", out.as_os_str().as_encoded_bytes());
@@ -344,7 +408,7 @@ mod tests {
         std::fs::write(src.join("m.rs"), "// one\n").unwrap();
         let (tree_a, tree_b) = (tree(&dir.path().join("ka")), tree(&dir.path().join("kb")));
         let out = dir.path().join("out");
-        let key = |t: &KernelTree, extra: &[String]| {
+        let key_with = |t: &KernelTree, extra: &[String], env: &[(OsString, OsString)]| {
             let b = ModuleBuild {
                 tree: t,
                 src: &src,
@@ -352,8 +416,9 @@ mod tests {
                 env: &[],
                 extra,
             };
-            input_key(&b, &src, &out).unwrap()
+            input_key(&b, &src, &out, env).unwrap()
         };
+        let key = |t: &KernelTree, extra: &[String]| key_with(t, extra, &[]);
         let base = key(&tree_a, &[]);
         assert_eq!(base, key(&tree_a, &[]), "the same inputs, the same key");
         // Not read by Kbuild: no rebuild.
@@ -373,6 +438,27 @@ mod tests {
         assert_ne!(kbuild, added);
         assert_ne!(added, key(&tree_a, &["CLIPPY=1".to_string()]));
         assert_ne!(added, key(&tree_b, &[]));
+        // A Kbuild variable in the environment (this one once let a module
+        // whose modpost failed be reused from a run that had it).
+        let env = kbuild_environment([("KBUILD_MODPOST_WARN".into(), "1".into())]);
+        assert_ne!(added, key_with(&tree_a, &[], &env));
+    }
+
+    #[test]
+    fn only_the_variables_kbuild_reads_are_part_of_the_key() {
+        let vars = [
+            ("TERM", "xterm"),
+            ("KCFLAGS", "-O1"),
+            ("PWD", "/x"),
+            ("KBUILD_MODPOST_WARN", "1"),
+            ("LLVM", "-19"),
+        ]
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+        let names: Vec<String> = kbuild_environment(vars)
+            .into_iter()
+            .map(|(k, _)| k.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["KBUILD_MODPOST_WARN", "KCFLAGS", "LLVM"]);
     }
 
     #[test]

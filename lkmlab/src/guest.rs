@@ -397,6 +397,36 @@ fn write_helpers<W: std::io::Write>(
 mod tests {
     use super::*;
 
+    /// The runner lkmlab carries is rebuilt when its source changes: the
+    /// build script (which builds it) tells cargo to rerun on every file
+    /// the runner is made of, the protocol crate's included, or on the
+    /// prebuilt runner Nix passes in.
+    #[test]
+    fn a_change_to_the_runners_source_rebuilds_the_carried_runner() {
+        let output = std::path::Path::new(env!("OUT_DIR")).join("../output");
+        let declared = std::fs::read_to_string(&output).unwrap();
+        let watched: Vec<&str> = declared
+            .lines()
+            .filter_map(|l| l.strip_prefix("cargo:rerun-if-changed="))
+            .collect();
+        let watches = |suffix: &str| watched.iter().any(|w| w.ends_with(suffix));
+        match option_env!("LKMLAB_GUEST_RUNNER").filter(|p| !p.is_empty()) {
+            Some(prebuilt) => assert!(watches(prebuilt), "{declared}"),
+            None => {
+                for source in [
+                    "tests/runner/src",
+                    "tests/runner/Cargo.toml",
+                    "protocol/src",
+                    "protocol/Cargo.toml",
+                    "Cargo.lock",
+                ] {
+                    assert!(watches(source), "{source} is not watched:\n{declared}");
+                }
+            }
+        }
+        assert!(watches("templates/default"), "{declared}");
+    }
+
     #[test]
     fn the_plan_names_each_module_and_test_once() {
         let payload = Payload {

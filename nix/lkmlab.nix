@@ -5,6 +5,7 @@
   lib,
   rustPlatform,
   cpio,
+  dpkg,
   src,
   version,
   guestRunner,
@@ -25,8 +26,12 @@ rustPlatform.buildRustPackage {
   # lkmlab/build.rs carries this static runner instead of building one with
   # glibc's libc.a, which the sandbox's toolchain does not link statically.
   env.LKMLAB_GUEST_RUNNER = lib.getExe guestRunner;
-  # The cpio writer's tests unpack what it writes with GNU cpio.
-  nativeCheckInputs = [ cpio ];
+  # The cpio writer's tests unpack what it writes with GNU cpio; the cache
+  # test (tests/cache.rs) builds a stand-in kernel package with dpkg-deb.
+  nativeCheckInputs = [
+    cpio
+    dpkg
+  ];
 
   meta = {
     description = "A reproducible VM lab for Linux kernel modules written in Rust";

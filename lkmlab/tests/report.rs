@@ -73,7 +73,7 @@ fn nothing_passed_is_a_failure_with_a_reason() {
 /// Every KTAP conformance fixture (the kernel's own parser test data) through
 /// `lkmlab report`: 0 exactly when the parser's verdict is "passed", 1 for
 /// any other verdict, 2 for a file without KTAP. (The verdict of each fixture
-/// is checked against kunit.py's in lkmlab/src/ktap.rs.)
+/// is checked against kunit.py's in protocol/src/ktap/parse.rs.)
 #[test]
 fn the_conformance_fixtures_exit_as_their_verdict_says() {
     use lkmlab::ktap::{self, Status};

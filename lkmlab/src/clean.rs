@@ -163,14 +163,6 @@ fn guarded(path: &Path) -> PathBuf {
     }
 }
 
-/// Whether a running lkmlab holds the lock at `lock`.
-fn held(lock: &Path) -> bool {
-    let Ok(file) = std::fs::OpenOptions::new().write(true).open(lock) else {
-        return false;
-    };
-    matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
-}
-
 /// Whether a running lkmlab is writing `path`: its lock is held (a kernel
 /// build, a fetch, an unpack), or, for a temporary entry (`.unpacking-…`,
 /// `.FILE….partial`), any lock beside it is.
@@ -183,10 +175,10 @@ fn being_written(path: &Path) -> bool {
         return entries(dir).unwrap_or_default().iter().any(|p| {
             p.file_name()
                 .is_some_and(|n| n.to_string_lossy().ends_with(".lock"))
-                && held(p)
+                && crate::lock::is_held(p)
         });
     }
-    held(&crate::lock::beside(&guarded(path)))
+    crate::lock::is_held(&crate::lock::beside(&guarded(path)))
 }
 
 /// What `remove` did.

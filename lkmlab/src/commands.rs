@@ -493,6 +493,12 @@ fn run_vm_test(
         .clone()
         .unwrap_or_else(|| ctx.project.target_dir().join(flavor).join("test"));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    // One run at a time writes its initramfs, boots it and writes its results
+    // here: a second lkmlab testing into the same folder waits.
+    let _lock = crate::lock::exclusive(
+        &out.join(".lkmlab-lock"),
+        &format!("testing into {}", out.display()),
+    )?;
     let initramfs = out.join("initramfs.cpio");
     let options = guest::RunOptions {
         fault_injection: vm.fault_injection,
@@ -713,7 +719,7 @@ fn init(dir: Option<&Path>, name: Option<&str>) -> Result<()> {
     };
     let name = match name {
         Some(n) => n.to_string(),
-        None => crate::init::name_from_dir(&dir).with_context(|| {
+        None => crate::init::default_name(&dir).with_context(|| {
             format!(
                 "{} does not make a module name: give one with --name NAME",
                 dir.display()

@@ -140,10 +140,7 @@ impl Fetcher<'_> {
 /// match is removed with its temporary name.
 fn finish(partial: tempfile::NamedTempFile, dest: &Path, pinned: &PinnedFile) -> Result<PathBuf> {
     verify_pinned(partial.path(), pinned).with_context(|| format!("fetching {}", pinned.file))?;
-    partial
-        .persist(dest)
-        .map_err(|e| e.error)
-        .with_context(|| format!("moving {} into place", dest.display()))?;
+    crate::util::persist(partial, dest)?;
     Ok(dest.to_path_buf())
 }
 

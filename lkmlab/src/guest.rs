@@ -301,8 +301,9 @@ pub fn write_initramfs(
     payload: &Payload,
     options: &RunOptions,
 ) -> Result<()> {
-    // Written beside `out` under a random name and renamed over it: a run
-    // beside this one never boots half an initramfs.
+    // Written beside `out` under a random name and renamed over it, so the
+    // file at `out` is always whole (runs into one folder take turns on the
+    // folder's lock).
     let dir = out.parent().unwrap_or(Path::new("."));
     let file = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("creating a file in {}", dir.display()))?;
@@ -351,10 +352,7 @@ pub fn write_initramfs(
         .into_inner()
         .map_err(|e| e.into_error())
         .with_context(|| format!("writing {}", out.display()))?;
-    file.persist(out)
-        .map_err(|e| e.error)
-        .with_context(|| format!("writing {}", out.display()))?;
-    Ok(())
+    crate::util::persist(file, out)
 }
 
 /// The helpers under [`layout::HELPERS`], with their directories; a file the
@@ -397,12 +395,13 @@ fn write_helpers<W: std::io::Write>(
 mod tests {
     use super::*;
 
-    /// The runner lkmlab carries is rebuilt when its source changes: the
-    /// build script (which builds it) tells cargo to rerun on every file
+    /// The runner lkmlab carries is rebuilt when its source changes because
+    /// the build script (which builds it) tells cargo to rerun on every file
     /// the runner is made of, the protocol crate's included, or on the
-    /// prebuilt runner Nix passes in.
+    /// prebuilt runner Nix passes in: what it declared is checked here
+    /// (cargo's own `OUT_DIR/../output`); cargo does the rest.
     #[test]
-    fn a_change_to_the_runners_source_rebuilds_the_carried_runner() {
+    fn the_build_script_watches_every_source_of_the_carried_runner() {
         let output = std::path::Path::new(env!("OUT_DIR")).join("../output");
         let declared = std::fs::read_to_string(&output).unwrap();
         let watched: Vec<&str> = declared

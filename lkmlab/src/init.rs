@@ -47,6 +47,16 @@ pub fn name_from_dir(dir: &Path) -> Option<String> {
     check_name(&name).is_ok().then_some(name)
 }
 
+/// The module name for a project in `dir` (which need not exist yet): its
+/// last component once `.` and `..` are resolved, as [`name_from_dir`].
+pub fn default_name(dir: &Path) -> Option<String> {
+    let resolved = dir
+        .canonicalize()
+        .or_else(|_| std::path::absolute(dir))
+        .ok()?;
+    name_from_dir(&resolved)
+}
+
 /// `mymodule` → `MyModule`-style: each `_`-separated part capitalised.
 fn type_name(name: &str) -> String {
     name.split('_')
@@ -125,7 +135,14 @@ pub fn init(dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating {}", parent.display()))?;
         }
-        std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
+        // create_new: a file that appeared since the check is not replaced.
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        std::io::Write::write_all(&mut file, &contents)
+            .with_context(|| format!("writing {}", path.display()))?;
         if rel.extension().is_some_and(|e| e == "sh") {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
@@ -255,6 +272,16 @@ mod tests {
             Some("foo_bar")
         );
         assert_eq!(name_from_dir(Path::new("/src/2fast")), None);
+        // `.` and `..` stand for the directory they name.
+        let dir = tempfile::tempdir().unwrap();
+        let top = dir.path().join("my-top");
+        std::fs::create_dir_all(top.join("sub")).unwrap();
+        assert_eq!(default_name(&top.join("sub/..")).as_deref(), Some("my_top"));
+        assert_eq!(default_name(&top.join(".")).as_deref(), Some("my_top"));
+        assert_eq!(
+            default_name(&top.join("new-dir")).as_deref(),
+            Some("new_dir")
+        );
     }
 
     #[test]

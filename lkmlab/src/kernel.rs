@@ -50,67 +50,45 @@ impl KernelTree {
     }
 }
 
-/// The unpacked, verified kernel source tree, unpacking it if needed. One
-/// lkmlab unpacks at a time (others wait, then find it there); the tree is
-/// unpacked into a new directory of a random name beside it and renamed
-/// into place, so a half-unpacked tree is never seen at its path.
+/// The unpacked, verified kernel source tree, unpacking it if needed (once,
+/// whichever lkmlab asks first: [`lock::fill_once`]).
 pub fn source(project: &Project, paths: &Paths, fetcher: &Fetcher) -> Result<PathBuf> {
+    const MARKER: &str = ".lkmlab-unpacked";
     let k = &project.pin.kernel;
     let root = paths.kernel_source(&k.tarball.sha256);
-    let top = root.join(&k.tarball.top_dir);
-    let marker = root.join(".lkmlab-unpacked");
-    let unpacked = || marker.is_file() && top.is_dir();
-    if unpacked() {
-        return Ok(top);
+    let done = |root: &Path| root.join(MARKER).is_file() && root.join(&k.tarball.top_dir).is_dir();
+    if !done(&root) {
+        let deb = fetcher.get(&k.deb)?;
+        lock::fill_once(&root, "unpacking the kernel source", done, |staging| {
+            crate::status!("extracting {} from {}", k.tarball.path, k.deb.file);
+            extract_from_deb(&deb, &k.tarball.path, staging)?;
+            let tarball = staging.join(&k.tarball.path);
+            verify(&tarball, &k.tarball.sha256).context(
+                "the kernel tarball inside the pinned .deb does not match [kernel.tarball] sha256",
+            )?;
+            crate::status!("unpacking the kernel source (about a minute)");
+            run_quiet(
+                Command::new("tar")
+                    .arg("-xf")
+                    .arg(&tarball)
+                    .arg("-C")
+                    .arg(staging),
+                "tar",
+            )?;
+            std::fs::remove_file(&tarball)
+                .with_context(|| format!("removing {}", tarball.display()))?;
+            if !staging.join(&k.tarball.top_dir).is_dir() {
+                bail!(
+                    "{} has no top directory {}; fix [kernel.tarball] top_dir",
+                    k.tarball.path,
+                    k.tarball.top_dir
+                );
+            }
+            std::fs::write(staging.join(MARKER), k.tarball.sha256.as_str())
+                .with_context(|| format!("writing in {}", staging.display()))
+        })?;
     }
-    let deb = fetcher.get(&k.deb)?;
-    let _lock = lock::exclusive(&lock::beside(&root), "unpacking the kernel source")?;
-    if unpacked() {
-        return Ok(top);
-    }
-    let parent = root
-        .parent()
-        .context("the source cache has no parent directory")?;
-    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    let staging = tempfile::Builder::new()
-        .prefix(".unpacking-")
-        .tempdir_in(parent)
-        .with_context(|| format!("creating a directory in {}", parent.display()))?;
-    crate::status!("extracting {} from {}", k.tarball.path, k.deb.file);
-    extract_from_deb(&deb, &k.tarball.path, staging.path())?;
-    let tarball = staging.path().join(&k.tarball.path);
-    verify(&tarball, &k.tarball.sha256).context(
-        "the kernel tarball inside the pinned .deb does not match [kernel.tarball] sha256",
-    )?;
-    crate::status!("unpacking the kernel source (about a minute)");
-    run_quiet(
-        Command::new("tar")
-            .arg("-xf")
-            .arg(&tarball)
-            .arg("-C")
-            .arg(staging.path()),
-        "tar",
-    )?;
-    std::fs::remove_file(&tarball).with_context(|| format!("removing {}", tarball.display()))?;
-    if !staging.path().join(&k.tarball.top_dir).is_dir() {
-        bail!(
-            "{} has no top directory {}; fix [kernel.tarball] top_dir",
-            k.tarball.path,
-            k.tarball.top_dir
-        );
-    }
-    std::fs::write(
-        staging.path().join(".lkmlab-unpacked"),
-        k.tarball.sha256.as_str(),
-    )
-    .with_context(|| format!("writing in {}", staging.path().display()))?;
-    // A stale, unmarked tree (an older lkmlab's, interrupted) goes first.
-    if root.exists() {
-        std::fs::remove_dir_all(&root).with_context(|| format!("removing {}", root.display()))?;
-    }
-    std::fs::rename(staging.path(), &root)
-        .with_context(|| format!("moving the unpacked source to {}", root.display()))?;
-    Ok(top)
+    Ok(root.join(&k.tarball.top_dir))
 }
 
 /// Every option the fragments of `flavor` request, merged in order.
@@ -294,7 +272,10 @@ pub fn configure(
     std::fs::write(&config_path, &applied)
         .with_context(|| format!("writing {}", config_path.display()))?;
     run_quiet(make(src, out, env).arg("olddefconfig"), "make olddefconfig")?;
-    let actual = kconfig::parse_dotconfig(&std::fs::read_to_string(&config_path)?);
+    let actual = kconfig::parse_dotconfig(
+        &std::fs::read_to_string(&config_path)
+            .with_context(|| format!("reading {}", config_path.display()))?,
+    );
     let mut dropped = kconfig::verify(&requested, &actual);
     if dropped.is_empty() {
         return Ok(());

@@ -127,17 +127,20 @@ impl Finding {
     /// `function [module]` with Rust symbols demangled: the report's header
     /// (`BUG: KASAN: … in f+0x8c/0x120 [scull]`), `RIP:` line, lock sites
     /// or stack frames, whichever comes first. Unreliable frames (`? f+…`)
-    /// count only when there is no other: after a Rust panic's `BUG()` the
-    /// unwinder marks every frame so.
+    /// are skipped, except in a Rust panic without any other: after its
+    /// `BUG()` the unwinder marks every frame so, and the panicking function
+    /// is among them.
     pub fn culprit(&self) -> Option<String> {
         let reliable = |line: &&String| !line.trim_start().starts_with("? ");
-        (self.excerpt.iter().filter(reliable))
-            .find_map(|line| module_function(line))
-            .or_else(|| {
+        let found = (self.excerpt.iter().filter(reliable)).find_map(|line| module_function(line));
+        match self.kind {
+            FindingKind::RustPanic => found.or_else(|| {
                 self.excerpt
                     .iter()
                     .find_map(|line| module_function(line.trim_start().trim_start_matches("? ")))
-            })
+            }),
+            _ => found,
+        }
     }
 }
 
@@ -970,6 +973,12 @@ lkmlab: case overflow.rmmod
             ],
         };
         assert_eq!(f.culprit().as_deref(), Some("real_caller [m]"));
+        // Outside a Rust panic, a stale frame is no one's to blame.
+        let stale_only = Finding {
+            excerpt: f.excerpt[..2].to_vec(),
+            ..f
+        };
+        assert_eq!(stale_only.culprit(), None);
     }
 
     #[test]

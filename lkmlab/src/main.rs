@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         _ => output::Verbosity::Normal,
     };
     output::init(verbosity, cli.color);
+    lkmlab::process::on_interrupt_kill_children();
     match commands::run(cli) {
         Ok(Done::Ok) => ExitCode::SUCCESS,
         Ok(Done::TestsFailed) => ExitCode::from(1),

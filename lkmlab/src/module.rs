@@ -66,7 +66,7 @@ pub fn build(b: &ModuleBuild) -> Result<(Vec<PathBuf>, Built)> {
     }
     check_compiler(b.tree, b.extra)?;
     std::fs::create_dir_all(b.out).with_context(|| format!("creating {}", b.out.display()))?;
-    let out = b.out.canonicalize()?;
+    let out = (b.out.canonicalize()).with_context(|| format!("resolving {}", b.out.display()))?;
     let key = input_key(b, &src, &out, &kbuild_environment(std::env::vars_os()))?;
     let key_file = out.join(MODULE_KEY);
     if std::fs::read_to_string(&key_file).ok().as_deref() == Some(key.as_str()) {
@@ -113,51 +113,35 @@ pub fn build(b: &ModuleBuild) -> Result<(Vec<PathBuf>, Built)> {
 /// these set in lkmlab's environment reaches the module's `make` and can
 /// change what it builds (`KBUILD_MODPOST_WARN=1` turns modpost's errors
 /// into warnings, `KCFLAGS` adds flags), so it is part of the build's key.
+#[rustfmt::skip]
 const KBUILD_ENV: &[&str] = &[
-    "ARCH",
-    "CROSS_COMPILE",
-    "LLVM",
-    "LLVM_IAS",
-    "CC",
-    "LD",
-    "AR",
-    "NM",
-    "OBJCOPY",
-    "OBJDUMP",
-    "STRIP",
-    "HOSTCC",
-    "HOSTCXX",
-    "HOSTRUSTC",
-    "RUSTC",
-    "BINDGEN",
-    "CLIPPY",
-    "KCFLAGS",
-    "KCPPFLAGS",
-    "KAFLAGS",
-    "KRUSTFLAGS",
-    "CFLAGS_MODULE",
-    "AFLAGS_MODULE",
-    "LDFLAGS_MODULE",
-    "RUSTFLAGS_MODULE",
-    "RUST_LIB_SRC",
-    "LIBCLANG_PATH",
-    "W",
-    "C",
-    "CF",
+    "ARCH", "CROSS_COMPILE", "LLVM", "LLVM_IAS", "CC", "LD", "AR", "NM", "OBJCOPY", "OBJDUMP",
+    "STRIP", "HOSTCC", "HOSTCXX", "HOSTRUSTC", "RUSTC", "BINDGEN", "CLIPPY", "KCFLAGS",
+    "KCPPFLAGS", "KAFLAGS", "KRUSTFLAGS", "CFLAGS_MODULE", "AFLAGS_MODULE", "LDFLAGS_MODULE",
+    "RUSTFLAGS_MODULE", "RUST_LIB_SRC", "LIBCLANG_PATH", "W", "C", "CF", "HOSTCFLAGS",
+    "HOSTCXXFLAGS", "HOSTLDFLAGS", "HOSTRUSTFLAGS", "USERCFLAGS", "USERLDFLAGS",
 ];
 
 /// The variables of `vars` (the process environment) that Kbuild reads:
-/// [`KBUILD_ENV`] and every `KBUILD_*`, sorted.
+/// [`KBUILD_ENV`] and every `KBUILD_*`, sorted; and of `MAKEFLAGS` (set when
+/// lkmlab runs under another make) the variables it passes on (`VAR=value`
+/// after its ` -- `), not its job server, which changes every run.
 pub fn kbuild_environment(
     vars: impl IntoIterator<Item = (OsString, OsString)>,
 ) -> Vec<(OsString, OsString)> {
-    let mut out: Vec<(OsString, OsString)> = vars
-        .into_iter()
-        .filter(|(k, _)| {
-            let k = k.to_string_lossy();
-            k.starts_with("KBUILD_") || KBUILD_ENV.contains(&k.as_ref())
-        })
-        .collect();
+    let mut out: Vec<(OsString, OsString)> = Vec::new();
+    for (k, v) in vars {
+        let name = k.to_string_lossy();
+        if name.starts_with("KBUILD_") || KBUILD_ENV.contains(&name.as_ref()) {
+            out.push((k, v));
+        } else if name == "MAKEFLAGS" {
+            let flags = v.to_string_lossy();
+            if let Some((_, assignments)) = flags.split_once(" -- ") {
+                let assignments = OsString::from(assignments.trim());
+                out.push((k, assignments));
+            }
+        }
+    }
     out.sort();
     out
 }
@@ -452,13 +436,23 @@ mod tests {
             ("PWD", "/x"),
             ("KBUILD_MODPOST_WARN", "1"),
             ("LLVM", "-19"),
+            (
+                "MAKEFLAGS",
+                "-j2 --jobserver-auth=fifo:/tmp/GMfifo123 -- KCFLAGS=-O1",
+            ),
         ]
         .map(|(k, v)| (OsString::from(k), OsString::from(v)));
-        let names: Vec<String> = kbuild_environment(vars)
+        let got: Vec<(String, String)> = kbuild_environment(vars)
             .into_iter()
-            .map(|(k, _)| k.to_string_lossy().into_owned())
+            .map(|(k, v)| (k.to_string_lossy().into(), v.to_string_lossy().into()))
             .collect();
-        assert_eq!(names, ["KBUILD_MODPOST_WARN", "KCFLAGS", "LLVM"]);
+        let names: Vec<&str> = got.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            ["KBUILD_MODPOST_WARN", "KCFLAGS", "LLVM", "MAKEFLAGS"]
+        );
+        // The job server's pipe changes every run: only the variables count.
+        assert_eq!(got[3].1, "KCFLAGS=-O1");
     }
 
     #[test]

@@ -39,8 +39,9 @@ pub enum Waited {
     TimedOut,
 }
 
-/// Start `cmd` in a new process group; `program` names it in errors.
-pub fn spawn(cmd: &mut Command, program: &str) -> Result<Group> {
+/// On Ctrl-C, SIGTERM or SIGHUP: kill every group lkmlab started, then
+/// exit with status 130. Called once, when lkmlab starts.
+pub fn on_interrupt_kill_children() {
     HANDLER.call_once(|| {
         // If another handler is already set, lkmlab's groups die with the
         // terminal session instead; nothing else to do.
@@ -49,6 +50,11 @@ pub fn spawn(cmd: &mut Command, program: &str) -> Result<Group> {
             std::process::exit(130);
         });
     });
+}
+
+/// Start `cmd` in a new process group; `program` names it in errors.
+pub fn spawn(cmd: &mut Command, program: &str) -> Result<Group> {
+    on_interrupt_kill_children();
     let child = cmd
         .process_group(0)
         .spawn()

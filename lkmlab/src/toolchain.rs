@@ -186,48 +186,29 @@ fn pinned_rust_src(project: &Project, paths: &Paths, fetcher: &Fetcher) -> Resul
         );
     }
     let dir = paths.rust_src(&pin.deb.sha256);
-    let library = dir.join(&pin.library);
-    if library.join("core/src/lib.rs").is_file() {
-        return Ok(library);
+    let has_core = |dir: &Path| dir.join(&pin.library).join("core/src/lib.rs").is_file();
+    if has_core(&dir) {
+        return Ok(dir.join(&pin.library));
     }
     let deb = fetcher.get(&pin.deb)?;
-    // As the kernel source: one unpacks, into a new directory renamed into
-    // place; the others wait and find it there.
-    let _lock = crate::lock::exclusive(
-        &crate::lock::beside(&dir),
+    crate::lock::fill_once(
+        &dir,
         "unpacking the Rust library source",
+        has_core,
+        |staging| {
+            crate::status!("unpacking {}", pin.deb.file);
+            extract_from_deb(&deb, &pin.library, staging)?;
+            if !has_core(staging) {
+                bail!(
+                    "{} does not contain {}/core/src/lib.rs; [toolchain.rust_src] library is wrong",
+                    pin.deb.file,
+                    pin.library
+                );
+            }
+            Ok(())
+        },
     )?;
-    if library.join("core/src/lib.rs").is_file() {
-        return Ok(library);
-    }
-    let parent = dir
-        .parent()
-        .context("the rust-src cache has no parent directory")?;
-    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    let staging = tempfile::Builder::new()
-        .prefix(".unpacking-")
-        .tempdir_in(parent)
-        .with_context(|| format!("creating a directory in {}", parent.display()))?;
-    crate::status!("unpacking {}", pin.deb.file);
-    extract_from_deb(&deb, &pin.library, staging.path())?;
-    if !staging
-        .path()
-        .join(&pin.library)
-        .join("core/src/lib.rs")
-        .is_file()
-    {
-        bail!(
-            "{} does not contain {}/core/src/lib.rs; [toolchain.rust_src] library is wrong",
-            pin.deb.file,
-            pin.library
-        );
-    }
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
-    }
-    std::fs::rename(staging.path(), &dir)
-        .with_context(|| format!("moving the Rust library source to {}", dir.display()))?;
-    Ok(library)
+    Ok(dir.join(&pin.library))
 }
 
 /// The environment every kernel and module `make` runs with.

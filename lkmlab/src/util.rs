@@ -68,9 +68,15 @@ pub fn write_atomic(path: &std::path::Path, data: &[u8]) -> Result<()> {
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     tmp.write_all(data)
         .with_context(|| format!("writing {}", tmp.path().display()))?;
+    persist(tmp, path)
+}
+
+/// Move a finished temporary file (made beside `path`) to `path`, replacing
+/// what was there in one rename.
+pub fn persist(tmp: tempfile::NamedTempFile, path: &std::path::Path) -> Result<()> {
     tmp.persist(path)
         .map_err(|e| e.error)
-        .with_context(|| format!("writing {}", path.display()))?;
+        .with_context(|| format!("moving {} into place", path.display()))?;
     Ok(())
 }
 
@@ -105,13 +111,16 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    /// Where lkmlab used to put its temporary directories, an attacker on a
-    /// shared machine could plant a symlink to a directory of the user's;
-    /// lkmlab then wrote into (and removed) that directory. Now the names are
-    /// random and the directory is created anew, so a planted link is never
+    /// Where lkmlab used to put its temporary directories (`lkmlab-PID`,
+    /// `lkmlab-config-PID`, `lkmlab-kvm-probe-PID` in TMPDIR), an attacker on
+    /// a shared machine could plant a symlink to a directory of the user's;
+    /// lkmlab then wrote into (and removed) that directory. The three users
+    /// (the libclang probe, `lkmlab config`, the KVM probe) now all take
+    /// their directory from `temp_dir`, whose directories are new, private
+    /// and of random names: with links planted at the old names, none is
     /// followed.
     #[test]
-    fn a_planted_symlink_at_the_old_predictable_path_is_not_followed() {
+    fn temporary_directories_are_new_and_private_never_a_planted_link() {
         let tmp = tempfile::tempdir().unwrap();
         let victim = tmp.path().join("victim");
         std::fs::create_dir(&victim).unwrap();

@@ -2,8 +2,11 @@
 //! times in parallel on an empty cache, from a mirror holding a small
 //! stand-in for the pinned kernel package (a real .deb, built here with
 //! dpkg-deb, pinned by its own size and hashes in a copy of the project).
-//! Every run must succeed, and the cache must hold one verified copy of the
-//! package and one unpacked source, with nothing half-written left over.
+//! So that the runs really overlap, the test holds the download's and the
+//! source's locks while they start: all four must wait (none may finish or
+//! write the package), then, released, all must succeed, and the cache must
+//! hold one verified copy of the package and one unpacked source, with
+//! nothing half-written left over.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -113,8 +116,19 @@ fn parallel_fetches_on_an_empty_cache_leave_one_verified_copy() {
     std::fs::create_dir_all(lib.join("core/src")).unwrap();
     std::fs::write(lib.join("core/src/lib.rs"), "").unwrap();
     let cache = dir.path().join("cache");
+    let src_dir = cache
+        .join("src")
+        .join(format!("linux-{}", &tarball_sha256[..16]));
+    let held = [
+        lkmlab::lock::exclusive(
+            &lkmlab::lock::beside(&cache.join("downloads").join(name)),
+            "test",
+        )
+        .unwrap(),
+        lkmlab::lock::exclusive(&lkmlab::lock::beside(&src_dir), "test").unwrap(),
+    ];
 
-    let runs: Vec<_> = (0..4)
+    let mut runs: Vec<_> = (0..4)
         .map(|_| {
             Command::new(env!("CARGO_BIN_EXE_lkmlab"))
                 .arg("--project")
@@ -129,6 +143,15 @@ fn parallel_fetches_on_an_empty_cache_leave_one_verified_copy() {
                 .unwrap()
         })
         .collect();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    for child in &mut runs {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "a fetch finished while the cache's locks were held"
+        );
+    }
+    assert!(!cache.join("downloads").join(name).exists());
+    drop(held);
     for child in runs {
         let out = child.wait_with_output().unwrap();
         assert!(

@@ -28,7 +28,7 @@ pub fn write(
     let src = src
         .canonicalize()
         .with_context(|| format!("module directory {}", src.display()))?;
-    let out = out.canonicalize()?;
+    let out = (out.canonicalize()).with_context(|| format!("resolving {}", out.display()))?;
     let generated = out.join(RUST_PROJECT);
     let _ = std::fs::remove_file(&generated);
     let mut cmd = crate::module::kbuild(tree, &src, &out, env);

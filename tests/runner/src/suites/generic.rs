@@ -3,52 +3,69 @@
 
 use crate::case::{Case, Outcome, Suite, Verdict};
 use crate::checks;
+use std::collections::BTreeSet;
 
-/// Where KUnit lists the suites that ran: the kernel's own are filtered
-/// away at boot, and a module's are removed when it unloads, so between
-/// the module's `insmod` and `rmmod` the ones here are the module's.
+/// Where KUnit lists the suites that ran (with `CONFIG_KUNIT_DEBUGFS`): the
+/// kernel's own are filtered away at boot, and a module's are removed when
+/// it unloads.
 const KUNIT_DEBUGFS: &str = "/sys/kernel/debug/kunit";
 
+/// The suites listed just before the module's `insmod` (another module
+/// left loaded keeps its own there): the module's are the ones added since.
+fn before_file(module: &str) -> String {
+    format!("/tmp/lkmlab-kunit-before-{module}")
+}
+
 pub fn suite(module: &str) -> Suite {
-    let (m1, m2) = (module.to_string(), module.to_string());
+    let (m1, m2, m3) = (module.to_string(), module.to_string(), module.to_string());
     Suite {
         name: module.to_string(),
         cases: vec![
-            Case::new("insmod", move |env| checks::insmod(env, &m1, "")),
-            Case::new("kunit", |_| kunit_suites_passed()),
-            Case::new("rmmod", move |_| checks::unload(&m2)),
+            Case::new("insmod", move |env| {
+                let before: Vec<String> = kunit_suites().unwrap_or_default().into_iter().collect();
+                std::fs::write(before_file(&m1), before.join("\n"))
+                    .map_err(|e| format!("{}: {e}", before_file(&m1)))?;
+                checks::insmod(env, &m1, "")
+            }),
+            Case::new("kunit", move |_| kunit_suites_passed(&m2)),
+            Case::new("rmmod", move |_| checks::unload(&m3)),
             Case::new("kernel_log_clean", |_| checks::log_clean()),
         ],
     }
 }
 
+/// The suites KUnit lists now, or `None` without KUnit's debugfs results.
+fn kunit_suites() -> Option<BTreeSet<String>> {
+    let entries = std::fs::read_dir(KUNIT_DEBUGFS).ok()?;
+    Some(
+        entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+    )
+}
+
 /// Every KUnit suite the module ran at load passed (their results nested
 /// under this case); a module without `#[kunit_tests]` skips.
-fn kunit_suites_passed() -> Verdict {
-    let suites = match std::fs::read_dir(KUNIT_DEBUGFS) {
-        Ok(entries) => {
-            let mut names: Vec<String> = entries
-                .filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect();
-            names.sort();
-            names
-        }
-        Err(_) => {
-            return Ok(Outcome::Skip(format!(
-                "no {KUNIT_DEBUGFS} (no KUnit in this kernel)"
-            )))
-        }
+fn kunit_suites_passed(module: &str) -> Verdict {
+    let Some(now) = kunit_suites() else {
+        return Ok(Outcome::Skip(format!(
+            "no {KUNIT_DEBUGFS}: this kernel keeps no KUnit results (CONFIG_KUNIT_DEBUGFS)"
+        )));
     };
+    let before: BTreeSet<String> = std::fs::read_to_string(before_file(module))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let suites: Vec<&String> = now.difference(&before).collect();
     if suites.is_empty() {
         return Ok(Outcome::Skip("the module ran no KUnit suite".to_string()));
     }
-    let mut failures = Vec::new();
-    for suite in &suites {
-        if let Err(e) = checks::kunit_suite_passed(suite) {
-            failures.push(e);
-        }
-    }
+    let failures: Vec<String> = suites
+        .iter()
+        .filter_map(|suite| checks::kunit_suite_passed(suite).err())
+        .collect();
     if failures.is_empty() {
         Ok(Outcome::Pass)
     } else {

@@ -38,7 +38,7 @@ pub fn kbuild(tree: &KernelTree, src: &Path, out: &Path, env: &[(String, OsStrin
 }
 
 /// Bump when the way lkmlab builds modules changes.
-const MODULE_RECIPE: &str = "lkmlab-module-recipe-1";
+const MODULE_RECIPE: &str = "lkmlab-module-recipe-2";
 /// Beside the objects: the key of the inputs the `.ko` files were built from.
 const MODULE_KEY: &str = "lkmlab-module.key";
 
@@ -69,7 +69,8 @@ pub fn build(b: &ModuleBuild) -> Result<(Vec<PathBuf>, Built)> {
     let out = (b.out.canonicalize()).with_context(|| format!("resolving {}", b.out.display()))?;
     let key = input_key(b, &src, &out, &kbuild_environment(std::env::vars_os()))?;
     let key_file = out.join(MODULE_KEY);
-    if std::fs::read_to_string(&key_file).ok().as_deref() == Some(key.as_str()) {
+    let recorded = std::fs::read_to_string(&key_file).unwrap_or_default();
+    if recorded_key_holds(&recorded, &key) {
         if let Ok(kos) = find_kos(&out) {
             if !kos.is_empty()
                 && kos
@@ -104,8 +105,103 @@ pub fn build(b: &ModuleBuild) -> Result<(Vec<PathBuf>, Built)> {
     for ko in &kos {
         check_vermagic(ko, &b.tree.release)?;
     }
-    crate::util::write_atomic(&key_file, key.as_bytes())?;
+    // The kernel's build tree and its source (the tree's `source` link, for
+    // an `O=` build) are keyed by the tree's stamp; `out` holds products.
+    let source = b.tree.dir.join("source").canonicalize().ok();
+    let keyed: Vec<&Path> = [Some(b.tree.dir.as_path()), source.as_deref(), Some(&out)]
+        .into_iter()
+        .flatten()
+        .collect();
+    let record = key_record(&key, &kbuild_dependencies(&out, &keyed));
+    crate::util::write_atomic(&key_file, record.as_bytes())?;
     Ok((kos, Built::Rebuilt))
+}
+
+/// The key file's text: the inputs' key on the first line, then one
+/// `SHA256 PATH` line for each file of `deps` (what Kbuild recorded the
+/// build read outside the kernel tree).
+fn key_record(key: &str, deps: &[PathBuf]) -> String {
+    let mut record = format!("{key}\n");
+    for dep in deps {
+        if let Ok(content) = std::fs::read(dep) {
+            record.push_str(&format!("{} {}\n", sha256_hex(&content), dep.display()));
+        }
+    }
+    record
+}
+
+/// Whether a key file's text (see [`key_record`]) records `key`, and every
+/// dependency it lists still has the content it had: a header included from
+/// outside the module directory, a hidden file a `#[path]` names, an
+/// `include!`d file are then covered although [`input_key`] does not read them.
+fn recorded_key_holds(record: &str, key: &str) -> bool {
+    let mut lines = record.lines();
+    if lines.next() != Some(key) {
+        return false;
+    }
+    lines.all(|line| {
+        line.split_once(' ').is_some_and(|(hash, path)| {
+            std::fs::read(path).is_ok_and(|content| sha256_hex(&content) == hash)
+        })
+    })
+}
+
+fn sha256_hex(content: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    crate::fetch::hex(&Sha256::digest(content))
+}
+
+/// The files Kbuild recorded that the objects in `out` were built from (the
+/// `source_*` and `deps_*` lists of its `.*.cmd` files; for a Rust object
+/// they hold rustc's dep-info, so `#[path]` modules and `include!`d files
+/// are there), except those under a directory of `keyed` (keyed otherwise)
+/// and Kconfig's `$(wildcard …)` entries. Sorted, each once; only files that
+/// exist (a relative path is taken from `out`).
+fn kbuild_dependencies(out: &Path, keyed: &[&Path]) -> Vec<PathBuf> {
+    let mut deps = std::collections::BTreeSet::new();
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return Vec::new();
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with('.') && name.ends_with(".cmd")) {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+            continue;
+        };
+        for path in cmd_file_dependencies(&text) {
+            let path = out.join(path);
+            if !keyed.iter().any(|dir| path.starts_with(dir)) && path.is_file() {
+                deps.insert(path);
+            }
+        }
+    }
+    deps.into_iter().collect()
+}
+
+/// The paths of a Kbuild `.cmd` file's `source_X := PATH` and
+/// `deps_X := \` lists (one path per continued line).
+fn cmd_file_dependencies(text: &str) -> Vec<&str> {
+    let mut paths = Vec::new();
+    let mut in_deps = false;
+    for line in text.lines() {
+        if in_deps {
+            let item = line.trim().trim_end_matches('\\').trim();
+            if !item.is_empty() && !item.starts_with("$(") {
+                paths.push(item);
+            }
+            in_deps = line.trim_end().ends_with('\\');
+        } else if let Some(rest) = line.strip_prefix("source_") {
+            if let Some((_, path)) = rest.split_once(" := ") {
+                paths.push(path.trim());
+            }
+        } else if line.starts_with("deps_") && line.trim_end().ends_with('\\') {
+            in_deps = true;
+        }
+    }
+    paths
 }
 
 /// Environment variables Kbuild reads as make variables
@@ -453,6 +549,63 @@ mod tests {
         );
         // The job server's pipe changes every run: only the variables count.
         assert_eq!(got[3].1, "KCFLAGS=-O1");
+    }
+
+    #[test]
+    fn kbuild_cmd_files_name_sources_and_dependencies() {
+        let text = "savedcmd_m.o := rustc ... m.rs\n\
+                    source_m.o := /src/m/m.rs\n\
+                    deps_m.o := \\\n  /k/rust/libkernel.rmeta \\\n  /src/m/.gen.rs \\\n  \
+                    $(wildcard include/config/X) \\\n  ../shared/h.h \\\n\n\
+                    m.o: $(deps_m.o)\n$(deps_m.o):\n";
+        assert_eq!(
+            cmd_file_dependencies(text),
+            [
+                "/src/m/m.rs",
+                "/k/rust/libkernel.rmeta",
+                "/src/m/.gen.rs",
+                "../shared/h.h"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_recorded_dependency_outside_the_module_invalidates_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let (out, tree) = (dir.path().join("out"), dir.path().join("tree"));
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::create_dir_all(&tree).unwrap();
+        let header = dir.path().join("shared.h");
+        std::fs::write(&header, "#define X 1\n").unwrap();
+        std::fs::write(tree.join("k.h"), "").unwrap();
+        let cmd = format!(
+            "deps_m.o := \\\n  {} \\\n  {} \\\n  gone.h \\\n\n",
+            header.display(),
+            tree.join("k.h").display()
+        );
+        std::fs::write(out.join(".m.o.cmd"), cmd).unwrap();
+        let src = dir.path().join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("m.c"), "int x;\n").unwrap();
+        std::fs::write(out.join("m.mod.c"), "").unwrap();
+        let cmd = format!(
+            "source_m.o := {}\ndeps_m.o := \\\n  m.mod.c \\\n\n",
+            src.join("m.c").display()
+        );
+        std::fs::write(out.join(".m.mod.o.cmd"), cmd).unwrap();
+        // The kernel tree's file, a product in `out` and a file that is not
+        // there are left out.
+        let deps = kbuild_dependencies(&out, &[&tree, &out]);
+        assert_eq!(deps, [header.clone(), src.join("m.c")]);
+        let record = key_record("k1", &deps);
+        assert!(recorded_key_holds(&record, "k1"));
+        assert!(!recorded_key_holds(&record, "k2"), "another key");
+        std::fs::write(&header, "#define X 2\n").unwrap();
+        assert!(!recorded_key_holds(&record, "k1"), "the header changed");
+        std::fs::remove_file(&header).unwrap();
+        assert!(!recorded_key_holds(&record, "k1"), "the header is gone");
+        // A key file from before (the key alone) still holds.
+        assert!(recorded_key_holds("k1", "k1"));
     }
 
     #[test]

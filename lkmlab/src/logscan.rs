@@ -1058,6 +1058,40 @@ Disabling lock debugging due to kernel taint
         assert_eq!(FindingKind::Kasan.to_string(), "memory error (KASAN)");
     }
 
+    /// KFENCE's report as Documentation/dev-tools/kfence.rst shows it (no
+    /// lkmlab flavor enables KFENCE; a user's own fragment may).
+    #[test]
+    fn kfence() {
+        let log = stamped(
+            "\
+==================================================================
+BUG: KFENCE: out-of-bounds read in scull_read+0xa6/0x234 [scull]
+
+Out-of-bounds read at 0xffff8c3f2e291fff (1B left of kfence-#72):
+ scull_read+0xa6/0x234 [scull]
+ vfs_read+0x10e/0x480
+ ksys_read+0x6f/0xf0
+
+kfence-#72: 0xffff8c3f2e292000-0xffff8c3f2e29201f, size=32, cache=kmalloc-32
+
+allocated by task 484 on cpu 0 at 32.919330s:
+ scull_open+0xfe/0x738 [scull]
+ do_dentry_open+0x14a/0x4a0
+
+CPU: 0 UID: 0 PID: 484 Comm: cat Tainted: G           O       7.3.4 #1
+Hardware name: QEMU Standard PC (i440FX + PIIX, 1996), BIOS rel-1.16.3 04/01/2014
+==================================================================
+",
+        );
+        let findings = scan(&log);
+        assert_eq!(kinds(&findings), [FindingKind::Kfence]);
+        assert_eq!(findings[0].line, 2);
+        assert!(findings[0].excerpt[0].contains("BUG: KFENCE: out-of-bounds read"));
+        assert!(findings[0].excerpt.last().unwrap().starts_with("====="));
+        assert_eq!(findings[0].culprit().as_deref(), Some("scull_read [scull]"));
+        assert_eq!(FindingKind::Kfence.to_string(), "memory error (KFENCE)");
+    }
+
     #[test]
     fn ubsan() {
         let log = stamped(
@@ -1430,8 +1464,18 @@ BUG: unable to handle page fault for address: 0000000000001000
                     log.push('\n');
                 }
             }
+            let lines = log.lines().count();
             for f in scan(&log) {
-                assert!(f.line >= 1 && f.excerpt.len() <= MAX_EXCERPT);
+                // A finding points at a line of the log that starts its excerpt.
+                assert!((1..=lines).contains(&f.line), "line {} of {lines}", f.line);
+                assert!(!f.excerpt.is_empty() && f.excerpt.len() <= MAX_EXCERPT);
+                let first = log.lines().nth(f.line - 1).unwrap();
+                assert!(
+                    first.contains(f.excerpt[0].trim()),
+                    "line {} is {first:?}, excerpt starts {:?}",
+                    f.line,
+                    f.excerpt[0]
+                );
             }
         }
     }

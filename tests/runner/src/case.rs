@@ -5,6 +5,7 @@
 pub const SUBTEST_PREFIX: &str = "ktap: ";
 
 /// What a case that did not fail reports.
+#[derive(Debug)]
 pub enum Outcome {
     Pass,
     /// Not run, with the reason (KTAP `# SKIP`).

@@ -200,6 +200,11 @@ pub fn kunit_suite_passed(suite: &str) -> Verdict {
     for line in text.lines() {
         println!("{}{line}", crate::case::SUBTEST_PREFIX);
     }
+    suite_verdict(&text, suite, &path)
+}
+
+/// The verdict on a KUnit suite's debugfs `results` text (read from `path`).
+fn suite_verdict(text: &str, suite: &str, path: &str) -> Verdict {
     // The suite's result is the one unindented result line naming it.
     let result = text.lines().find(|l| {
         (l.starts_with("ok ") || l.starts_with("not ok "))
@@ -252,4 +257,48 @@ impl LogWatch {
 
 fn is_trouble(line: &str) -> bool {
     TROUBLE.iter().any(|t| line.contains(t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RESULTS: &str = "KTAP version 1\n1..2\n    ok 1 one\n    ok 2 two\nok 1 scull_kunit\n";
+
+    #[test]
+    fn a_suite_passes_only_on_its_own_plain_ok_line() {
+        let path = "/sys/kernel/debug/kunit/scull_kunit/results";
+        assert!(matches!(
+            suite_verdict(RESULTS, "scull_kunit", path),
+            Ok(Outcome::Pass)
+        ));
+        // A case's indented result or another suite's line is not the suite's.
+        let err = suite_verdict(RESULTS, "one", path).unwrap_err();
+        assert_eq!(err, format!("{path}: no result line for the suite one"));
+        let failed = "    not ok 1 one\nnot ok 1 scull_kunit\n";
+        assert_eq!(
+            suite_verdict(failed, "scull_kunit", path).unwrap_err(),
+            "KUnit suite failed: not ok 1 scull_kunit"
+        );
+        let skipped = "ok 1 scull_kunit # SKIP no hardware\n";
+        assert!(suite_verdict(skipped, "scull_kunit", path)
+            .unwrap_err()
+            .starts_with("KUnit suite skipped: "));
+    }
+
+    #[test]
+    fn trouble_is_what_the_log_check_fails_on() {
+        assert!(is_trouble("WARNING: CPU: 0 PID: 1 at mm/slub.c:1 f"));
+        assert!(is_trouble(
+            "unreferenced object 0xffff888004a3c000 (size 64):"
+        ));
+        assert!(!is_trouble("scull: loaded, 4 devices"));
+    }
+
+    #[test]
+    fn insmod_is_shown_as_a_shell_would_run_it() {
+        let ko = Path::new("/lib/modules/m.ko");
+        assert_eq!(insmod_command(ko, ""), "insmod /lib/modules/m.ko");
+        assert_eq!(insmod_command(ko, "n=1"), "insmod /lib/modules/m.ko n=1");
+    }
 }

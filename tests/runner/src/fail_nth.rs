@@ -66,28 +66,50 @@ fn fail(msg: &str) -> ExitCode {
     ExitCode::from(SETUP_FAILED)
 }
 
-pub fn main(args: &[String]) -> ExitCode {
+/// What the command line asks for: N, the syscall's name and number, CMD.
+#[derive(Debug, PartialEq)]
+struct Request<'a> {
+    n: u32,
+    syscall: &'a str,
+    nr: libc::c_long,
+    cmd: &'a [String],
+}
+
+/// The command line read, or what is wrong with it (with the usage).
+fn parse(args: &[String]) -> Result<Request<'_>, String> {
     let [n, syscall, cmd @ ..] = args else {
-        eprintln!("{USAGE}");
-        return ExitCode::from(SETUP_FAILED);
+        return Err(USAGE.to_string());
     };
     let Some(n) = n.parse::<u32>().ok().filter(|n| *n > 0) else {
-        return fail(&format!("N must be a positive number, got {n:?}\n{USAGE}"));
+        return Err(format!("N must be a positive number, got {n:?}\n{USAGE}"));
     };
     let Some(nr) = syscall_number(syscall) else {
         let names: Vec<&str> = SYSCALLS.iter().map(|(n, _)| *n).collect();
-        return fail(&format!(
+        return Err(format!(
             "unknown syscall {syscall:?}: give a number or one of {}",
             names.join(", ")
         ));
     };
     if cmd.is_empty() {
-        return fail(&format!("no command given\n{USAGE}"));
+        return Err(format!("no command given\n{USAGE}"));
     }
+    Ok(Request {
+        n,
+        syscall,
+        nr,
+        cmd,
+    })
+}
+
+pub fn main(args: &[String]) -> ExitCode {
+    let request = match parse(args) {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
     if let Err(e) = fault::enable() {
         return fail(&e);
     }
-    match trace(n, syscall, nr, cmd) {
+    match trace(request.n, request.syscall, request.nr, request.cmd) {
         Ok(code) => code,
         Err(e) => fail(&e),
     }
@@ -235,5 +257,57 @@ fn trace(n: u32, name: &str, nr: libc::c_long, cmd: &[String]) -> Result<ExitCod
             );
             ExitCode::from(NOTHING_INJECTED)
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn the_command_line_names_n_the_syscall_and_the_command() {
+        let a = args(&["3", "write", "sh", "-c", "echo x > /dev/scull"]);
+        let r = parse(&a).unwrap();
+        assert_eq!((r.n, r.syscall, r.nr), (3, "write", libc::SYS_write));
+        assert_eq!(r.cmd, &a[2..]);
+        // A number is taken as the syscall's number.
+        let a = args(&["1", "313", "insmod", "m.ko"]);
+        assert_eq!(parse(&a).unwrap().nr, libc::SYS_finit_module);
+    }
+
+    #[test]
+    fn a_bad_command_line_is_refused_with_the_reason() {
+        let err = |words: &[&str]| parse(&args(words)).unwrap_err();
+        assert!(err(&[]).starts_with("usage: fail-nth"));
+        assert!(err(&["1"]).starts_with("usage: fail-nth"));
+        assert!(err(&["0", "write", "true"]).starts_with("N must be a positive number, got \"0\""));
+        assert!(err(&["x", "write", "true"]).contains("got \"x\""));
+        let unknown = err(&["1", "wrtie", "true"]);
+        assert!(unknown.starts_with("unknown syscall \"wrtie\""));
+        assert!(unknown.contains("openat") && unknown.contains("init_module"));
+        assert!(err(&["1", "write"]).starts_with("no command given"));
+    }
+
+    #[test]
+    fn every_named_syscall_has_its_own_number() {
+        let mut numbers: Vec<_> = SYSCALLS.iter().map(|(_, nr)| *nr).collect();
+        numbers.sort();
+        numbers.dedup();
+        assert_eq!(numbers.len(), SYSCALLS.len());
+        assert_eq!(syscall_number("init_module"), Some(libc::SYS_init_module));
+        assert_eq!(syscall_number("nosuchcall"), None);
+    }
+
+    #[test]
+    fn the_command_s_status_is_passed_on() {
+        // Wait statuses as the kernel encodes them: exit code << 8, or the
+        // signal number.
+        assert_eq!(exit_code(3 << 8), 3);
+        assert_eq!(exit_code(0), 0);
+        assert_eq!(exit_code(libc::SIGKILL), 128 + 9);
     }
 }

@@ -1,0 +1,88 @@
+//! What lkmlab says as a user sees it: `-q` silences the status lines and
+//! nothing else (results on standard output, errors), and `--color` decides
+//! whether the report is coloured.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn lkmlab(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lkmlab"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn quiet_hides_status_lines_but_not_results_or_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let loud = lkmlab(&["init", "loud"], dir.path());
+    assert!(loud.status.success(), "{}", text(&loud.stderr));
+    assert!(
+        text(&loud.stderr).starts_with("lkmlab: created module loud with "),
+        "{}",
+        text(&loud.stderr)
+    );
+
+    let quiet = lkmlab(&["-q", "init", "quiet"], dir.path());
+    assert!(quiet.status.success(), "{}", text(&quiet.stderr));
+    assert_eq!(text(&quiet.stderr), "", "-q prints no status line");
+    // The result (the project's path) is still printed, and the project made.
+    assert!(text(&quiet.stdout).trim_end().ends_with("quiet"));
+    assert!(dir.path().join("quiet/lkmlab.toml").is_file());
+
+    // An error is printed whatever the verbosity.
+    let refused = lkmlab(&["-q", "init", "quiet"], dir.path());
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).starts_with("lkmlab: error: "),
+        "{}",
+        text(&refused.stderr)
+    );
+}
+
+#[test]
+fn quiet_and_verbose_exclude_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = lkmlab(&["-q", "-v", "init", "x"], dir.path());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(!dir.path().join("x").exists());
+}
+
+#[test]
+fn color_paints_the_report_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let ktap = dir.path().join("results.ktap");
+    std::fs::write(
+        &ktap,
+        "KTAP version 1\n1..1\n# running m.a\nok 1 m.a\n# lkmlab-guest: done\n",
+    )
+    .unwrap();
+    let ktap = ktap.to_str().unwrap();
+    let report = |color: Option<&str>| {
+        let mut args = vec!["report", ktap];
+        if let Some(c) = color {
+            args.extend(["--color", c]);
+        }
+        let out = lkmlab(&args, dir.path());
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let painted = report(Some("always"));
+    assert!(
+        painted.starts_with("\u{1b}[32mok  \u{1b}[0m m.a\n"),
+        "{painted:?}"
+    );
+    let plain = report(Some("never"));
+    assert!(
+        !plain.contains('\u{1b}') && plain.contains("ok   m.a"),
+        "{plain:?}"
+    );
+    // auto: standard output is a pipe here, so no colour.
+    assert_eq!(report(None), plain);
+}

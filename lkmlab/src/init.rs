@@ -188,11 +188,23 @@ mod tests {
         init(dir.path(), TEMPLATE_NAME).unwrap();
         let template = repo().join("templates/default");
         assert_eq!(tree(dir.path()), tree(&template));
+        let executable = |path: &Path| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(path).unwrap().permissions().mode() & 0o111 != 0
+        };
         for rel in tree(&template) {
             assert_eq!(
                 std::fs::read_to_string(dir.path().join(&rel)).unwrap(),
                 std::fs::read_to_string(template.join(&rel)).unwrap(),
                 "{}",
+                rel.display()
+            );
+            // `nix flake init` copies the mode; `lkmlab init` must match it
+            // (a guest test that is not executable is refused).
+            assert_eq!(
+                executable(&dir.path().join(&rel)),
+                executable(&template.join(&rel)),
+                "the mode of {}",
                 rel.display()
             );
         }

@@ -190,7 +190,8 @@ class Replica:
         elif name == "cargo-bin":
             value = self.bind(str(Path.home() / ".cargo/bin"), "cargo-bin")
         elif name == "nixfmt":
-            value = os.environ.get("NIXFMT") or str(REPO.parent / "shared/tools/nixfmt")
+            nixfmt = os.path.realpath(os.environ.get("NIXFMT") or REPO.parent / "shared/tools/nixfmt")
+            value = self.bind(os.path.dirname(nixfmt), "nixfmt-bin") + "/" + os.path.basename(nixfmt)
         elif name == "rust-src":
             value = str(self.rust_src())
         elif name == "vng":
@@ -208,8 +209,9 @@ class Replica:
         return value
 
     def bind(self, host_dir, name):
-        """A host directory the build user cannot reach (under /root, mode
-        0700) is bound by sandbox.sh at root/host/NAME; return that path."""
+        """A host directory a build cannot reach (under /root, mode 0700, or
+        hidden by sandbox.sh in build mode, as the checkout is) is bound by
+        sandbox.sh at root/host/NAME; return that path."""
         self.binds[name] = host_dir
         return str(self.root / "host" / name)
 
@@ -260,7 +262,8 @@ class Replica:
         env.pop("RUSTFLAGS", None)
         run(["cargo", "build", "--quiet", "--release", "--locked", "-p", "lkmlab-guest",
              "--target", "x86_64-unknown-linux-gnu"], cwd=REPO, env=env)
-        return REPO / "target/x86_64-unknown-linux-gnu/release/lkmlab-guest"
+        # Bound: the sandbox hides the checkout.
+        return Path(self.bind(str(REPO / "target/x86_64-unknown-linux-gnu/release"), "guest-runner-bin")) / "lkmlab-guest"
 
     # ----------------------------------------------------------- the table
     def debian_bins(self, key, packages):
@@ -475,7 +478,7 @@ class Replica:
             full_env["NIX_ATTRS_SH_FILE"] = str(build / ".attrs.sh")
         full_env.update(env)
         for name, value in {"root": self.root, "stage": stage, "build": build, "uid": BUILD_UID,
-                            "mode": mode}.items():
+                            "mode": mode, "keep": self.work}.items():
             (spec / name).write_text(str(value))
         (spec / "binds").write_bytes(b"".join(f"{n}\0{d}\0".encode() for n, d in self.binds.items()))
         (spec / "visible").write_bytes(b"".join(v.encode() + b"\0" for v in visible))
@@ -645,24 +648,29 @@ class Replica:
             shutil.rmtree(out)
         out.mkdir()
         os.chown(out, BUILD_UID, BUILD_UID)
-        if name == "test":
-            # --accel and --out given: the script must leave out its own.
-            args = ["--accel", "tcg", "--out", str(out / "results")]
-        else:
-            args = ["--exec", 'insmod "$LKMLAB_MODULES/scull.ko" && rmmod scull && echo scull-unloaded']
         env = {"PATH": "/replica-inherited-path-is-empty", "HOME": str(out), "TERM": "dumb",
                "USER": "replica", "LOGNAME": "replica"}
-        stage, rc, log = self.sandbox(f"apps.{name}", drv_path, env, [program, *args], mode="app")
-        self.discard(stage)
-        if rc != 0:
-            raise Fail(f"apps.{name}: `nix run .#{name}` exited {rc}; last lines of {log}:\n{tail(log)}")
-        text = log.read_text(errors="replace")
         if name == "test":
-            for f in ("results.ktap", "junit.xml", "console.log"):
-                if not (out / "results" / f).is_file():
-                    raise Fail(f"apps.{name}: no {f} in {out / 'results'}")
-        elif "scull-unloaded" not in text:
-            raise Fail(f"apps.{name}: the command in the VM did not finish; see {log}")
+            # As `nix run .#test` runs it: its own defaults (--accel auto, and
+            # results in ./lkmlab-results of the working directory, which is
+            # the sandbox's build directory here); then with --accel and --out
+            # given, which the script must leave to the user.
+            runs = [([], self.work / "build" / base(drv_path)[:12] / "lkmlab-results"),
+                    (["--accel", "tcg", "--out", str(out / "results")], out / "results")]
+        else:
+            runs = [(["--exec", 'insmod "$LKMLAB_MODULES/scull.ko" && rmmod scull && echo scull-unloaded'], None)]
+        for args, results in runs:
+            stage, rc, log = self.sandbox(f"apps.{name}", drv_path, env, [program, *args], mode="app")
+            self.discard(stage)
+            shown = " ".join(["nix", "run", f".#{name}", *(["--", *args] if args else [])])
+            if rc != 0:
+                raise Fail(f"apps.{name}: `{shown}` exited {rc}; last lines of {log}:\n{tail(log)}")
+            if results is not None:
+                for f in ("results.ktap", "junit.xml", "console.log"):
+                    if not (results / f).is_file():
+                        raise Fail(f"apps.{name}: `{shown}` left no {f} in {results}")
+            elif "scull-unloaded" not in log.read_text(errors="replace"):
+                raise Fail(f"apps.{name}: the command in the VM did not finish; see {log}")
         self.results.append((f"apps.{name}", True, time.monotonic() - t0, "shellcheck + run"))
 
 

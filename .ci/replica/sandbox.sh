@@ -13,10 +13,14 @@
 #             read-only at root/host/NAME (the rust toolchain under /root)
 #   uid       the build user (Nix builds as nixbld, not root)
 #   mode      "build" (the sandbox) or "app" (a user's machine: /usr stays)
+#   keep      the replica's work directory (holds root, stage and build)
 # In "build" mode /usr/bin, /usr/sbin, /usr/local, /tmp and /dev are
 # replaced: /usr/bin has only sh (dash, for Nix's sandbox-shell), /dev only
 # null, zero, full, random, urandom, tty, pts, ptmx, shm and fd, so a tool
 # reached by absolute path or an unpatched `#!/usr/bin/env` fails as in Nix.
+# The host's other top-level directories (the checkout, /root, /home, /var,
+# /opt...) are hidden under empty tmpfs, except /nix, /usr, /proc, /sys,
+# /dev, /tmp and /etc; the work directory `keep` is put back at its path.
 set -euo pipefail
 
 spec=$1
@@ -54,6 +58,23 @@ while IFS= read -r -d '' entry; do
 done < "$spec/visible"
 
 if [ "$mode" = build ]; then
+  # A build that reads the checkout or $HOME by absolute path fails here as
+  # in Nix. The work directory is held open across the hiding and bound back
+  # with everything mounted below it (the host binds, the build directory).
+  # The host's /usr/bin by its own path: PATH's $host is hidden until the
+  # work directory is back.
+  keep=$(read_field keep)
+  exec 3<"$keep"
+  for dir in /*; do
+    if [ -L "$dir" ] || [ ! -d "$dir" ]; then continue; fi
+    case $dir in /nix | /usr | /proc | /sys | /dev | /tmp | /etc) continue ;; esac
+    /usr/bin/mount -t tmpfs -o mode=0755 replica-hidden "$dir"
+  done
+  /usr/bin/mkdir -p "$keep"
+  # --no-canonicalize: mount would resolve the fd link to the path, now empty.
+  /usr/bin/mount --no-canonicalize --rbind /proc/self/fd/3 "$keep"
+  exec 3<&-
+
   mount -t tmpfs -o mode=0755 replica-usr-bin /usr/bin
   # Nix's sandbox /bin/sh is busybox-sandbox-shell: ash with no other
   # applets. Debian's busybox would run its own awk, sed... in place of the

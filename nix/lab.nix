@@ -308,7 +308,7 @@ in
     KDIR = module.kdir;
     # nixpkgs' flags for out-of-tree modules (the kernel's own unwrapped CC,
     # LD, ..., ARCH, KBUILD_OUTPUT), as module.nix builds with:
-    #   make -C "$KDIR" M="$PWD" $KMAKEFLAGS     (or `make $KMAKEFLAGS` in module/)
+    #   make -C "$KDIR" M="$PWD" $KMAKEFLAGS     (module/Makefile passes them on)
     # Without them Kbuild runs the `gcc` on PATH, the stdenv's wrapper.
     KMAKEFLAGS = toString kernelPackages.kernelModuleMakeFlags;
     # What the wrapper compiles here gets no hardening flags the kernel's

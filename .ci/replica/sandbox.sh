@@ -67,7 +67,9 @@ if [ "$mode" = build ]; then
   exec 3<"$keep"
   for dir in /*; do
     if [ -L "$dir" ] || [ ! -d "$dir" ]; then continue; fi
-    case $dir in /nix | /usr | /proc | /sys | /dev | /tmp | /etc) continue ;; esac
+    # /bin, /sbin, /lib*: links into /usr on Debian; real directories (the
+    # dynamic loader) on a host without merged /usr.
+    case $dir in /nix | /usr | /proc | /sys | /dev | /tmp | /etc | /bin | /sbin | /lib*) continue ;; esac
     /usr/bin/mount -t tmpfs -o mode=0755 replica-hidden "$dir"
   done
   /usr/bin/mkdir -p "$keep"

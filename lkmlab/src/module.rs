@@ -107,8 +107,10 @@ pub fn build(b: &ModuleBuild) -> Result<(Vec<PathBuf>, Built)> {
     }
     // The kernel's build tree and its source (the tree's `source` link, for
     // an `O=` build) are keyed by the tree's stamp; `out` holds products.
+    // Canonical, as the dependencies are compared canonicalized.
+    let tree = b.tree.dir.canonicalize().ok();
     let source = b.tree.dir.join("source").canonicalize().ok();
-    let keyed: Vec<&Path> = [Some(b.tree.dir.as_path()), source.as_deref(), Some(&out)]
+    let keyed: Vec<&Path> = [tree.as_deref(), source.as_deref(), Some(&out)]
         .into_iter()
         .flatten()
         .collect();
@@ -155,26 +157,37 @@ fn sha256_hex(content: &[u8]) -> String {
 /// `source_*` and `deps_*` lists of its `.*.cmd` files; for a Rust object
 /// they hold rustc's dep-info, so `#[path]` modules and `include!`d files
 /// are there), except those under a directory of `keyed` (keyed otherwise)
-/// and Kconfig's `$(wildcard …)` entries. Sorted, each once; only files that
-/// exist (a relative path is taken from `out`).
+/// and Kconfig's `$(wildcard …)` entries. Sorted, canonical, each once; only
+/// files that exist (a relative path is taken from `out`, Kbuild's working
+/// directory with `MO=`). The `.cmd` files of objects in subdirectories
+/// (`m-y := sub/b.o`) are read too.
 fn kbuild_dependencies(out: &Path, keyed: &[&Path]) -> Vec<PathBuf> {
     let mut deps = std::collections::BTreeSet::new();
-    let Ok(entries) = std::fs::read_dir(out) else {
-        return Vec::new();
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if !(name.starts_with('.') && name.ends_with(".cmd")) {
-            continue;
-        }
-        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+    let mut dirs = vec![out.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
-        for path in cmd_file_dependencies(&text) {
-            let path = out.join(path);
-            if !keyed.iter().any(|dir| path.starts_with(dir)) && path.is_file() {
-                deps.insert(path);
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                dirs.push(entry.path());
+                continue;
+            }
+            if !(name.starts_with('.') && name.ends_with(".cmd")) {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(entry.path()) else {
+                continue;
+            };
+            for path in cmd_file_dependencies(&text) {
+                let Ok(path) = out.join(path).canonicalize() else {
+                    continue;
+                };
+                if !keyed.iter().any(|dir| path.starts_with(dir)) && path.is_file() {
+                    deps.insert(path);
+                }
             }
         }
     }
@@ -571,11 +584,14 @@ mod tests {
 
     #[test]
     fn a_recorded_dependency_outside_the_module_invalidates_the_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let (out, tree) = (dir.path().join("out"), dir.path().join("tree"));
+        let tmp = tempfile::tempdir().unwrap();
+        // Canonical, as the dependencies are (the temporary directory may be
+        // reached through a link).
+        let dir = tmp.path().canonicalize().unwrap();
+        let (out, tree) = (dir.as_path().join("out"), dir.as_path().join("tree"));
         std::fs::create_dir_all(&out).unwrap();
         std::fs::create_dir_all(&tree).unwrap();
-        let header = dir.path().join("shared.h");
+        let header = dir.as_path().join("shared.h");
         std::fs::write(&header, "#define X 1\n").unwrap();
         std::fs::write(tree.join("k.h"), "").unwrap();
         let cmd = format!(
@@ -584,7 +600,7 @@ mod tests {
             tree.join("k.h").display()
         );
         std::fs::write(out.join(".m.o.cmd"), cmd).unwrap();
-        let src = dir.path().join("src");
+        let src = dir.as_path().join("src");
         std::fs::create_dir_all(&src).unwrap();
         std::fs::write(src.join("m.c"), "int x;\n").unwrap();
         std::fs::write(out.join("m.mod.c"), "").unwrap();
@@ -593,10 +609,16 @@ mod tests {
             src.join("m.c").display()
         );
         std::fs::write(out.join(".m.mod.o.cmd"), cmd).unwrap();
+        // An object in a subdirectory of the module has its .cmd file there.
+        std::fs::create_dir_all(out.join("sub")).unwrap();
+        let sub_header = dir.as_path().join("sub.h");
+        std::fs::write(&sub_header, "").unwrap();
+        let cmd = "deps_sub/b.o := \\\n  ../sub.h \\\n\n";
+        std::fs::write(out.join("sub/.b.o.cmd"), cmd).unwrap();
         // The kernel tree's file, a product in `out` and a file that is not
-        // there are left out.
+        // there are left out; the relative path is taken from `out`.
         let deps = kbuild_dependencies(&out, &[&tree, &out]);
-        assert_eq!(deps, [header.clone(), src.join("m.c")]);
+        assert_eq!(deps, [header.clone(), src.join("m.c"), sub_header]);
         let record = key_record("k1", &deps);
         assert!(recorded_key_holds(&record, "k1"));
         assert!(!recorded_key_holds(&record, "k2"), "another key");
@@ -604,8 +626,8 @@ mod tests {
         assert!(!recorded_key_holds(&record, "k1"), "the header changed");
         std::fs::remove_file(&header).unwrap();
         assert!(!recorded_key_holds(&record, "k1"), "the header is gone");
-        // A key file from before (the key alone) still holds.
-        assert!(recorded_key_holds("k1", "k1"));
+        // A record without dependencies holds on its key alone.
+        assert!(recorded_key_holds("k1\n", "k1"));
     }
 
     #[test]

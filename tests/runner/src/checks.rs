@@ -275,6 +275,9 @@ mod tests {
         // A case's indented result or another suite's line is not the suite's.
         let err = suite_verdict(RESULTS, "one", path).unwrap_err();
         assert_eq!(err, format!("{path}: no result line for the suite one"));
+        // A suite whose name is a prefix of another's is not that one.
+        let err = suite_verdict(RESULTS, "scull", path).unwrap_err();
+        assert_eq!(err, format!("{path}: no result line for the suite scull"));
         let failed = "    not ok 1 one\nnot ok 1 scull_kunit\n";
         assert_eq!(
             suite_verdict(failed, "scull_kunit", path).unwrap_err(),

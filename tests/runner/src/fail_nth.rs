@@ -275,7 +275,8 @@ mod tests {
         assert_eq!((r.n, r.syscall, r.nr), (3, "write", libc::SYS_write));
         assert_eq!(r.cmd, &a[2..]);
         // A number is taken as the syscall's number.
-        let a = args(&["1", "313", "insmod", "m.ko"]);
+        let nr = libc::SYS_finit_module.to_string();
+        let a = args(&["1", &nr, "insmod", "m.ko"]);
         assert_eq!(parse(&a).unwrap().nr, libc::SYS_finit_module);
     }
 

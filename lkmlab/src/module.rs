@@ -125,8 +125,8 @@ pub fn build(b: &ModuleBuild) -> Result<(Vec<PathBuf>, Built)> {
 fn key_record(key: &str, deps: &[PathBuf]) -> String {
     let mut record = format!("{key}\n");
     for dep in deps {
-        if let Ok(content) = std::fs::read(dep) {
-            record.push_str(&format!("{} {}\n", sha256_hex(&content), dep.display()));
+        if let Ok(hash) = crate::fetch::sha256_file(dep) {
+            record.push_str(&format!("{hash} {}\n", dep.display()));
         }
     }
     record
@@ -143,14 +143,9 @@ fn recorded_key_holds(record: &str, key: &str) -> bool {
     }
     lines.all(|line| {
         line.split_once(' ').is_some_and(|(hash, path)| {
-            std::fs::read(path).is_ok_and(|content| sha256_hex(&content) == hash)
+            crate::fetch::sha256_file(Path::new(path)).is_ok_and(|h| h == hash)
         })
     })
-}
-
-fn sha256_hex(content: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    crate::fetch::hex(&Sha256::digest(content))
 }
 
 /// The files Kbuild recorded that the objects in `out` were built from (the

@@ -4,7 +4,7 @@
 //!
 //! - `LKMLAB_GUEST_RUNNER=FILE` set: that static executable is carried (the
 //!   Nix flake builds the runner as a derivation of its own and passes it).
-//! - Otherwise the runner is built here from `../tests/runner`, statically
+//! - Otherwise the runner is built here from `../guest`, statically
 //!   (`-C target-feature=+crt-static`, glibc's libc.a from libc6-dev), in a
 //!   target directory of its own under OUT_DIR (a nested cargo may not share
 //!   the outer build's), with the workspace's release profile.
@@ -31,7 +31,7 @@ fn main() {
     }
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let workspace = manifest_dir.join("..");
-    let runner = workspace.join("tests/runner");
+    let runner = workspace.join("guest");
     if !runner.join("Cargo.toml").is_file() {
         panic!(
             "lkmlab carries its guest runner, built from {} — which is missing. Build lkmlab \
@@ -41,8 +41,8 @@ fn main() {
         );
     }
     for watched in [
-        "tests/runner/src",
-        "tests/runner/Cargo.toml",
+        "guest/src",
+        "guest/Cargo.toml",
         "protocol/src",
         "protocol/Cargo.toml",
         "Cargo.lock",

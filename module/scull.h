@@ -3,7 +3,7 @@
  * scull.h - the user-space ABI of /dev/scull (module/scull.rs).
  *
  * See docs/scull.md. The numbers here, in scull.rs and in the lkmlab guest
- * suite (tests/runner/src/suites/scull.rs, which exercises them against the
+ * suite (guest/src/suites/scull.rs, which exercises them against the
  * module) must stay equal.
  */
 #ifndef _SCULL_H

@@ -1,4 +1,4 @@
-# The guest runner (workspace package `lkmlab-guest`, tests/runner): PID 1 of
+# The guest runner (workspace package `lkmlab-guest`, guest/): PID 1 of
 # the test initramfs, so it must be a static executable.
 #
 # Called with `pkgsStatic.callPackage`: nixpkgs' static package set targets

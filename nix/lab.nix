@@ -54,7 +54,7 @@ let
         ../Cargo.lock
         ../lkmlab
         ../protocol
-        ../tests/runner
+        ../guest
         ../templates
         ../lkmlab.toml
         ../kernel-config
@@ -100,7 +100,7 @@ let
 
   guest-runner = pkgs.pkgsStatic.callPackage ./guest-runner.nix {
     src = sources.cargo;
-    version = crateVersion ../tests/runner/Cargo.toml;
+    version = crateVersion ../guest/Cargo.toml;
   };
 
   # lkmlab carries its guest runner (lkmlab/build.rs): this one.

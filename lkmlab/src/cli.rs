@@ -141,7 +141,7 @@ pub enum Cmd {
         /// Use the .ko files in this directory instead of building the module.
         #[arg(long, value_name = "DIR", requires = "kernel")]
         modules: Option<PathBuf>,
-        /// Use this static guest runner instead of building tests/runner.
+        /// Use this static guest runner instead of building guest.
         #[arg(long, value_name = "FILE")]
         runner: Option<PathBuf>,
         /// With --modules: boot modules whose vermagic names another release

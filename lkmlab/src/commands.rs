@@ -11,6 +11,7 @@ use crate::project::Project;
 use crate::timings::Timings;
 use crate::{doctor, guest, junit, kconfig, ktap, lint, qemu, report, toolchain, vng, watch};
 use anyhow::{bail, Context, Result};
+use lkmlab_protocol::plan::ExampleSuite;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -32,6 +33,21 @@ struct Ctx {
 impl Ctx {
     fn default_module_dir(&self) -> PathBuf {
         self.project.root.join(&self.project.pin.module.dir)
+    }
+
+    /// The built-in example suites for the modules in `module_dir`: the
+    /// pin's `[module] example_suites` when it is the pin's own module
+    /// directory, none for any other.
+    fn example_suites(&self, module_dir: &Path) -> &[ExampleSuite] {
+        let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        if same(module_dir, &self.default_module_dir()) {
+            &self.project.pin.module.example_suites
+        } else {
+            &[]
+        }
     }
 
     fn fetcher(&self) -> Fetcher<'_> {
@@ -112,7 +128,11 @@ pub fn run(cli: Cli) -> Result<Done> {
                     for ko in kos.iter().filter(|_| !allow_foreign_modules) {
                         module::check_vermagic(ko, &release)?;
                     }
-                    let payload = guest::Payload::new(kos, Some(&module_dir))?;
+                    let payload = guest::Payload::new(
+                        kos,
+                        Some(&module_dir),
+                        ctx.example_suites(&module_dir),
+                    )?;
                     let boot = Boot {
                         bzimage: k.clone(),
                         tree: None,
@@ -429,7 +449,7 @@ fn build_and_test(
         kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), flavor)
     })?;
     let kos = timings.stage("module", || build_module(ctx, &tree, Some(module_dir), &[]))?;
-    let payload = guest::Payload::new(kos, Some(module_dir))?;
+    let payload = guest::Payload::new(kos, Some(module_dir), ctx.example_suites(module_dir))?;
     run_vm_test(
         ctx,
         flavor,

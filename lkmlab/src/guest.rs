@@ -5,7 +5,7 @@ use crate::cpio::CpioWriter;
 use crate::module::module_name;
 use anyhow::{bail, Context, Result};
 use lkmlab_protocol::layout;
-use lkmlab_protocol::plan::{Item, Plan};
+use lkmlab_protocol::plan::{ExampleSuite, Item, Plan};
 use std::path::{Path, PathBuf};
 
 /// The guest runner, built with lkmlab (see build.rs) and carried inside it.
@@ -98,19 +98,44 @@ pub struct Payload {
     pub preloads: Vec<Preload>,
     /// A static busybox for test scripts, when any test is a script.
     pub busybox: Option<PathBuf>,
+    /// The runner's built-in example suites to run instead of the generic
+    /// suite of the module of the same name.
+    pub examples: Vec<ExampleSuite>,
 }
 
 impl Payload {
     /// The modules, plus the guest tests found in `module_dir/guest-tests`,
     /// their helpers and what they need loaded (and busybox when any test or
-    /// helper is a script).
-    pub fn new(modules: Vec<PathBuf>, module_dir: Option<&Path>) -> Result<Payload> {
+    /// helper is a script). Each of `examples` (the pin's `[module]
+    /// example_suites`) must have its module among `modules`.
+    pub fn new(
+        modules: Vec<PathBuf>,
+        module_dir: Option<&Path>,
+        examples: &[ExampleSuite],
+    ) -> Result<Payload> {
+        let names: Vec<String> = modules.iter().map(|ko| module_name(ko)).collect();
+        if let Some(missing) = examples
+            .iter()
+            .find(|e| !names.iter().any(|n| n == e.name()))
+        {
+            bail!(
+                "lkmlab.toml [module] example_suites names {missing}, but the module build made \
+                 no {missing}.ko (it made: {}); remove \"{missing}\" from example_suites: it is \
+                 the suite of lkmlab's own example module, for nothing else",
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            );
+        }
         let mut payload = Payload {
             modules,
             tests: Vec::new(),
             helpers: Vec::new(),
             preloads: Vec::new(),
             busybox: None,
+            examples: examples.to_vec(),
         };
         let Some(dir) = module_dir.map(|d| d.join(GUEST_TESTS_DIR)) else {
             return Ok(payload);
@@ -288,6 +313,7 @@ pub fn plan(payload: &Payload, options: &RunOptions) -> Plan {
             .map(|t| test_name(t))
             .map(|name| item(name.clone(), layout::test(&name)))
             .collect(),
+        examples: payload.examples.clone(),
         preloads: payload.preloads.clone(),
     }
 }
@@ -413,8 +439,8 @@ mod tests {
             Some(prebuilt) => assert!(watches(prebuilt), "{declared}"),
             None => {
                 for source in [
-                    "tests/runner/src",
-                    "tests/runner/Cargo.toml",
+                    "guest/src",
+                    "guest/Cargo.toml",
                     "protocol/src",
                     "protocol/Cargo.toml",
                     "Cargo.lock",
@@ -448,6 +474,7 @@ mod tests {
                 },
             ],
             busybox: None,
+            examples: Vec::new(),
         };
         let plan = plan(&payload, &RunOptions::default()).render();
         assert!(!plan.contains("option"));
@@ -475,7 +502,7 @@ mod tests {
         std::fs::write(tests.join("b-second"), static_elf()).unwrap();
         std::fs::write(tests.join("a-first"), static_elf()).unwrap();
         std::fs::write(tests.join("README.md"), b"# docs").unwrap();
-        let payload = Payload::new(vec![], Some(dir.path())).unwrap();
+        let payload = Payload::new(vec![], Some(dir.path()), &[]).unwrap();
         let names: Vec<String> = payload.tests.iter().map(|t| test_name(t)).collect();
         assert_eq!(names, ["a-first", "b-second"]);
         assert!(payload.busybox.is_none(), "no script, no shell needed");
@@ -511,7 +538,7 @@ mod tests {
             PathBuf::from("/b/rust-scull.ko"),
             PathBuf::from("/b/hello.ko"),
         ];
-        let payload = Payload::new(kos, Some(dir.path())).unwrap();
+        let payload = Payload::new(kos, Some(dir.path()), &[]).unwrap();
         let names: Vec<String> = payload.tests.iter().map(|t| test_name(t)).collect();
         assert_eq!(names, ["needs-scull", "uses-helper"]);
         let helpers: Vec<&Path> = payload
@@ -560,6 +587,7 @@ mod tests {
             ],
             preloads: Vec::new(),
             busybox: None,
+            examples: Vec::new(),
         };
         let cpio = dir.path().join("initramfs.cpio");
         write_initramfs(&cpio, b"runner", &payload, &RunOptions::default()).unwrap();
@@ -594,6 +622,7 @@ mod tests {
                 helpers: Vec::new(),
                 preloads: Vec::new(),
                 busybox: None,
+                examples: Vec::new(),
             },
         )
         .unwrap_err()
@@ -603,11 +632,41 @@ mod tests {
             "{err}"
         );
         write(&tests.join("orphan.load"), "hello\n");
-        let err = Payload::new(vec![PathBuf::from("/b/hello.ko")], Some(dir.path()))
+        let err = Payload::new(vec![PathBuf::from("/b/hello.ko")], Some(dir.path()), &[])
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains("orphan.load names no guest test"), "{err}");
+    }
+
+    /// A module gets an example suite because the pin says so, never by
+    /// its name; naming a module the build did not make is an error.
+    #[test]
+    fn example_suites_come_from_the_pin_and_need_their_module() {
+        let dir = tempfile::tempdir().unwrap();
+        let kos = || vec![PathBuf::from("/b/hello.ko"), PathBuf::from("/b/scull.ko")];
+        let plan_of = |examples: &[ExampleSuite]| {
+            let payload = Payload::new(kos(), Some(dir.path()), examples).unwrap();
+            plan(&payload, &RunOptions::default())
+        };
+        assert_eq!(plan_of(&[]).example_of("scull"), None);
+        let plan = plan_of(&[ExampleSuite::Scull]);
+        assert_eq!(plan.example_of("scull"), Some(ExampleSuite::Scull));
+        assert_eq!(plan.example_of("hello"), None);
+        assert!(plan.render().contains("\nexample scull\n"));
+        let err = Payload::new(
+            vec![PathBuf::from("/b/hello.ko")],
+            Some(dir.path()),
+            &[ExampleSuite::Scull],
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(
+            err.contains("example_suites names scull, but the module build made no scull.ko")
+                && err.contains("(it made: hello)"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -618,7 +677,7 @@ mod tests {
         // This test binary itself is dynamically linked on Debian.
         let me = std::env::current_exe().unwrap();
         std::fs::copy(&me, tests.join(HELPERS_DIR).join("tool")).unwrap();
-        let err = Payload::new(Vec::new(), Some(dir.path()))
+        let err = Payload::new(Vec::new(), Some(dir.path()), &[])
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();

@@ -3,6 +3,7 @@
 use crate::accel::AccelChoice;
 use crate::toolchain::Version;
 use anyhow::{bail, Context, Result};
+use lkmlab_protocol::plan::ExampleSuite;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -200,6 +201,11 @@ pub struct Toolchain {
 #[serde(deny_unknown_fields)]
 pub struct ModuleCfg {
     pub dir: String,
+    /// Modules of `dir` that run one of the guest runner's built-in example
+    /// suites (lkmlab's own `hello` and `scull`) instead of the generic
+    /// load/unload suite. Only lkmlab's own pin sets it.
+    #[serde(default)]
+    pub example_suites: Vec<ExampleSuite>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

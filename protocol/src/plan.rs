@@ -4,6 +4,9 @@
 //! ([`Plan::parse`]).
 //!
 //! One item a line, in this order: `option NAME`, `module NAME PATH`,
+//! `example SUITE` for each of the runner's built-in example suites
+//! ([`ExampleSuite`]) that replaces the generic suite of the module it is
+//! written for,
 //! `test NAME PATH`, and `load TEST MODULE [PARAMETERS]` (the rest of the
 //! line, as the kernel takes module parameters) for each module a test needs
 //! loaded first, in the order they load. `#` starts a comment line.
@@ -28,6 +31,44 @@ pub struct Preload {
     pub params: String,
 }
 
+/// The suites built into the runner for lkmlab's own example modules
+/// (`module/hello.rs`, `module/scull.rs`). A module gets one only when the
+/// project says so (`[module] example_suites` in `lkmlab.toml`), never
+/// because of its name: any other module gets the generic load/unload suite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(rename_all = "lowercase")
+)]
+pub enum ExampleSuite {
+    Hello,
+    Scull,
+}
+
+impl ExampleSuite {
+    pub const ALL: [ExampleSuite; 2] = [ExampleSuite::Hello, ExampleSuite::Scull];
+
+    /// Its name in the pin and the plan; also the name of the module it is
+    /// written for.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExampleSuite::Hello => "hello",
+            ExampleSuite::Scull => "scull",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<ExampleSuite> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+impl fmt::Display for ExampleSuite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Everything the runner is told.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Plan {
@@ -36,6 +77,9 @@ pub struct Plan {
     pub fault_injection: bool,
     /// The modules under test, in the order their suites run.
     pub modules: Vec<Item>,
+    /// The built-in example suites that replace the generic suite of the
+    /// module of the same name.
+    pub examples: Vec<ExampleSuite>,
     /// The module's own guest tests, run after the modules' suites.
     pub tests: Vec<Item>,
     /// The modules guest tests need loaded before they run, in load order.
@@ -74,6 +118,9 @@ impl Plan {
         for m in &self.modules {
             lines.push(format!("module {} {}", m.name, m.path.display()));
         }
+        for e in &self.examples {
+            lines.push(format!("example {e}"));
+        }
         for t in &self.tests {
             lines.push(format!("test {} {}", t.name, t.path.display()));
         }
@@ -107,6 +154,9 @@ impl Plan {
             match line.split_whitespace().collect::<Vec<_>>().as_slice() {
                 ["module", name, path] => plan.modules.push(item(name, path)),
                 ["test", name, path] => plan.tests.push(item(name, path)),
+                ["example", suite] => plan
+                    .examples
+                    .push(ExampleSuite::from_name(suite).ok_or_else(|| unreadable(line))?),
                 ["option", OPTION_FAULT_INJECTION] => plan.fault_injection = true,
                 _ => return Err(unreadable(line)),
             }
@@ -117,6 +167,11 @@ impl Plan {
     /// The modules `test` needs loaded first, in load order.
     pub fn preloads_of<'a>(&'a self, test: &'a str) -> impl Iterator<Item = &'a Preload> + 'a {
         self.preloads.iter().filter(move |p| p.test == test)
+    }
+
+    /// The built-in example suite `module` runs, if the plan gives it one.
+    pub fn example_of(&self, module: &str) -> Option<ExampleSuite> {
+        self.examples.iter().copied().find(|e| e.name() == module)
     }
 
     /// The `.ko` of a module named in the plan.
@@ -154,6 +209,7 @@ mod tests {
                 name: "scull".into(),
                 path: layout::module("scull").into(),
             }],
+            examples: vec![ExampleSuite::Scull],
             tests: vec![Item {
                 name: "needs-scull".into(),
                 path: layout::test("needs-scull").into(),
@@ -187,6 +243,7 @@ mod tests {
             "# lkmlab test plan: modules, then guest tests\n\
              option fault-injection\n\
              module scull /lkmlab/modules/scull.ko\n\
+             example scull\n\
              test needs-scull /lkmlab/tests/needs-scull\n\
              load needs-scull scull capacity=64 name=\"a b\"\n\
              load needs-scull hello\n"
@@ -205,6 +262,8 @@ mod tests {
             [("scull", "capacity=64 name=\"a b\""), ("hello", "")]
         );
         assert_eq!(plan.preloads_of("other").count(), 0);
+        assert_eq!(plan.example_of("scull"), Some(ExampleSuite::Scull));
+        assert_eq!(plan.example_of("hello"), None);
         assert_eq!(plan.ko("scull"), Ok(Path::new("/lkmlab/modules/scull.ko")));
         assert_eq!(
             plan.ko("hello"),
@@ -214,7 +273,13 @@ mod tests {
 
     #[test]
     fn a_line_the_runner_cannot_read_is_an_error_naming_it() {
-        for line in ["load only-a-test", "modul x y", "test a", "option colour"] {
+        for line in [
+            "load only-a-test",
+            "modul x y",
+            "test a",
+            "option colour",
+            "example demo",
+        ] {
             let err = Plan::parse(line).unwrap_err();
             assert_eq!(err.line, line);
             assert!(

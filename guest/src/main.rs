@@ -6,9 +6,10 @@
 //! `lkmlab.ktap` — a channel apart from the kernel log on the serial console.
 //! Then it reboots; QEMU runs with `-no-reboot` and exits.
 //!
-//! `lkmlab-guest --case SUITE CASE` runs one case (what PID 1 spawns);
-//! `lkmlab-guest --fail-nth-load MODULE N` one load of the fault-injection
-//! sweep. Run as `fail-nth` (a link to it in the guest's `/bin`), it is the
+//! Each case runs in a forked child of PID 1 ([`run_child`]).
+//! `lkmlab-guest --fail-nth-load MODULE N` is one load of the
+//! fault-injection sweep, which the sweep's case executes anew. Run as
+//! `fail-nth` (a link to it in the guest's `/bin`), it is the
 //! fault-injection helper for guest tests ([`fail_nth`]).
 
 mod case;
@@ -40,11 +41,13 @@ fn main() -> ExitCode {
         return fail_nth::main(&args[1..]);
     }
     match args.as_slice() {
-        [_, flag, suite, case] if flag == "--case" => run_case(suite, case),
         [_, flag, module, n] if flag == "--fail-nth-load" => fail_nth_load(module, n),
         _ if std::process::id() == 1 => pid1(),
         _ => {
-            eprintln!("lkmlab-guest runs as PID 1 in the lkmlab test VM (or: --case SUITE CASE)");
+            eprintln!(
+                "lkmlab-guest runs as PID 1 in the lkmlab test VM \
+                 (or: --fail-nth-load MODULE N, or as fail-nth)"
+            );
             ExitCode::from(2)
         }
     }
@@ -63,7 +66,7 @@ fn suites(env: &Env) -> Vec<Suite> {
         .modules
         .iter()
         .map(|module| {
-            let mut suite = suites::for_module(&module.name);
+            let mut suite = suites::for_module(&module.name, env.example_of(&module.name));
             if env.fault_injection {
                 suite.cases.push(suites::fault_injection(&module.name));
             }
@@ -75,17 +78,6 @@ fn suites(env: &Env) -> Vec<Suite> {
     }
     all.extend(suites::kmemleak());
     all
-}
-
-/// Child mode: run one case, report on stdout, exit 0 (pass), 77 (skip) or 1.
-fn run_case(suite: &str, case: &str) -> ExitCode {
-    match read_plan() {
-        Ok(env) => ExitCode::from(case_status(&env, &suites(&env), suite, case)),
-        Err(e) => {
-            println!("reading the plan: {e}");
-            ExitCode::FAILURE
-        }
-    }
 }
 
 /// Runs one case of `all`, printing its message; the exit status it stands

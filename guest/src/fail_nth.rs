@@ -25,11 +25,11 @@ const USAGE: &str = "usage: fail-nth N SYSCALL CMD [ARG...]\n\
     Exit status: CMD's when the failure was injected; 125 when nothing was \
     injected (no such call, or fewer than N allocations in it); 126 on errors.";
 
-/// Syscall names a guest test is likely to want, with their x86-64 numbers.
+/// Syscall names a guest test is likely to want, with this architecture's
+/// numbers (from `libc`).
 const SYSCALLS: &[(&str, libc::c_long)] = &[
     ("read", libc::SYS_read),
     ("write", libc::SYS_write),
-    ("open", libc::SYS_open),
     ("openat", libc::SYS_openat),
     ("close", libc::SYS_close),
     ("ioctl", libc::SYS_ioctl),
@@ -40,9 +40,7 @@ const SYSCALLS: &[(&str, libc::c_long)] = &[
     ("lseek", libc::SYS_lseek),
     ("mmap", libc::SYS_mmap),
     ("fsync", libc::SYS_fsync),
-    ("mkdir", libc::SYS_mkdir),
     ("mkdirat", libc::SYS_mkdirat),
-    ("unlink", libc::SYS_unlink),
     ("unlinkat", libc::SYS_unlinkat),
     ("socket", libc::SYS_socket),
     ("sendmsg", libc::SYS_sendmsg),
@@ -50,6 +48,14 @@ const SYSCALLS: &[(&str, libc::c_long)] = &[
     ("init_module", libc::SYS_init_module),
     ("finit_module", libc::SYS_finit_module),
     ("delete_module", libc::SYS_delete_module),
+    // The legacy path calls that newer architectures (arm64) do not have:
+    // there, C libraries call the *at forms.
+    #[cfg(target_arch = "x86_64")]
+    ("open", libc::SYS_open),
+    #[cfg(target_arch = "x86_64")]
+    ("mkdir", libc::SYS_mkdir),
+    #[cfg(target_arch = "x86_64")]
+    ("unlink", libc::SYS_unlink),
 ];
 
 /// A syscall's number from its name (or its number).

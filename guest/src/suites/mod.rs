@@ -1,0 +1,28 @@
+//! The built-in suites: the generic one every module gets, and the example
+//! modules' own, which a module gets only when the plan says so.
+
+use crate::case::Suite;
+
+mod fault_injection;
+mod generic;
+mod hello;
+mod kmemleak;
+mod scull;
+mod user;
+
+pub use fault_injection::case as fault_injection;
+pub use fault_injection::load_child as fault_injection_load;
+pub use kmemleak::suite as kmemleak;
+pub use user::guest_tests;
+
+use lkmlab_protocol::plan::ExampleSuite;
+
+/// The suite for a module: the example suite the plan gives it, otherwise
+/// the generic load/unload suite that any module must pass.
+pub fn for_module(module: &str, example: Option<ExampleSuite>) -> Suite {
+    match example {
+        Some(ExampleSuite::Hello) => hello::suite(),
+        Some(ExampleSuite::Scull) => scull::suite(),
+        None => generic::suite(module),
+    }
+}

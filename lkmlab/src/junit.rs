@@ -2,6 +2,7 @@
 //! elsewhere (kernel log findings, timeouts), written with `quick-junit`
 //! (nextest's writer), checked by a JUnit reader in the tests.
 
+use crate::failure::Failure;
 use crate::ktap::{Outcome, Report, TestCase as KtapCase};
 use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
 use std::time::Duration;
@@ -13,35 +14,18 @@ use std::time::Duration;
 /// `<system-out>`. A failed case's `<failure>` holds its diagnostics (for a
 /// leaf also its parent's diagnostics that start with `leafname:`, where
 /// KUnit prints assertion messages). A parent that failed although none of
-/// its leaves did gets a failed testcase of its own. Each `extra_failures`
-/// entry `(name, text)` becomes a testcase of its own: an `<error>` when the
-/// run itself broke (`vm.*`: a crash, a timeout, QEMU failing, no results;
-/// `ktap.structure`: results missing or malformed), else a `<failure>` (a
-/// kernel log finding, a run that passed nothing). The report's bail-out and
-/// structural problems become an `<error>` named `ktap.structure` unless
-/// `extra_failures` already has one of that name. `time_secs` is the
-/// suite's duration.
-pub fn render(
-    suite: &str,
-    report: &Report,
-    extra_failures: &[(String, String)],
-    time_secs: f64,
-) -> String {
+/// its leaves did gets a failed testcase of its own. Each of
+/// `extra_failures` (the verdict's: the report's structural problems and
+/// bail-out among them) becomes a testcase named by its ID: an `<error>`
+/// when the run itself broke ([`crate::failure::FailureKind::is_error`]),
+/// else a `<failure>`. `time_secs` is the suite's duration.
+pub fn render(suite: &str, report: &Report, extra_failures: &[Failure], time_secs: f64) -> String {
     let mut cases = Vec::new();
     for case in &report.cases {
         collect(case, "", &[], &mut cases);
     }
-    for (name, text) in extra_failures {
-        cases.push(extra(name, text));
-    }
-    let structure_given = extra_failures.iter().any(|(n, _)| n == "ktap.structure");
-    if !structure_given && (report.bail_out.is_some() || !report.problems.is_empty()) {
-        let mut lines = Vec::new();
-        if let Some(reason) = &report.bail_out {
-            lines.push(format!("Bail out! {reason}"));
-        }
-        lines.extend(report.problems.iter().cloned());
-        cases.push(extra("ktap.structure", &lines.join("\n")));
+    for failure in extra_failures {
+        cases.push(extra(failure));
     }
 
     let mut junit = TestSuite::new(suite);
@@ -66,16 +50,16 @@ pub fn render(
 }
 
 /// A testcase for a failure found outside the cases.
-fn extra(name: &str, text: &str) -> TestCase {
-    let kind = if name.starts_with("vm.") || name == "ktap.structure" {
+fn extra(failure: &Failure) -> TestCase {
+    let kind = if failure.kind.is_error() {
         NonSuccessKind::Error
     } else {
         NonSuccessKind::Failure
     };
     let mut status = TestCaseStatus::non_success(kind);
-    status.set_message(text.lines().next().unwrap_or("failed"));
-    status.set_description(text);
-    TestCase::new(name, status)
+    status.set_message(failure.text.lines().next().unwrap_or("failed"));
+    status.set_description(failure.text.as_str());
+    TestCase::new(failure.kind.id(), status)
 }
 
 fn case_name(case: &KtapCase) -> String {
@@ -183,7 +167,10 @@ fn failure(case: &KtapCase, diags: &[&str]) -> TestCaseStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::failure::FailureKind;
     use crate::ktap;
+    use crate::logscan::FindingKind;
+    use crate::qemu::Ending;
     use junit_parser::TestStatus;
 
     /// The document as a JUnit reader sees it.
@@ -226,13 +213,13 @@ not ok 1 scull_buffer
     fn nested_cases_counts_failures_and_errors() {
         let report = ktap::parse(KTAP);
         let extra = vec![
-            (
-                "kernel_log.kernel_warning".to_string(),
-                "console.log line 12:\nWARNING: a.c:1 at f+0x1/0x2, CPU#0: init/1".to_string(),
+            Failure::new(
+                FailureKind::KernelLog(FindingKind::Warning),
+                "console.log line 12:\nWARNING: a.c:1 at f+0x1/0x2, CPU#0: init/1",
             ),
-            (
-                "vm.crash".to_string(),
-                "the kernel panicked before the runner finished".to_string(),
+            Failure::new(
+                FailureKind::VmCrash,
+                "the kernel panicked before the runner finished",
             ),
         ];
         let xml = render("lkmlab", &report, &extra, 12.3456);
@@ -372,27 +359,26 @@ ok 2 top_leaf
         assert_eq!(suites.suites[0].time, 0.0);
     }
 
+    /// The verdict owns the list of failures: JUnit shows each once, as
+    /// `evaluate` found it, a bail-out and malformed KTAP as errors.
     #[test]
-    fn problems_and_bail_out_become_a_ktap_structure_error() {
-        let report = ktap::parse("KTAP version 1\n1..3\nok 1 a\nBail out! no /dev/scull0\n");
-        let suites = read(&render("s", &report, &[], 1.0));
-        assert_eq!(names(&suites), ["a", "ktap.structure"]);
+    fn problems_and_bail_out_become_errors_once() {
+        let text = "KTAP version 1\n1..3\nok 1 a\nBail out! no /dev/scull0\n";
+        let verdict =
+            crate::report::evaluate(text, "", &Ending::Saved, std::time::Duration::from_secs(1));
+        let suites = read(&render("s", &verdict.ktap, &verdict.extra_failures, 1.0));
+        assert_eq!(names(&suites), ["a", "ktap.structure", "ktap.bail_out"]);
         match &case(&suites, "ktap.structure").status {
             TestStatus::Error(e) => {
-                assert_eq!(e.message, "Bail out! no /dev/scull0");
-                assert_eq!(
-                    e.text,
-                    "Bail out! no /dev/scull0\ntruncated: plan 1..3 but only 1 result"
-                );
+                assert_eq!(e.message, "truncated: plan 1..3 but only 1 result")
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!((suites.suites[0].failures, suites.suites[0].errors), (0, 1));
-
-        // Not twice when the caller already reported them.
-        let extra = vec![("ktap.structure".to_string(), "truncated".to_string())];
-        let suites = read(&render("s", &report, &extra, 1.0));
-        assert_eq!(names(&suites), ["a", "ktap.structure"]);
+        match &case(&suites, "ktap.bail_out").status {
+            TestStatus::Error(e) => assert_eq!(e.message, "no /dev/scull0"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!((suites.suites[0].failures, suites.suites[0].errors), (0, 2));
     }
 
     #[test]
@@ -403,18 +389,22 @@ ok 2 top_leaf
         let xml = render(
             "suite \"<&>\"",
             &report,
-            &[("x<y".into(), "bad\u{7}\n& worse".into())],
+            &[Failure::new(
+                FailureKind::KernelLog(FindingKind::Taint("<&>".into())),
+                "bad\u{7}\n& worse",
+            )],
             1.0,
         );
         assert!(!xml.chars().any(|c| c.is_control() && c != '\n'), "{xml}");
         let suites = read(&xml);
         assert_eq!(suites.suites[0].name, "suite \"<&>\"");
-        assert_eq!(names(&suites), ["a<b>&'c'", "d", "x<y"]);
+        let taint = "kernel_log.kernel_tainted_(<&>)";
+        assert_eq!(names(&suites), ["a<b>&'c'", "d", taint]);
         match &case(&suites, "d").status {
             TestStatus::Skipped(s) => assert_eq!(s.message, "\"why\" <now>"),
             other => panic!("{other:?}"),
         }
-        match &case(&suites, "x<y").status {
+        match &case(&suites, taint).status {
             TestStatus::Failure(f) => assert_eq!(f.message, "bad"),
             other => panic!("{other:?}"),
         }

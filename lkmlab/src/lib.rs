@@ -8,6 +8,7 @@ pub mod cli;
 pub mod commands;
 pub mod cpio;
 pub mod doctor;
+pub mod failure;
 pub mod fetch;
 pub mod guest;
 pub mod init;

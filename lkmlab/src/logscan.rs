@@ -81,6 +81,44 @@ pub enum FindingKind {
 }
 
 impl FindingKind {
+    /// Every kind but [`FindingKind::Taint`], which carries its letters.
+    pub const ALL_BUT_TAINT: [FindingKind; 13] = [
+        FindingKind::Bug,
+        FindingKind::Warning,
+        FindingKind::Oops,
+        FindingKind::Panic,
+        FindingKind::Kasan,
+        FindingKind::Kfence,
+        FindingKind::Slab,
+        FindingKind::StackOverflow,
+        FindingKind::Ubsan,
+        FindingKind::RustPanic,
+        FindingKind::Kmemleak,
+        FindingKind::Lockdep,
+        FindingKind::Hung,
+    ];
+
+    /// The stable part of the failure ID (`kernel_log.<this>`): fixed per
+    /// kind, whatever the label ([`fmt::Display`]) says.
+    pub fn id(&self) -> std::borrow::Cow<'static, str> {
+        match self {
+            FindingKind::Bug => "kernel_BUG".into(),
+            FindingKind::Warning => "kernel_warning".into(),
+            FindingKind::Oops => "kernel_oops".into(),
+            FindingKind::Panic => "kernel_panic".into(),
+            FindingKind::Kasan => "memory_error_(KASAN)".into(),
+            FindingKind::Kfence => "memory_error_(KFENCE)".into(),
+            FindingKind::Slab => "heap_corruption_(SLUB)".into(),
+            FindingKind::StackOverflow => "stack_overflow".into(),
+            FindingKind::Ubsan => "undefined_behaviour_(UBSAN)".into(),
+            FindingKind::RustPanic => "Rust_panic".into(),
+            FindingKind::Kmemleak => "memory_leak_(kmemleak)".into(),
+            FindingKind::Lockdep => "locking_problem_(lockdep)".into(),
+            FindingKind::Hung => "hang_or_stall".into(),
+            FindingKind::Taint(flags) => format!("kernel_tainted_({flags})").into(),
+        }
+    }
+
     /// The most lines an excerpt of this kind holds.
     pub fn max_excerpt(&self) -> usize {
         match self {

@@ -104,16 +104,48 @@ pub fn error(e: &anyhow::Error) {
     }
 }
 
+/// A result tag of the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tag {
+    Ok,
+    Fail,
+    Skip,
+    Todo,
+}
+
+impl Tag {
+    /// The tag a case's outcome is shown with.
+    pub fn of(outcome: crate::ktap::Outcome) -> Tag {
+        use crate::ktap::Outcome;
+        match outcome {
+            Outcome::Pass => Tag::Ok,
+            Outcome::Fail => Tag::Fail,
+            Outcome::Skip => Tag::Skip,
+            Outcome::Todo => Tag::Todo,
+        }
+    }
+
+    /// The word the report prints.
+    pub fn word(self) -> &'static str {
+        match self {
+            Tag::Ok => "ok",
+            Tag::Fail => "FAIL",
+            Tag::Skip => "skip",
+            Tag::Todo => "todo",
+        }
+    }
+}
+
 /// `text` in the colour of a result tag (`ok` green, `FAIL` red, `skip` and
 /// `todo` yellow) when the report is coloured.
-pub fn paint(tag: &str, text: &str) -> String {
+pub fn paint(tag: Tag, text: &str) -> String {
     if !color() {
         return text.to_string();
     }
     let code = match tag {
-        "ok" => "32",
-        "FAIL" => "31;1",
-        _ => "33",
+        Tag::Ok => "32",
+        Tag::Fail => "31;1",
+        Tag::Skip | Tag::Todo => "33",
     };
     format!("\u{1b}[{code}m{text}\u{1b}[0m")
 }

@@ -1,6 +1,7 @@
 //! Turning what a VM run left behind — KTAP, the kernel log, how QEMU ended —
 //! into a verdict that never says "passed" when something went wrong.
 
+use crate::failure::{Failure, FailureKind};
 use crate::ktap::{self, Outcome, Status, TestCase};
 use crate::logscan;
 use crate::output;
@@ -12,8 +13,7 @@ use std::time::Duration;
 pub struct Verdict {
     pub ktap: ktap::Report,
     /// Failures outside the KTAP cases: kernel log findings, timeout, crash.
-    /// (name, explanation)
-    pub extra_failures: Vec<(String, String)>,
+    pub extra_failures: Vec<Failure>,
     /// What the kernel log scan found (each also one of `extra_failures`).
     pub findings: Vec<logscan::Finding>,
 }
@@ -54,16 +54,16 @@ pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Durati
         .unwrap_or_default();
 
     match ending {
-        Ending::TimedOut => extra.push((
-            "vm.timeout".to_string(),
+        Ending::TimedOut => extra.push(Failure::new(
+            FailureKind::VmTimeout,
             format!(
                 "the VM did not finish within {}s{during}; raise [vm] timeout_secs or \
                  --timeout if the tests are just slow, else look for a hang in console.log",
                 timeout.as_secs()
             ),
         )),
-        Ending::Exited { status, stderr } if !status.success() => extra.push((
-            "vm.qemu".to_string(),
+        Ending::Exited { status, stderr } if !status.success() => extra.push(Failure::new(
+            FailureKind::VmQemu,
             format!("QEMU failed ({status}): {}", stderr.trim()),
         )),
         Ending::Exited { .. } | Ending::Saved => {}
@@ -84,8 +84,8 @@ pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Durati
                     String::new()
                 }
             });
-        extra.push((
-            "vm.no_results".to_string(),
+        extra.push(Failure::new(
+            FailureKind::VmNoResults,
             format!("the guest reported no KTAP at all{hint}"),
         ));
     } else if from_runner
@@ -97,23 +97,23 @@ pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Durati
         } else {
             "the guest stopped"
         };
-        extra.push((
-            "vm.crash".to_string(),
+        extra.push(Failure::new(
+            FailureKind::VmCrash,
             format!("{what} before the runner finished{during}"),
         ));
     }
     for problem in &report.problems {
-        extra.push(("ktap.structure".to_string(), problem.clone()));
+        extra.push(Failure::new(FailureKind::KtapStructure, problem.clone()));
     }
     if let Some(reason) = &report.bail_out {
-        extra.push(("ktap.bail_out".to_string(), reason.clone()));
+        extra.push(Failure::new(FailureKind::KtapBailOut, reason.clone()));
     }
     extra.extend(nothing_passed(&report));
     for f in &findings {
         let culprit = f.culprit().map(|c| format!(", in {c}")).unwrap_or_default();
         let excerpt: Vec<String> = f.excerpt.iter().map(|l| logscan::demangle(l)).collect();
-        extra.push((
-            format!("kernel_log.{}", f.kind.to_string().replace(' ', "_")),
+        extra.push(Failure::new(
+            FailureKind::KernelLog(f.kind.clone()),
             format!(
                 "console.log line {}{culprit}:\n{}",
                 f.line,
@@ -131,7 +131,7 @@ pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Durati
 /// A run passes only when at least one case passed: a document that ran none
 /// (`1..0`) or skipped every one fails, with a reason. (One without even a
 /// plan already has a structure problem that says so.)
-fn nothing_passed(report: &ktap::Report) -> Option<(String, String)> {
+fn nothing_passed(report: &ktap::Report) -> Option<Failure> {
     const RULE: &str = "a run passes only when at least one test passed";
     match report.status() {
         Status::NoTests if report.problems.is_empty() => {
@@ -140,13 +140,13 @@ fn nothing_passed(report: &ktap::Report) -> Option<(String, String)> {
                 .as_deref()
                 .map(|d| format!(" # {d}"))
                 .unwrap_or_default();
-            Some((
-                "ktap.no_tests".to_string(),
+            Some(Failure::new(
+                FailureKind::KtapNoTests,
                 format!("no test ran: the plan is 1..0{directive}; {RULE}"),
             ))
         }
-        Status::Skipped => Some((
-            "ktap.all_skipped".to_string(),
+        Status::Skipped => Some(Failure::new(
+            FailureKind::KtapAllSkipped,
             format!(
                 "every test was skipped ({} of {}); {RULE}",
                 report.counts().skipped,
@@ -159,13 +159,9 @@ fn nothing_passed(report: &ktap::Report) -> Option<(String, String)> {
 
 fn render_case(out: &mut String, case: &TestCase, depth: usize) {
     let indent = "  ".repeat(depth);
-    let (tag, show_diag) = match case.outcome {
-        Outcome::Pass => ("ok", false),
-        Outcome::Fail => ("FAIL", true),
-        Outcome::Skip => ("skip", false),
-        Outcome::Todo => ("todo", false),
-    };
-    let tag = output::paint(tag, &format!("{tag:<4}"));
+    let show_diag = case.outcome == Outcome::Fail;
+    let tag = output::Tag::of(case.outcome);
+    let tag = output::paint(tag, &format!("{:<4}", tag.word()));
     let directive = case
         .directive
         .as_deref()
@@ -191,9 +187,15 @@ pub fn render(v: &Verdict) -> String {
     for case in &v.ktap.cases {
         render_case(&mut out, case, 0);
     }
-    for (name, text) in &v.extra_failures {
-        let _ = writeln!(out, "{} {name}", output::paint("FAIL", "FAIL"));
-        for line in text.lines() {
+    for failure in &v.extra_failures {
+        let fail = output::Tag::Fail;
+        let _ = writeln!(
+            out,
+            "{} {}",
+            output::paint(fail, fail.word()),
+            failure.kind.id()
+        );
+        for line in failure.text.lines() {
             let _ = writeln!(out, "       {line}");
         }
     }
@@ -216,7 +218,7 @@ fn failed_names(v: &Verdict) -> Vec<String> {
     let cases = (v.ktap.cases.iter())
         .filter(|c| c.outcome == Outcome::Fail)
         .map(|c| c.name.clone());
-    let extra = v.extra_failures.iter().map(|(name, _)| name.clone());
+    let extra = v.extra_failures.iter().map(|f| f.kind.id().into_owned());
     cases.chain(extra).collect()
 }
 
@@ -243,7 +245,7 @@ pub fn to_json(v: &Verdict) -> serde_json::Value {
         "failed": failed_names(v),
         "cases": v.ktap.cases,
         "failures": v.extra_failures.iter()
-            .map(|(name, text)| serde_json::json!({ "name": name, "text": text }))
+            .map(|f| serde_json::json!({ "name": f.kind.id(), "text": f.text }))
             .collect::<Vec<_>>(),
         "findings": findings,
         "ktap_problems": v.ktap.problems,

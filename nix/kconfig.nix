@@ -1,8 +1,10 @@
 # The Kconfig options lkmlab requests, parsed from the fragments named in
-# lkmlab.toml: `[kconfig] fragments`, then `[kconfig.flavors.<flavor>] fragments`.
+# lkmlab.toml: `[kconfig] fragments`, then `[kconfig.arch.<arch>] fragments`
+# (none for x86_64 in a pin from before architectures had fragments of their
+# own), then `[kconfig.flavors.<flavor>] fragments`.
 #
 # Pure Nix (no nixpkgs), so it evaluates anywhere and is cross-checked against
-# `lkmlab show kconfig --flavor <flavor>` by .ci/nix-check; the rules are
+# `lkmlab show kconfig --arch <arch> --flavor <flavor>` by .ci/nix-check; the rules are
 # lkmlab's (lkmlab/src/kconfig.rs). Returns { CONFIG_X = "y"; ... }:
 #   CONFIG_X=y|m|n|123|-1|0x1f   -> the value; a `# comment` after it is dropped
 #   CONFIG_X="text"              -> text, unquoted (a backslash escapes the next
@@ -13,6 +15,7 @@
 # given twice in a fragment with different values. Later fragments win.
 {
   root,
+  arch ? "x86_64",
   flavor ? "default",
 }:
 let
@@ -34,8 +37,18 @@ let
   toml = builtins.fromTOML (readFile (root + "/lkmlab.toml"));
   flavors = toml.kconfig.flavors or { };
 
+  arches = toml.kconfig.arch or { };
+
   fragments =
     toml.kconfig.fragments
+    ++ (
+      if arches ? ${arch} then
+        arches.${arch}.fragments
+      else if arch == "x86_64" then
+        [ ]
+      else
+        throw "kconfig.nix: lkmlab.toml has no [kconfig.arch.${arch}] fragments"
+    )
     ++ (
       if flavors ? ${flavor} then
         flavors.${flavor}.fragments or [ ]

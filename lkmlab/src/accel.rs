@@ -5,6 +5,7 @@
 //! QEMU's isa-debug-exit port; KVM counts as usable only if that finishes
 //! within [`PROBE_DEADLINE`] (TCG itself does it in about 0.2 s).
 
+use crate::arch::{Arch, KvmProbe};
 use crate::paths::Paths;
 use crate::process::Waited;
 use anyhow::{bail, Result};
@@ -14,6 +15,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 pub const PROBE_DEADLINE: Duration = Duration::from_secs(2);
+/// The architecture whose code the probe's boot sector is
+/// ([`KvmProbe::BootSector`]).
+const PROBE_ARCH: Arch = Arch::X86_64;
 /// What the boot sector writes to port 0xf4; QEMU exits with (v << 1) | 1.
 const PROBE_EXIT: i32 = (0x21 << 1) | 1;
 
@@ -70,7 +74,7 @@ pub enum ProbeFailure {
         kind: std::io::ErrorKind,
         message: String,
     },
-    /// `qemu-system-x86_64` could not be started.
+    /// QEMU could not be started.
     NoQemu(String),
     /// QEMU with `-accel kvm` exited without finishing the probe (the
     /// message says how, with QEMU's own words).
@@ -90,7 +94,7 @@ impl fmt::Display for ProbeFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ProbeFailure::Device { message, .. } => write!(f, "/dev/kvm: {message}"),
-            ProbeFailure::NoQemu(e) => write!(f, "cannot run qemu-system-x86_64: {e}"),
+            ProbeFailure::NoQemu(e) => write!(f, "cannot run {}: {e}", PROBE_ARCH.qemu_binary()),
             ProbeFailure::QemuFailed(e) => f.write_str(e),
             ProbeFailure::TooSlow => write!(
                 f,
@@ -130,10 +134,10 @@ impl ProbeFailure {
                 "Check /dev/kvm (`ls -l /dev/kvm`, `dmesg | grep -i kvm`), or run with --accel tcg"
                     .into()
             }
-            ProbeFailure::NoQemu(_) => {
-                "Install QEMU (sudo apt-get install qemu-system-x86; `lkmlab doctor` checks it)"
-                    .into()
-            }
+            ProbeFailure::NoQemu(_) => format!(
+                "Install QEMU (sudo apt-get install {}; `lkmlab doctor` checks it)",
+                PROBE_ARCH.qemu_package()
+            ),
             ProbeFailure::QemuFailed(_) => "QEMU's message says why KVM does not work here; \
                  fix that, or run with --accel tcg"
                 .into(),
@@ -228,7 +232,7 @@ fn run_probe() -> Result<(), ProbeFailure> {
     let img = dir.path().join("probe.img");
     std::fs::write(&img, boot_sector())
         .map_err(|e| ProbeFailure::Other(format!("writing {}: {e}", img.display())))?;
-    let mut cmd = Command::new("qemu-system-x86_64");
+    let mut cmd = Command::new(PROBE_ARCH.qemu_binary());
     cmd.args([
         "-M",
         "pc",
@@ -248,7 +252,7 @@ fn run_probe() -> Result<(), ProbeFailure> {
     .stdin(Stdio::null())
     .stdout(Stdio::null())
     .stderr(Stdio::piped());
-    let mut qemu = crate::process::spawn(&mut cmd, "qemu-system-x86_64")
+    let mut qemu = crate::process::spawn(&mut cmd, PROBE_ARCH.qemu_binary())
         .map_err(|e| ProbeFailure::NoQemu(format!("{e:#}")))?;
     let waited = qemu
         .wait(Some(PROBE_DEADLINE), || {})
@@ -275,9 +279,38 @@ fn kvm_refused(why: &ProbeFailure) -> String {
     format!("--accel kvm: KVM is not usable: {why}. {}", why.advice())
 }
 
-/// Resolve the user's choice to an accelerator, telling them loudly when
-/// tests run under TCG.
-pub fn choose(choice: AccelChoice, paths: &Paths) -> Result<Accel> {
+/// Resolve the user's choice to an accelerator for a guest of `arch`,
+/// telling them loudly when tests run under TCG.
+pub fn choose(choice: AccelChoice, paths: &Paths, arch: Arch) -> Result<Accel> {
+    match (arch.kvm_probe(), choice) {
+        (_, AccelChoice::Tcg) => {}
+        (KvmProbe::BootSector, _) => {}
+        (KvmProbe::Impossible, AccelChoice::Kvm) => bail!(
+            "--accel kvm: KVM cannot run an {arch} guest on this host ({}): only the host's own \
+             architecture can. Use --accel tcg (or auto)",
+            std::env::consts::ARCH
+        ),
+        (KvmProbe::Impossible, AccelChoice::Auto) => {
+            crate::notice!(
+                "NOTICE: an {arch} guest on this {} host runs under TCG (software emulation \
+                 of another architecture): several times slower than the host's own, the \
+                 same kernel and tests",
+                std::env::consts::ARCH
+            );
+            return Ok(Accel::Tcg);
+        }
+        (KvmProbe::None, AccelChoice::Kvm) => {
+            crate::notice!("using KVM for {arch} as asked (lkmlab has no KVM probe for it)");
+            return Ok(Accel::Kvm);
+        }
+        (KvmProbe::None, AccelChoice::Auto) => {
+            crate::notice!(
+                "NOTICE: lkmlab cannot probe KVM for {arch} guests yet: running under TCG \
+                 (software emulation); pass --accel kvm to use KVM unprobed"
+            );
+            return Ok(Accel::Tcg);
+        }
+    }
     match choice {
         AccelChoice::Tcg => {
             crate::notice!("NOTICE: running under TCG (software emulation), as requested");

@@ -8,6 +8,7 @@
 //! differs holds that checkout's trees too, and they are stale from here:
 //! `--dry-run` lists before anything is removed.
 
+use crate::arch::Arch;
 use crate::kernel;
 use crate::paths::Paths;
 use crate::project::Project;
@@ -19,15 +20,17 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Default)]
 pub struct InUse {
     pub kernel_trees: BTreeSet<PathBuf>,
-    /// Flavors whose current tree cannot be worked out here (their compiler
-    /// is missing, say): every tree of theirs is kept, with the reason.
-    pub unknown_flavors: Vec<(String, String)>,
+    /// Targets whose current tree cannot be worked out here (their compiler
+    /// is missing, say), by their label ([`crate::target::Target::label`]):
+    /// every tree of theirs is kept, with the reason.
+    pub unknown_targets: Vec<(String, String)>,
     pub source: PathBuf,
     pub rust_src: PathBuf,
     pub downloads: BTreeSet<PathBuf>,
 }
 
-/// The current tree of every flavor (`default` and those of the pin), the
+/// The current tree of every flavor (`default` and those of the pin) on
+/// every architecture the pin declares a target or fragments for, the
 /// pinned source and rust-src, and the pinned downloads.
 pub fn in_use(project: &Project, paths: &Paths) -> Result<InUse> {
     let mut flavors: BTreeSet<&str> = project
@@ -37,21 +40,27 @@ pub fn in_use(project: &Project, paths: &Paths) -> Result<InUse> {
         .keys()
         .map(String::as_str)
         .collect();
-    flavors.insert("default");
+    flavors.insert(crate::target::DEFAULT_FLAVOR);
+    let mut arches: BTreeSet<Arch> = project.pin.kconfig.arch.keys().copied().collect();
+    arches.extend(project.pin.targets.iter().map(|t| t.arch));
+    arches.insert(Arch::X86_64);
     let mut kernel_trees = BTreeSet::new();
-    let mut unknown_flavors = Vec::new();
-    for flavor in flavors {
-        match kernel::current_tree(project, paths, flavor) {
-            Ok((dir, _)) => {
-                kernel_trees.insert(dir);
+    let mut unknown_targets = Vec::new();
+    for arch in arches {
+        for flavor in &flavors {
+            let target = project.target_of(arch, flavor)?;
+            match kernel::current_tree(project, paths, &target) {
+                Ok((dir, _)) => {
+                    kernel_trees.insert(dir);
+                }
+                Err(e) => unknown_targets.push((target.label(), format!("{e:#}"))),
             }
-            Err(e) => unknown_flavors.push((flavor.to_string(), format!("{e:#}"))),
         }
     }
     let pin = &project.pin;
     Ok(InUse {
         kernel_trees,
-        unknown_flavors,
+        unknown_targets,
         source: paths.kernel_source(&pin.kernel.tarball.sha256),
         rust_src: paths.rust_src(&pin.toolchain.rust_src.deb.sha256),
         downloads: [&pin.kernel.deb.file, &pin.toolchain.rust_src.deb.file]
@@ -91,10 +100,10 @@ pub fn stale(paths: &Paths, used: &InUse) -> Result<Vec<PathBuf>> {
         } else {
             path.clone()
         };
-        // Trees are named `<flavor>-<16 hex digits of the key>`.
-        let of_unknown_flavor = tree.file_name().is_some_and(|n| {
+        // Trees are named `<target label>-<16 hex digits of the key>`.
+        let of_unknown_target = tree.file_name().is_some_and(|n| {
             let n = n.to_string_lossy();
-            used.unknown_flavors.iter().any(|(f, _)| {
+            used.unknown_targets.iter().any(|(f, _)| {
                 n.strip_prefix(f.as_str())
                     .and_then(|r| r.strip_prefix('-'))
                     .is_some_and(|key| {
@@ -102,7 +111,7 @@ pub fn stale(paths: &Paths, used: &InUse) -> Result<Vec<PathBuf>> {
                     })
             })
         });
-        if !used.kernel_trees.contains(&tree) && !of_unknown_flavor {
+        if !used.kernel_trees.contains(&tree) && !of_unknown_target {
             out.push(path);
         }
     }
@@ -250,7 +259,7 @@ mod tests {
         touch(&k.join("llvm-extra-0123456789abcdef/vmlinux"), 3);
         let used = InUse {
             kernel_trees: [k.join("default-aaaa")].into_iter().collect(),
-            unknown_flavors: vec![("llvm".into(), "clang-19 not found".into())],
+            unknown_targets: vec![("llvm".into(), "clang-19 not found".into())],
             source: paths.cache.join("src/linux-current"),
             rust_src: paths.cache.join("rust-src/current"),
             downloads: [paths.downloads().join("pinned.deb")].into_iter().collect(),

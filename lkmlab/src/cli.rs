@@ -1,7 +1,9 @@
 //! The command line.
 
 use crate::accel::AccelChoice;
+use crate::arch::Arch;
 use crate::output::ColorChoice;
+use crate::target::Selection;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -49,11 +51,41 @@ pub enum Format {
     Json,
 }
 
+/// Which target (architecture and kernel flavor) a command works on.
 #[derive(Args, Debug, Clone)]
-pub struct FlavorArg {
-    /// Kernel flavor: `default`, or a name from [kconfig.flavors] in lkmlab.toml.
-    #[arg(long, default_value = "default")]
-    pub flavor: String,
+pub struct TargetArg {
+    /// A target declared in lkmlab.toml's [[targets]], by name (`x86_64`, `arm64`,
+    /// `x86_64-debug`, …) [default: the first declared].
+    #[arg(long = "target", value_name = "NAME", conflicts_with_all = ["arch", "flavor"])]
+    pub name: Option<String>,
+    /// Architecture: x86_64 or arm64 (cross-built with clang, run under TCG on
+    /// another host) [default: the default target's].
+    #[arg(long, value_name = "ARCH", value_parser = parse_arch)]
+    pub arch: Option<Arch>,
+    /// Kernel flavor: `default`, or a name from [kconfig.flavors] in lkmlab.toml
+    /// [default: the default target's].
+    #[arg(long, value_name = "NAME")]
+    pub flavor: Option<String>,
+}
+
+impl TargetArg {
+    pub fn selection(&self) -> Selection {
+        Selection {
+            target: self.name.clone(),
+            arch: self.arch,
+            flavor: self.flavor.clone(),
+        }
+    }
+}
+
+fn parse_arch(name: &str) -> Result<Arch, String> {
+    Arch::from_name(name).ok_or_else(|| {
+        let known: Vec<&str> = Arch::ALL.iter().map(|a| a.name()).collect();
+        format!(
+            "unknown architecture {name:?}; lkmlab knows {}",
+            known.join(", ")
+        )
+    })
 }
 
 #[derive(Args, Debug, Clone)]
@@ -64,7 +96,8 @@ pub struct VmArgs {
     /// Seconds before the VM is killed and the run fails [default: [vm] timeout_secs].
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
-    /// Where console.log, results.ktap and junit.xml go [default: target/lkmlab/<flavor>/test].
+    /// Where console.log, results.ktap and junit.xml go [default: target/lkmlab/<flavor>/test
+    /// on x86_64, target/lkmlab/<arch>-<flavor>/test on another architecture].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// After each module's suite, load it with the 1st, 2nd, 3rd … allocation of
@@ -102,12 +135,12 @@ pub enum Cmd {
     /// Configure (tinyconfig + fragments, verified) and build the pinned kernel; cached by inputs.
     Kernel {
         #[command(flatten)]
-        flavor: FlavorArg,
+        target: TargetArg,
     },
     /// Write the verified .config for a kernel source tree (used by the Nix flake).
     Config {
         #[command(flatten)]
-        flavor: FlavorArg,
+        target: TargetArg,
         /// An unpacked kernel source tree.
         #[arg(long, value_name = "DIR")]
         source: PathBuf,
@@ -118,7 +151,7 @@ pub enum Cmd {
     /// Build an out-of-tree module against the pinned kernel and print its .ko paths.
     Module {
         #[command(flatten)]
-        flavor: FlavorArg,
+        target: TargetArg,
         /// The module directory (with a Kbuild file) [default: [module] dir].
         #[arg(long, value_name = "DIR")]
         module: Option<PathBuf>,
@@ -129,7 +162,7 @@ pub enum Cmd {
     /// Boot the kernel in QEMU, load, exercise and unload the modules; report KTAP and JUnit.
     Test {
         #[command(flatten)]
-        flavor: FlavorArg,
+        target: TargetArg,
         #[command(flatten)]
         vm: VmArgs,
         /// The module directory [default: [module] dir].
@@ -149,10 +182,12 @@ pub enum Cmd {
         #[arg(long, requires = "modules")]
         allow_foreign_modules: bool,
     },
-    /// Everything: doctor, fetch, kernel, module, test. The one command users and CI run.
+    /// Everything: doctor, fetch, kernel, module, test — on every target lkmlab.toml declares
+    /// (or the one --target, --arch or --flavor selects), then a module × target table.
+    /// The one command users and CI run.
     Check {
         #[command(flatten)]
-        flavor: FlavorArg,
+        target: TargetArg,
         #[command(flatten)]
         vm: VmArgs,
     },
@@ -178,7 +213,7 @@ pub enum Cmd {
     )]
     Watch {
         #[command(flatten)]
-        flavor: FlavorArg,
+        target: TargetArg,
         #[command(flatten)]
         vm: VmArgs,
         /// The module directory to watch, build and test [default: [module] dir].
@@ -198,7 +233,7 @@ pub enum Cmd {
     )]
     Lint {
         #[command(flatten)]
-        flavor: FlavorArg,
+        target: TargetArg,
         /// The module directory [default: [module] dir].
         #[arg(long, value_name = "DIR")]
         module: Option<PathBuf>,
@@ -220,7 +255,7 @@ pub enum Cmd {
     )]
     RustAnalyzer {
         #[command(flatten)]
-        flavor: FlavorArg,
+        target: TargetArg,
         /// The module directory [default: [module] dir].
         #[arg(long, value_name = "DIR")]
         module: Option<PathBuf>,
@@ -267,13 +302,13 @@ pub enum ShowWhat {
     /// The merged Kconfig options the fragments request: {"CONFIG_X": "y", …}.
     Kconfig {
         #[command(flatten)]
-        flavor: FlavorArg,
+        target: TargetArg,
     },
     /// How lkmlab runs the kernel build of a flavor: source and tree directories,
     /// RUST_LIB_SRC, make variables and environment (reproducibility settings included).
     BuildEnv {
         #[command(flatten)]
-        flavor: FlavorArg,
+        target: TargetArg,
     },
 }
 
@@ -281,7 +316,7 @@ pub enum ShowWhat {
 #[derive(Args, Debug, Clone)]
 pub struct VmCmd {
     #[command(flatten)]
-    pub flavor: FlavorArg,
+    pub target: TargetArg,
     /// Accelerator: auto uses KVM only after a probe shows it works, else TCG.
     #[arg(long, value_name = "auto|kvm|tcg")]
     pub accel: Option<AccelChoice>,
@@ -336,7 +371,7 @@ mod tests {
         assert_eq!(vm.exec.as_deref(), Some("true"));
         assert_eq!(vm.timeout, Some(0));
         assert_eq!(vm.vng_options, ["--network", "user"]);
-        assert_eq!(vm.flavor.flavor, "default");
+        assert_eq!(vm.target.flavor, None);
     }
 
     #[test]
@@ -344,6 +379,7 @@ mod tests {
         for args in [
             &["vm", "--timeout", "5"][..],
             &["vm", "--kernel", "bzImage"],
+            &["test", "--target", "arm64", "--arch", "arm64"],
             &["test", "--modules", "dir"],
             &["vm", "--module", "m", "--kernel", "k", "--modules", "d"],
             &["-q", "-v", "doctor"],

@@ -2,8 +2,10 @@
 //! how to fix it when not.
 
 use crate::accel;
+use crate::arch::{Arch, KvmProbe};
 use crate::paths::Paths;
-use crate::project::Project;
+use crate::project::{Compiler, Project};
+use crate::target::Target;
 use crate::toolchain::{self, LibSrc, Version};
 use crate::vng;
 use std::path::Path;
@@ -54,8 +56,8 @@ fn versioned(name: &str, found: anyhow::Result<Version>, min: &Version, fix: Str
     }
 }
 
-/// Run every check.
-pub fn run(project: &Project, paths: &Paths) -> Vec<Check> {
+/// Run every check the pipeline for `targets` needs.
+pub fn run(project: &Project, paths: &Paths, targets: &[Target]) -> Vec<Check> {
     let tc = &project.pin.toolchain;
     let mut checks = vec![versioned(
         "rustc",
@@ -132,7 +134,6 @@ pub fn run(project: &Project, paths: &Paths) -> Vec<Check> {
         ("xz", "xz-utils"),
         ("curl", "curl"),
         ("cargo", "rustup's cargo"),
-        ("qemu-system-x86_64", "qemu-system-x86"),
     ] {
         checks.push(if on_path(program) {
             check(program, Status::Ok, "found", None)
@@ -149,17 +150,27 @@ pub fn run(project: &Project, paths: &Paths) -> Vec<Check> {
             )
         });
     }
+    let mut arches: Vec<Arch> = targets.iter().map(|t| t.arch).collect();
+    arches.dedup();
+    for arch in &arches {
+        let qemu = arch.qemu_binary();
+        checks.push(if on_path(qemu) {
+            check(qemu, Status::Ok, "found", None)
+        } else {
+            check(
+                qemu,
+                Status::Fail,
+                "not found on PATH",
+                apt(arch.qemu_package()),
+            )
+        });
+    }
     for (name, header, pkg) in [
         ("libelf headers", "/usr/include/libelf.h", "libelf-dev"),
         (
             "openssl headers",
             "/usr/include/openssl/ssl.h",
             "libssl-dev",
-        ),
-        (
-            "static glibc (guest runner)",
-            "/usr/lib/x86_64-linux-gnu/libc.a",
-            "libc6-dev",
         ),
     ] {
         checks.push(if Path::new(header).is_file() {
@@ -183,9 +194,33 @@ pub fn run(project: &Project, paths: &Paths) -> Vec<Check> {
             apt("busybox-static"),
         )
     });
-    checks.extend(llvm_check(project));
+    checks.extend(llvm_check(project, targets));
+    for arch in arches.iter().filter(|a| a.is_foreign()) {
+        checks.extend(crate::cross::doctor_checks(*arch, project));
+    }
     checks.extend(lab_checks(project));
-    if on_path("qemu-system-x86_64") {
+    let probed = arches
+        .iter()
+        .find(|a| a.kvm_probe() == KvmProbe::BootSector);
+    // An architecture KVM cannot run here (or lkmlab cannot probe): its
+    // tests run under TCG, said once.
+    for arch in arches
+        .iter()
+        .filter(|a| a.kvm_probe() != KvmProbe::BootSector)
+    {
+        checks.push(check(
+            &format!("KVM ({arch})"),
+            Status::Note,
+            match arch.kvm_probe() {
+                KvmProbe::Impossible => "another architecture than the host's: its tests run \
+                                         under TCG (several times slower)"
+                    .to_string(),
+                _ => "no KVM probe for it: tests run under TCG unless --accel kvm".to_string(),
+            },
+            None,
+        ));
+    }
+    if probed.is_some_and(|a| on_path(a.qemu_binary())) {
         checks.push(match accel::probe_kvm(paths) {
             Ok(()) => check("KVM", Status::Ok, "usable (boot-sector probe passed)", None),
             Err(why) => check(
@@ -199,21 +234,29 @@ pub fn run(project: &Project, paths: &Paths) -> Vec<Check> {
     checks
 }
 
-/// clang, lld and the LLVM binutils, when a flavor is built with them. A
-/// note, not a failure: the other flavors build without them.
-fn llvm_check(project: &Project) -> Option<Check> {
-    let flavors: Vec<&str> = project
+/// clang, lld and the LLVM binutils, when a flavor is built with them or a
+/// target is cross-built. A note, not a failure, unless a target at hand
+/// needs them.
+fn llvm_check(project: &Project, targets: &[Target]) -> Option<Check> {
+    let mut users: Vec<String> = project
         .pin
         .kconfig
         .flavors
         .iter()
         .filter(|(_, f)| f.compiler == crate::project::Compiler::Llvm)
-        .map(|(name, _)| name.as_str())
+        .map(|(name, _)| format!("flavor {name}"))
         .collect();
-    if flavors.is_empty() {
+    users.extend(
+        targets
+            .iter()
+            .filter(|t| t.arch.is_foreign())
+            .map(|t| format!("target {}", t.name())),
+    );
+    if users.is_empty() {
         return None;
     }
-    let name = format!("LLVM (flavor {})", flavors.join(", "));
+    let needed = targets.iter().any(|t| t.compiler() == Compiler::Llvm);
+    let name = format!("LLVM ({})", users.join(", "));
     let tc = &project.pin.toolchain;
     Some(match toolchain::check_llvm(project) {
         Ok(v) => check(
@@ -235,8 +278,8 @@ fn llvm_check(project: &Project) -> Option<Check> {
             };
             check(
                 &name,
-                Status::Note,
-                format!("{detail}: those flavors cannot be built"),
+                if needed { Status::Fail } else { Status::Note },
+                format!("{detail}: those cannot be built"),
                 fix,
             )
         }

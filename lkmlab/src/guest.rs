@@ -1,8 +1,10 @@
 //! The guest side of a test run: the static runner (PID 1) and the initramfs
 //! that carries it, the modules and the test plan.
 
+use crate::arch::Arch;
 use crate::cpio::CpioWriter;
 use crate::module::module_name;
+use crate::paths::Paths;
 use anyhow::{bail, Context, Result};
 use lkmlab_protocol::layout;
 use lkmlab_protocol::plan::{ExampleSuite, Item, Plan};
@@ -11,15 +13,22 @@ use std::path::{Path, PathBuf};
 /// The guest runner, built with lkmlab (see build.rs) and carried inside it.
 pub const EMBEDDED_RUNNER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/lkmlab-guest"));
 
-/// The runner for a test run: the one carried inside lkmlab, or `--runner FILE`
-/// (checked to be static).
-pub fn runner(given: Option<&Path>) -> Result<std::borrow::Cow<'static, [u8]>> {
+/// The runner for a test run on `arch`: `--runner FILE` (checked to be
+/// static and for `arch`), else the one carried inside lkmlab for the
+/// architecture lkmlab itself runs on, else one cross-built for `arch` from
+/// the sources lkmlab carries ([`crate::cross::runner`], cached).
+pub fn runner(
+    given: Option<&Path>,
+    arch: Arch,
+    paths: &Paths,
+) -> Result<std::borrow::Cow<'static, [u8]>> {
     match given {
-        None => Ok(EMBEDDED_RUNNER.into()),
+        None if !arch.is_foreign() => Ok(EMBEDDED_RUNNER.into()),
+        None => Ok(crate::cross::runner(arch, paths)?.into()),
         Some(path) => {
             let bytes =
                 std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            check_static_elf(&bytes, path, RUNNER_STATIC_FIX)?;
+            check_static_elf(&bytes, path, RUNNER_STATIC_FIX, arch)?;
             Ok(bytes.into())
         }
     }
@@ -34,14 +43,15 @@ const BUSYBOX_STATIC_FIX: &str = "install Debian's static one (sudo apt-get inst
 
 /// PID 1 in the initramfs has no dynamic loader to run: refuse anything that
 /// asks for one (an ELF `PT_INTERP` program header), saying how to get a
-/// static build (`fix`).
-pub fn check_static(exe: &Path, fix: &str) -> Result<()> {
+/// static build (`fix`); and anything built for another architecture than
+/// the guest's (`arch`).
+pub fn check_static(exe: &Path, fix: &str, arch: Arch) -> Result<()> {
     let bytes = std::fs::read(exe).with_context(|| format!("reading {}", exe.display()))?;
-    check_static_elf(&bytes, exe, fix)
+    check_static_elf(&bytes, exe, fix, arch)
 }
 
 /// [`check_static`] on the bytes of `exe`.
-fn check_static_elf(bytes: &[u8], exe: &Path, fix: &str) -> Result<()> {
+pub fn check_static_elf(bytes: &[u8], exe: &Path, fix: &str, arch: Arch) -> Result<()> {
     if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" || bytes[4] != 2 || bytes[5] != 1 {
         bail!(
             "{} is not a 64-bit little-endian ELF executable",
@@ -49,6 +59,19 @@ fn check_static_elf(bytes: &[u8], exe: &Path, fix: &str) -> Result<()> {
         );
     }
     let u16_at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]) as usize;
+    let machine = u16_at(18) as u16;
+    if machine != arch.elf_machine() {
+        let built_for = Arch::of_elf_machine(machine)
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| format!("ELF machine {machine}"));
+        bail!(
+            "{} is built for {built_for}, and the VM is {arch}: build it for {} (Rust: \
+             --target {})",
+            exe.display(),
+            arch,
+            arch.rust_target()
+        );
+    }
     let phoff = u64::from_le_bytes(bytes[32..40].try_into()?) as usize;
     let (phentsize, phnum) = (u16_at(54), u16_at(56));
     for i in 0..phnum {
@@ -87,6 +110,23 @@ const GUEST_PROGRAM_STATIC_FIX: &str =
 /// module names as the plan has them (`-` read as `_`).
 pub use lkmlab_protocol::plan::Preload;
 
+/// What the guest's programs are: its architecture, and where a static
+/// busybox for it comes from (asked for only when a guest test is a script).
+pub struct GuestTools<'a> {
+    pub arch: Arch,
+    pub busybox: Box<dyn Fn() -> Result<PathBuf> + 'a>,
+}
+
+impl GuestTools<'_> {
+    /// The host's architecture and busybox (tests of lkmlab itself).
+    pub fn host() -> GuestTools<'static> {
+        GuestTools {
+            arch: Arch::host().unwrap_or(Arch::X86_64),
+            busybox: Box::new(find_busybox),
+        }
+    }
+}
+
 /// What goes into the initramfs besides the runner.
 pub struct Payload {
     pub modules: Vec<PathBuf>,
@@ -112,6 +152,7 @@ impl Payload {
         modules: Vec<PathBuf>,
         module_dir: Option<&Path>,
         examples: &[ExampleSuite],
+        guest: &GuestTools,
     ) -> Result<Payload> {
         let names: Vec<String> = modules.iter().map(|ko| module_name(ko)).collect();
         if let Some(missing) = examples
@@ -153,15 +194,15 @@ impl Payload {
         for file in &load_files {
             payload.preloads.extend(read_load_file(file, &payload)?);
         }
-        if payload.check_programs()? {
-            payload.busybox = Some(find_busybox()?);
+        if payload.check_programs(guest.arch)? {
+            payload.busybox = Some((guest.busybox)()?);
         }
         Ok(payload)
     }
 
     /// Refuse a dynamically linked test or helper program; tell whether any
     /// is a script (which needs a shell).
-    fn check_programs(&self) -> Result<bool> {
+    fn check_programs(&self, arch: Arch) -> Result<bool> {
         let programs = self
             .tests
             .iter()
@@ -172,7 +213,7 @@ impl Payload {
             if head.starts_with(b"#!") {
                 needs_shell = true;
             } else if head.starts_with(b"\x7fELF") {
-                check_static(program, GUEST_PROGRAM_STATIC_FIX)?;
+                check_static(program, GUEST_PROGRAM_STATIC_FIX, arch)?;
             }
         }
         Ok(needs_shell)
@@ -272,14 +313,16 @@ fn read_load_file(file: &Path, payload: &Payload) -> Result<Vec<Preload>> {
     Ok(preloads)
 }
 
-fn find_busybox() -> Result<PathBuf> {
+/// The host's own static busybox, for a guest of the host's architecture.
+pub fn find_busybox() -> Result<PathBuf> {
     let Some(busybox) = crate::util::which("busybox") else {
         bail!(
             "guest tests that are scripts need a shell in the guest: install a static \
              busybox (sudo apt-get install busybox-static)"
         );
     };
-    check_static(&busybox, BUSYBOX_STATIC_FIX).context("busybox for guest test scripts")?;
+    let host = Arch::host().context("lkmlab does not know this host's architecture")?;
+    check_static(&busybox, BUSYBOX_STATIC_FIX, host).context("busybox for guest test scripts")?;
     Ok(busybox)
 }
 
@@ -502,7 +545,7 @@ mod tests {
         std::fs::write(tests.join("b-second"), static_elf()).unwrap();
         std::fs::write(tests.join("a-first"), static_elf()).unwrap();
         std::fs::write(tests.join("README.md"), b"# docs").unwrap();
-        let payload = Payload::new(vec![], Some(dir.path()), &[]).unwrap();
+        let payload = Payload::new(vec![], Some(dir.path()), &[], &GuestTools::host()).unwrap();
         let names: Vec<String> = payload.tests.iter().map(|t| test_name(t)).collect();
         assert_eq!(names, ["a-first", "b-second"]);
         assert!(payload.busybox.is_none(), "no script, no shell needed");
@@ -514,11 +557,33 @@ mod tests {
     }
 
     /// The header of a 64-bit little-endian ELF file without program headers:
-    /// what a static executable looks like to [`check_static`].
+    /// what a static executable for the host looks like to [`check_static`].
     fn static_elf() -> Vec<u8> {
+        static_elf_for(Arch::host().unwrap())
+    }
+
+    fn static_elf_for(arch: Arch) -> Vec<u8> {
         let mut elf = b"\x7fELF\x02\x01\x01".to_vec();
         elf.resize(64, 0);
+        elf[18..20].copy_from_slice(&arch.elf_machine().to_le_bytes());
         elf
+    }
+
+    /// A guest program for another architecture would not run in the VM.
+    #[test]
+    fn a_guest_program_for_another_architecture_is_refused_naming_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let arm = dir.path().join("arm-tool");
+        std::fs::write(&arm, static_elf_for(Arch::Arm64)).unwrap();
+        check_static(&arm, "FIX", Arch::Arm64).unwrap();
+        let err = check_static(&arm, "FIX", Arch::X86_64)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("is built for arm64, and the VM is x86_64")
+                && err.contains("--target x86_64-unknown-linux-gnu"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -538,7 +603,7 @@ mod tests {
             PathBuf::from("/b/rust-scull.ko"),
             PathBuf::from("/b/hello.ko"),
         ];
-        let payload = Payload::new(kos, Some(dir.path()), &[]).unwrap();
+        let payload = Payload::new(kos, Some(dir.path()), &[], &GuestTools::host()).unwrap();
         let names: Vec<String> = payload.tests.iter().map(|t| test_name(t)).collect();
         assert_eq!(names, ["needs-scull", "uses-helper"]);
         let helpers: Vec<&Path> = payload
@@ -632,10 +697,15 @@ mod tests {
             "{err}"
         );
         write(&tests.join("orphan.load"), "hello\n");
-        let err = Payload::new(vec![PathBuf::from("/b/hello.ko")], Some(dir.path()), &[])
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let err = Payload::new(
+            vec![PathBuf::from("/b/hello.ko")],
+            Some(dir.path()),
+            &[],
+            &GuestTools::host(),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
         assert!(err.contains("orphan.load names no guest test"), "{err}");
     }
 
@@ -646,7 +716,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let kos = || vec![PathBuf::from("/b/hello.ko"), PathBuf::from("/b/scull.ko")];
         let plan_of = |examples: &[ExampleSuite]| {
-            let payload = Payload::new(kos(), Some(dir.path()), examples).unwrap();
+            let payload =
+                Payload::new(kos(), Some(dir.path()), examples, &GuestTools::host()).unwrap();
             plan(&payload, &RunOptions::default())
         };
         assert_eq!(plan_of(&[]).example_of("scull"), None);
@@ -658,6 +729,7 @@ mod tests {
             vec![PathBuf::from("/b/hello.ko")],
             Some(dir.path()),
             &[ExampleSuite::Scull],
+            &GuestTools::host(),
         )
         .err()
         .map(|e| e.to_string())
@@ -677,7 +749,7 @@ mod tests {
         // This test binary itself is dynamically linked on Debian.
         let me = std::env::current_exe().unwrap();
         std::fs::copy(&me, tests.join(HELPERS_DIR).join("tool")).unwrap();
-        let err = Payload::new(Vec::new(), Some(dir.path()), &[])
+        let err = Payload::new(Vec::new(), Some(dir.path()), &[], &GuestTools::host())
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
@@ -689,14 +761,22 @@ mod tests {
 
     #[test]
     fn the_carried_runner_is_a_static_executable() {
-        check_static_elf(EMBEDDED_RUNNER, Path::new("lkmlab-guest"), "FIX").unwrap();
+        check_static_elf(
+            EMBEDDED_RUNNER,
+            Path::new("lkmlab-guest"),
+            "FIX",
+            Arch::host().unwrap(),
+        )
+        .unwrap();
     }
 
     #[test]
     fn a_dynamic_executable_is_refused() {
         // This test binary itself is dynamically linked on Debian.
         let me = std::env::current_exe().unwrap();
-        let err = check_static(&me, "FIX").unwrap_err().to_string();
+        let err = check_static(&me, "FIX", Arch::host().unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("dynamically linked") && err.ends_with(": FIX"),
             "{err}"
@@ -704,6 +784,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let junk = dir.path().join("junk");
         std::fs::write(&junk, b"#!/bin/sh\n").unwrap();
-        assert!(check_static(&junk, "FIX").is_err());
+        assert!(check_static(&junk, "FIX", Arch::host().unwrap()).is_err());
     }
 }

@@ -7,6 +7,7 @@ use crate::lock;
 use crate::paths::Paths;
 use crate::progress::run_logged;
 use crate::project::{Compiler, Project};
+use crate::target::Target;
 use crate::toolchain;
 use crate::util::{human_duration, run_quiet, write_atomic};
 use anyhow::{bail, Context, Result};
@@ -20,7 +21,6 @@ use std::time::Instant;
 /// Bump when the way lkmlab configures or builds the kernel changes, so old
 /// cached trees are not taken for new ones.
 const RECIPE: &str = "lkmlab-kernel-recipe-4";
-pub const ARCH: &str = "x86_64";
 const STAMP: &str = "lkmlab-build.json";
 
 /// A built kernel tree: `make -C dir M=…` builds modules against it.
@@ -28,7 +28,8 @@ const STAMP: &str = "lkmlab-build.json";
 pub struct KernelTree {
     pub dir: PathBuf,
     pub release: String,
-    pub flavor: String,
+    /// What it was built for (architecture and flavor).
+    pub target: Target,
     /// What the tree was built with, from its `.config` (`CONFIG_CC_IS_CLANG`).
     pub compiler: Compiler,
     /// `CONFIG_CC_VERSION_TEXT`: the first line of the compiler's `--version`.
@@ -40,8 +41,9 @@ pub struct KernelTree {
 }
 
 impl KernelTree {
-    pub fn bzimage(&self) -> PathBuf {
-        self.dir.join("arch/x86/boot/bzImage")
+    /// The bootable image (`bzImage`, `Image`).
+    pub fn image(&self) -> PathBuf {
+        self.dir.join(self.target.arch.image_path())
     }
 
     /// Whether the tree's `.config` has `option` (`CONFIG_…`) set to `y`.
@@ -91,13 +93,13 @@ pub fn source(project: &Project, paths: &Paths, fetcher: &Fetcher) -> Result<Pat
     Ok(root.join(&k.tarball.top_dir))
 }
 
-/// Every option the fragments of `flavor` request, merged in order.
+/// Every option the fragments of `target` request, merged in order.
 pub fn requested_options(
     project: &Project,
-    flavor: &str,
+    target: &Target,
 ) -> Result<BTreeMap<String, kconfig::Entry>> {
     let mut parsed = Vec::new();
-    for path in project.fragments(flavor)? {
+    for path in project.fragments(target)? {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading Kconfig fragment {}", path.display()))?;
         let rel = path.strip_prefix(&project.root).unwrap_or(&path);
@@ -106,19 +108,21 @@ pub fn requested_options(
     Ok(kconfig::merge(&parsed))
 }
 
-/// What every `make` of a kernel build runs with: the environment and the
-/// compiler variable (`LLVM=…`).
+/// What every `make` of a kernel build runs with: the environment, the
+/// architecture (`ARCH=…`) and the compiler variable (`LLVM=…`).
 pub struct MakeSetup {
     pub env: Vec<(String, OsString)>,
+    pub arch_var: String,
     pub compiler_var: String,
 }
 
 impl MakeSetup {
-    pub fn new(project: &Project, flavor: &str, rust_lib_src: Option<&Path>) -> Result<Self> {
-        Ok(MakeSetup {
+    pub fn new(project: &Project, target: &Target, rust_lib_src: Option<&Path>) -> Self {
+        MakeSetup {
             env: toolchain::make_env(project, rust_lib_src),
-            compiler_var: toolchain::compiler_var(project, project.flavor(flavor)?.compiler),
-        })
+            arch_var: format!("ARCH={}", target.arch.kbuild()),
+            compiler_var: toolchain::compiler_var(project, target.compiler()),
+        }
     }
 
     /// Adds what makes the build independent of when, where and by whom it
@@ -139,18 +143,18 @@ pub struct BuildSetup {
     pub make: MakeSetup,
 }
 
-/// The setup of a build of `flavor` into `dir` (fetching and unpacking the
+/// The setup of a build of `target` into `dir` (fetching and unpacking the
 /// pinned sources when needed).
 pub fn build_setup(
     project: &Project,
     paths: &Paths,
     fetcher: &Fetcher,
-    flavor: &str,
+    target: &Target,
     dir: &Path,
 ) -> Result<BuildSetup> {
     let src = source(project, paths, fetcher)?;
     let rust_lib_src = toolchain::rust_lib_src(project, paths, fetcher)?;
-    let make = MakeSetup::new(project, flavor, Some(&rust_lib_src))?.reproducible(
+    let make = MakeSetup::new(project, target, Some(&rust_lib_src)).reproducible(
         &src,
         dir,
         &rust_lib_src,
@@ -176,7 +180,7 @@ impl BuildSetup {
             "source": self.src,
             "tree": dir,
             "rust_lib_src": self.rust_lib_src,
-            "make_args": [format!("ARCH={ARCH}"), self.make.compiler_var],
+            "make_args": [self.make.arch_var, self.make.compiler_var],
             "env": env,
         })
     }
@@ -247,7 +251,7 @@ fn make(src: &Path, out: &Path, setup: &MakeSetup) -> Command {
     cmd.arg("-C")
         .arg(src)
         .arg(format!("O={}", out.display()))
-        .arg(format!("ARCH={ARCH}"))
+        .arg(&setup.arch_var)
         .arg(&setup.compiler_var);
     cmd.envs(setup.env.iter().map(|(k, v)| (k, v)));
     cmd
@@ -257,12 +261,12 @@ fn make(src: &Path, out: &Path, setup: &MakeSetup) -> Command {
 /// requested option survived.
 pub fn configure(
     project: &Project,
-    flavor: &str,
+    target: &Target,
     src: &Path,
     out: &Path,
     env: &MakeSetup,
 ) -> Result<()> {
-    let requested = requested_options(project, flavor)?;
+    let requested = requested_options(project, target)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     run_quiet(make(src, out, env).arg("tinyconfig"), "make tinyconfig")?;
     let config_path = out.join(".config");
@@ -282,9 +286,10 @@ pub fn configure(
     }
     explain_dropped(src, out, env, &applied, &mut dropped);
     let mut msg = format!(
-        "{} requested Kconfig option(s) did not survive `make olddefconfig` in {}:",
+        "{} requested Kconfig option(s) did not survive `make olddefconfig` in {} for {}:",
         dropped.len(),
-        project.pin.kernel.version
+        project.pin.kernel.version,
+        target.arch
     );
     for d in &dropped {
         msg.push_str(&format!("\n  {d}"));
@@ -301,9 +306,11 @@ pub fn configure(
     msg.push_str(&format!(
         "\nFix the fragment: enable the missing dependency (the values in [=…] are this \
          configuration's), or drop the option. To browse the options, configure a tree of \
-         your own: make -C {} O=/tmp/kconfig ARCH={ARCH} tinyconfig menuconfig (search \
+         your own: make -C {} O=/tmp/kconfig {} {} tinyconfig menuconfig (search \
          with /).",
-        src.display()
+        src.display(),
+        env.arch_var,
+        env.compiler_var
     ));
     bail!(msg)
 }
@@ -365,12 +372,12 @@ fn explain_dropped(
 /// versions are added by [`cache_key`].
 pub fn build_inputs(
     project: &Project,
-    flavor: &str,
+    target: &Target,
     lib_src: &str,
 ) -> Result<Vec<(String, String)>> {
     let mut inputs = vec![
         ("recipe".to_string(), RECIPE.to_string()),
-        ("arch".into(), ARCH.into()),
+        ("arch".into(), target.arch.kbuild().into()),
         (
             "source".into(),
             project.pin.kernel.tarball.sha256.to_string(),
@@ -379,13 +386,13 @@ pub fn build_inputs(
         ("rust_lib_src".into(), lib_src.to_string()),
         (
             "compiler".into(),
-            toolchain::compiler_var(project, project.flavor(flavor)?.compiler),
+            toolchain::compiler_var(project, target.compiler()),
         ),
     ];
     // The options the fragments request, merged: what the configuration is
     // made of. Comments, blank lines and the order of fragments that do not
     // overlap change nothing, so they do not cost a rebuild.
-    let requested = requested_options(project, flavor)?;
+    let requested = requested_options(project, target)?;
     let options: Vec<String> = requested
         .values()
         .map(|e| format!("{}={}", e.name, e.value.to_dotconfig_rhs()))
@@ -414,47 +421,48 @@ pub fn key_of(inputs: &[(String, String)]) -> Result<(String, String)> {
 pub fn cache_key(
     project: &Project,
     paths: &Paths,
-    flavor: &str,
+    target: &Target,
     lib_src: &str,
 ) -> Result<(String, String)> {
-    let mut inputs = build_inputs(project, flavor, lib_src)?;
-    inputs.extend(toolchain::fingerprint(
-        project,
-        paths,
-        project.flavor(flavor)?.compiler,
-    )?);
+    let mut inputs = build_inputs(project, target, lib_src)?;
+    inputs.extend(toolchain::fingerprint(project, paths, target.compiler())?);
     key_of(&inputs)
 }
 
-/// Where `flavor`'s tree for the current inputs (pin, fragments, toolchain)
+/// Where `target`'s tree for the current inputs (pin, fragments, toolchain)
 /// lives in the cache, and the description of those inputs.
-pub fn current_tree(project: &Project, paths: &Paths, flavor: &str) -> Result<(PathBuf, String)> {
+pub fn current_tree(
+    project: &Project,
+    paths: &Paths,
+    target: &Target,
+) -> Result<(PathBuf, String)> {
     let lib_src_id = match toolchain::lib_src_source() {
         toolchain::LibSrc::Env(p) | toolchain::LibSrc::Sysroot(p) => p.display().to_string(),
         toolchain::LibSrc::Pinned => {
             format!("pinned {}", project.pin.toolchain.rust_src.deb.sha256)
         }
     };
-    let (key, description) = cache_key(project, paths, flavor, &lib_src_id)?;
-    Ok((paths.kernel_build(flavor, &key), description))
+    let (key, description) = cache_key(project, paths, target, &lib_src_id)?;
+    Ok((paths.kernel_build(&target.label(), &key), description))
 }
 
-/// An up-to-date kernel tree for `flavor`, building it only when an input changed.
+/// An up-to-date kernel tree for `target`, building it only when an input changed.
 pub fn build(
     project: &Project,
     paths: &Paths,
     fetcher: &Fetcher,
-    flavor: &str,
+    target: &Target,
 ) -> Result<KernelTree> {
     let started = Instant::now();
-    let (dir, description) = current_tree(project, paths, flavor)?;
+    let name = target.name();
+    let (dir, description) = current_tree(project, paths, target)?;
     let stamp = dir.join(STAMP);
     let up_to_date =
         || std::fs::read_to_string(&stamp).ok().as_deref() == Some(description.as_str());
     let report_up_to_date = || -> Result<KernelTree> {
-        let tree = tree(project, &dir, flavor)?;
+        let tree = tree(project, &dir, target)?;
         crate::status!(
-            "kernel {} ({flavor}) is up to date: nothing to do ({}; {})",
+            "kernel {} ({name}) is up to date: nothing to do ({}; {})",
             tree.release,
             human_duration(started.elapsed()),
             dir.display()
@@ -470,18 +478,25 @@ pub fn build(
         return report_up_to_date();
     }
 
-    if project.flavor(flavor)?.compiler == Compiler::Llvm {
+    if target.compiler() == Compiler::Llvm {
         toolchain::check_llvm(project).with_context(|| {
-            format!("flavor {flavor} is built with LLVM (lkmlab.toml compiler = \"llvm\")")
+            if target.arch.is_foreign() {
+                format!("{name} is cross-built with clang/LLVM")
+            } else {
+                format!(
+                    "flavor {} is built with LLVM (lkmlab.toml compiler = \"llvm\")",
+                    target.flavor_name
+                )
+            }
         })?;
     }
-    let BuildSetup { src, make: env, .. } = build_setup(project, paths, fetcher, flavor, &dir)?;
+    let BuildSetup { src, make: env, .. } = build_setup(project, paths, fetcher, target, &dir)?;
     crate::status!(
-        "configuring kernel {} ({flavor}) in {}",
+        "configuring kernel {} ({name}) in {}",
         project.pin.kernel.version,
         dir.display()
     );
-    if let Err(e) = configure(project, flavor, &src, &dir, &env) {
+    if let Err(e) = configure(project, target, &src, &dir, &env) {
         // Nothing was built: leave no half-configured tree in the cache, nor
         // its lock (a waiting lkmlab notices, see `lock`).
         let _ = std::fs::remove_dir_all(&dir);
@@ -494,12 +509,13 @@ pub fn build(
 
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
     let log = dir.join("build.log");
+    let image = target.arch.image_target();
     crate::status!(
-        "building bzImage and modules with {jobs} jobs (several minutes; log: {})",
+        "building {image} and modules with {jobs} jobs (several minutes; log: {})",
         log.display()
     );
     let mut cmd = make(&src, &dir, &env);
-    cmd.arg(format!("-j{jobs}")).args(["bzImage", "modules"]);
+    cmd.arg(format!("-j{jobs}")).args([image, "modules"]);
     run_logged(&mut cmd, &log, "kernel build")?;
     if !dir.join("Module.symvers").is_file() {
         bail!(
@@ -507,7 +523,7 @@ pub fn build(
             log.display()
         );
     }
-    let tree = tree(project, &dir, flavor)?;
+    let tree = tree(project, &dir, target)?;
     if tree.release != project.pin.kernel.version {
         bail!(
             "the pinned source builds kernel release {} but lkmlab.toml says version = {:?}; \
@@ -518,40 +534,16 @@ pub fn build(
     }
     write_atomic(&stamp, description.as_bytes())?;
     crate::status!(
-        "kernel {} ({flavor}) built in {}: {}",
+        "kernel {} ({name}) built in {}: {}",
         tree.release,
         human_duration(started.elapsed()),
-        tree.bzimage().display()
+        tree.image().display()
     );
     Ok(tree)
 }
 
-/// The kernel release a bzImage was built as, from its boot header: the
-/// 16-bit field at 0x20E points (relative to 0x200) at the version string,
-/// whose first word is the release (x86 boot protocol 2.00+).
-pub fn bzimage_release(bzimage: &Path) -> Result<String> {
-    let bytes = std::fs::read(bzimage).with_context(|| format!("reading {}", bzimage.display()))?;
-    let not_bzimage = || anyhow::anyhow!("{} is not an x86 bzImage", bzimage.display());
-    if bytes.get(0x202..0x206) != Some(b"HdrS".as_slice()) {
-        return Err(not_bzimage());
-    }
-    let field = bytes.get(0x20E..0x210).ok_or_else(not_bzimage)?;
-    let offset = usize::from(u16::from_le_bytes([field[0], field[1]])) + 0x200;
-    let text = bytes.get(offset..).ok_or_else(not_bzimage)?;
-    let end = text
-        .iter()
-        .position(|&b| b == 0)
-        .unwrap_or(text.len())
-        .min(256);
-    String::from_utf8_lossy(&text[..end])
-        .split_whitespace()
-        .next()
-        .map(str::to_string)
-        .ok_or_else(not_bzimage)
-}
-
 /// A configured and built tree at `dir`.
-pub fn tree(project: &Project, dir: &Path, flavor: &str) -> Result<KernelTree> {
+pub fn tree(project: &Project, dir: &Path, target: &Target) -> Result<KernelTree> {
     let release_file = dir.join("include/config/kernel.release");
     let release = std::fs::read_to_string(&release_file)
         .with_context(|| {
@@ -580,7 +572,7 @@ pub fn tree(project: &Project, dir: &Path, flavor: &str) -> Result<KernelTree> {
     Ok(KernelTree {
         dir: dir.to_path_buf(),
         release,
-        flavor: flavor.to_string(),
+        target: target.clone(),
         compiler,
         cc_version_text,
         compiler_var: toolchain::compiler_var(project, compiler),
@@ -612,8 +604,14 @@ mod tests {
         (dir, project)
     }
 
+    fn target(project: &Project, flavor: &str) -> Target {
+        project
+            .target_of(crate::arch::Arch::X86_64, flavor)
+            .unwrap()
+    }
+
     fn key(project: &Project, flavor: &str) -> String {
-        key_of(&build_inputs(project, flavor, "libsrc").unwrap())
+        key_of(&build_inputs(project, &target(project, flavor), "libsrc").unwrap())
             .unwrap()
             .0
     }
@@ -662,31 +660,21 @@ mod tests {
     fn flavors_and_library_sources_have_keys_of_their_own() {
         let (_dir, project) = temp_project();
         assert_ne!(key(&project, "default"), key(&project, "debug"));
-        let a = key_of(&build_inputs(&project, "default", "/a").unwrap())
+        let default = target(&project, "default");
+        let a = key_of(&build_inputs(&project, &default, "/a").unwrap())
             .unwrap()
             .0;
-        let b = key_of(&build_inputs(&project, "default", "/b").unwrap())
+        let b = key_of(&build_inputs(&project, &default, "/b").unwrap())
             .unwrap()
             .0;
         assert_ne!(a, b);
-    }
-
-    #[test]
-    fn a_bzimage_names_its_release_and_other_files_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut image = vec![0u8; 0x400];
-        image[0x202..0x206].copy_from_slice(b"HdrS");
-        image[0x20E..0x210].copy_from_slice(&0x100u16.to_le_bytes());
-        let version = b"7.3.4 (root@vm) #1 PREEMPT\0";
-        image[0x300..0x300 + version.len()].copy_from_slice(version);
-        let path = dir.path().join("bzImage");
-        std::fs::write(&path, &image).unwrap();
-        assert_eq!(bzimage_release(&path).unwrap(), "7.3.4");
-        std::fs::write(&path, b"not a kernel").unwrap();
-        assert!(bzimage_release(&path)
-            .unwrap_err()
-            .to_string()
-            .contains("not an x86 bzImage"));
+        let arm64 = project
+            .target_of(crate::arch::Arch::Arm64, "default")
+            .unwrap();
+        let c = key_of(&build_inputs(&project, &arm64, "/a").unwrap())
+            .unwrap()
+            .0;
+        assert_ne!(a, c, "an architecture has keys of its own");
     }
 
     #[test]
@@ -701,7 +689,10 @@ mod tests {
     #[test]
     fn an_unknown_flavor_is_refused_by_name() {
         let (_dir, project) = temp_project();
-        let err = build_inputs(&project, "fast", "x").unwrap_err().to_string();
+        let err = project
+            .target_of(crate::arch::Arch::X86_64, "fast")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown flavor \"fast\""), "{err}");
     }
 }

@@ -3,10 +3,12 @@
 
 pub mod accel;
 pub mod ar;
+pub mod arch;
 pub mod clean;
 pub mod cli;
 pub mod commands;
 pub mod cpio;
+pub mod cross;
 pub mod doctor;
 pub mod failure;
 pub mod fetch;
@@ -29,6 +31,7 @@ pub mod project;
 pub mod qemu;
 pub mod report;
 pub mod rust_analyzer;
+pub mod target;
 pub mod timings;
 pub mod toolchain;
 pub mod util;

@@ -1,7 +1,7 @@
 //! Out-of-tree modules: built with the kernel's own Kbuild against exactly the
 //! pinned tree, and checked to carry that kernel's vermagic.
 
-use crate::kernel::{KernelTree, ARCH};
+use crate::kernel::KernelTree;
 use crate::progress::{run_logged, warning_lines};
 use anyhow::{bail, Context, Result};
 use std::ffi::OsString;
@@ -30,7 +30,7 @@ pub fn kbuild(tree: &KernelTree, src: &Path, out: &Path, env: &[(String, OsStrin
         .arg(&tree.dir)
         .arg(format!("M={}", src.display()))
         .arg(format!("MO={}", out.display()))
-        .arg(format!("ARCH={ARCH}"))
+        .arg(format!("ARCH={}", tree.target.arch.kbuild()))
         .arg(&tree.compiler_var)
         .arg(format!("-j{jobs}"))
         .envs(env.iter().map(|(k, v)| (k, v)));
@@ -373,10 +373,10 @@ fn check_compiler(tree: &KernelTree, extra: &[String]) -> Result<()> {
              compiler ({}). To use another compiler, give the flavor `compiler = \"gcc\"` or \
              `\"llvm\"` in lkmlab.toml [kconfig.flavors.{}] so that its kernel is built with it too.",
             tree.release,
-            tree.flavor,
+            tree.target.name(),
             tree.cc_version_text,
             tree.compiler_var,
-            tree.flavor
+            tree.target.flavor_name
         );
     }
     Ok(())
@@ -479,7 +479,11 @@ mod tests {
         KernelTree {
             dir: dir.to_path_buf(),
             release: "7.3.4".into(),
-            flavor: "default".into(),
+            target: crate::target::Target {
+                arch: crate::arch::Arch::X86_64,
+                flavor_name: crate::target::DEFAULT_FLAVOR.into(),
+                flavor: Default::default(),
+            },
             compiler: crate::project::Compiler::Gcc,
             cc_version_text: "gcc 12".into(),
             compiler_var: "LLVM=".into(),

@@ -1,6 +1,7 @@
 //! The project: where `lkmlab.toml` lives, and the pin it holds.
 
 use crate::accel::AccelChoice;
+use crate::arch::Arch;
 use crate::toolchain::Version;
 use anyhow::{bail, Context, Result};
 use lkmlab_protocol::plan::ExampleSuite;
@@ -103,8 +104,41 @@ impl fmt::Display for Base {
 pub struct Kconfig {
     pub base: Base,
     pub fragments: Vec<String>,
+    /// Each architecture's own fragments, applied after `fragments`.
+    #[serde(default)]
+    pub arch: BTreeMap<Arch, ArchKconfig>,
     #[serde(default)]
     pub flavors: BTreeMap<String, Flavor>,
+}
+
+/// `[kconfig.arch.<arch>]`: the options only that architecture has (its
+/// serial console, its image's compression, paravirtualisation).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchKconfig {
+    pub fragments: Vec<String>,
+}
+
+/// One `[[targets]]` entry: an architecture and a flavor.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetCfg {
+    pub arch: Arch,
+    #[serde(default = "default_flavor")]
+    pub flavor: String,
+}
+
+impl Default for TargetCfg {
+    fn default() -> Self {
+        TargetCfg {
+            arch: Arch::X86_64,
+            flavor: default_flavor(),
+        }
+    }
+}
+
+fn default_flavor() -> String {
+    crate::target::DEFAULT_FLAVOR.to_string()
 }
 
 /// The compiler a kernel flavor (and every module built against it) is built with.
@@ -128,7 +162,7 @@ impl std::fmt::Display for Compiler {
 }
 
 /// One kernel flavor: fragments on top of `[kconfig] fragments`, and its compiler.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Flavor {
     #[serde(default)]
@@ -258,6 +292,10 @@ pub struct Pin {
     pub toolchain: Toolchain,
     pub module: ModuleCfg,
     pub vm: Vm,
+    /// What `lkmlab check` builds and tests, in order; the first is every
+    /// other command's default. None: x86-64 with the default flavor.
+    #[serde(default)]
+    pub targets: Vec<TargetCfg>,
 }
 
 /// A loaded project: its root directory and its pin.
@@ -303,37 +341,6 @@ impl Project {
             .with_context(|| format!("reading {}", path.display()))?;
         let pin = parse_pin(&text).with_context(|| format!("in {}", path.display()))?;
         Ok(Project { root, pin })
-    }
-
-    /// A flavor by name; `default` exists even when the pin does not list it.
-    pub fn flavor(&self, flavor: &str) -> Result<Flavor> {
-        match self.pin.kconfig.flavors.get(flavor) {
-            Some(f) => Ok(f.clone()),
-            None if flavor == "default" => Ok(Flavor::default()),
-            None => bail!(
-                "unknown flavor {flavor:?}; {PIN_FILE} [kconfig.flavors] defines: {}",
-                self.pin
-                    .kconfig
-                    .flavors
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        }
-    }
-
-    /// The fragment files of a flavor, in the order they apply.
-    pub fn fragments(&self, flavor: &str) -> Result<Vec<PathBuf>> {
-        let extra = self.flavor(flavor)?.fragments;
-        Ok(self
-            .pin
-            .kconfig
-            .fragments
-            .iter()
-            .chain(&extra)
-            .map(|f| self.root.join(f))
-            .collect())
     }
 
     /// Where build products and results of this project go.

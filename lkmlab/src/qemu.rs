@@ -1,7 +1,9 @@
 //! Boot the kernel in QEMU with the test initramfs and collect what the
-//! guest reports: KTAP on a virtio serial port, the kernel log on ttyS0.
+//! guest reports: KTAP on a virtio serial port, the kernel log on the serial
+//! console. What differs between architectures comes from [`Arch`].
 
 use crate::accel::Accel;
+use crate::arch::Arch;
 use crate::process::{self, Waited};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -11,7 +13,9 @@ use std::time::{Duration, Instant};
 use lkmlab_protocol::{KTAP_PORT, KUNIT_FILTER_NONE};
 
 pub struct VmTest<'a> {
-    pub bzimage: &'a Path,
+    pub arch: Arch,
+    /// The kernel image (`bzImage`, `Image`).
+    pub image: &'a Path,
     pub initramfs: &'a Path,
     pub accel: Accel,
     pub memory_mib: u32,
@@ -19,8 +23,8 @@ pub struct VmTest<'a> {
     pub timeout: Duration,
     /// Receives console.log and results.ktap.
     pub out: &'a Path,
-    /// Kernel parameters after [`CMDLINE`] and the KUnit filter (e.g. `kasan_multi_shot` for a
-    /// KASAN kernel).
+    /// Kernel parameters after [`CMDLINE`], the architecture's and the KUnit filter (e.g.
+    /// `kasan_multi_shot` for a KASAN kernel).
     pub cmdline_extra: &'a [&'a str],
 }
 
@@ -49,21 +53,13 @@ pub struct VmRun {
     pub done: Option<Duration>,
 }
 
-/// The kernel command line: serial console, reboot (not hang) on panic, and a
-/// triple-fault reboot that `-no-reboot` turns into QEMU exiting. [`cmdline`]
-/// adds a KUnit filter that matches no suite ([`KUNIT_FILTER_NONE`]), so the
-/// kernel's own built-in suites do not run at boot; the guest runner lets
-/// every suite run before it loads modules (the modules' `#[kunit_tests]` run
-/// at insmod).
-///
-/// `no_timer_check`: at boot the kernel checks that the PIT's interrupt
-/// arrives through the IO-APIC by counting ticks during a busy wait
-/// (`timer_irq_works()`); on microvm that check takes a chain of fallbacks
-/// every boot, and under TCG a vCPU starved by the host sees too few ticks
-/// in every one of them and panics: "IO-APIC + timer doesn't work!"
-/// (measured: 8 of 8 boots with QEMU sharing a core with three busy loops;
-/// 0 of 8 with this option, which takes the first route as working, as the
-/// kernel does itself under KVM).
+/// The kernel command line every test boot has: reboot (not hang) on panic
+/// — the reboot that `-no-reboot` turns into QEMU exiting — and the runner
+/// as PID 1. [`cmdline`] adds the serial console and the parameters of the
+/// architecture ([`Arch::cmdline`]), and a KUnit filter that matches no suite
+/// ([`KUNIT_FILTER_NONE`]), so the kernel's own built-in suites do not run at
+/// boot; the guest runner lets every suite run before it loads modules (the
+/// modules' `#[kunit_tests]` run at insmod).
 ///
 /// `rcupdate.rcu_expedited=1`: every `synchronize_rcu()` waits for an
 /// expedited grace period (the other CPUs are asked at once) instead of a
@@ -72,24 +68,28 @@ pub struct VmRun {
 /// 23 ms instead of 12 ms on one; with this option 12 ms again (scull's 200
 /// cycles: 4.6 s → 2.4 s). The RCU guarantees a module relies on are the
 /// same; only the wait is shorter.
-pub const CMDLINE: &str =
-    "console=ttyS0 panic=-1 reboot=t rdinit=/init no_timer_check rcupdate.rcu_expedited=1";
+pub const CMDLINE: &str = "panic=-1 rdinit=/init rcupdate.rcu_expedited=1";
 
-/// The whole kernel command line of a test boot.
-pub fn cmdline(extra: &[&str]) -> String {
+/// The whole kernel command line of a test boot on `arch`.
+pub fn cmdline(arch: Arch, extra: &[&str]) -> String {
+    let console = format!("console={}", arch.console());
     let kunit = format!("kunit.filter_glob={KUNIT_FILTER_NONE}");
-    std::iter::once(CMDLINE)
+    [console.as_str(), CMDLINE]
+        .into_iter()
+        .chain(arch.cmdline().iter().copied())
         .chain(std::iter::once(kunit.as_str()))
         .chain(extra.iter().copied())
         .collect::<Vec<_>>()
         .join(" ")
 }
 
+/// QEMU for a test boot: the architecture's machine ([`Arch::machine_args`]),
+/// the console into a file, the KTAP channel (a virtio serial port, which
+/// the machine puts on virtio-mmio), the kernel and the initramfs.
 pub fn qemu_command(t: &VmTest, console: &Path, ktap: &Path) -> Command {
-    let mut cmd = Command::new("qemu-system-x86_64");
-    // microvm: no PCI, no firmware tables to walk; ACPI off so QEMU announces
-    // the virtio-mmio devices on the kernel command line.
-    cmd.args(["-M", "microvm,acpi=off", "-accel", t.accel.qemu_name()])
+    let mut cmd = Command::new(t.arch.qemu_binary());
+    cmd.args(t.arch.machine_args(t.accel))
+        .args(["-accel", t.accel.qemu_name()])
         .args(["-m", &t.memory_mib.to_string(), "-smp", &t.cpus.to_string()])
         .args([
             "-nodefaults",
@@ -108,11 +108,11 @@ pub fn qemu_command(t: &VmTest, console: &Path, ktap: &Path) -> Command {
             &format!("virtserialport,chardev=ktap,name={KTAP_PORT}"),
         ])
         .arg("-kernel")
-        .arg(t.bzimage)
+        .arg(t.image)
         .arg("-initrd")
         .arg(t.initramfs)
         .arg("-append")
-        .arg(cmdline(t.cmdline_extra));
+        .arg(cmdline(t.arch, t.cmdline_extra));
     cmd
 }
 
@@ -130,7 +130,7 @@ pub fn run(t: &VmTest) -> Result<VmRun> {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped()),
-        "qemu-system-x86_64",
+        t.arch.qemu_binary(),
     )?;
     // Drain stderr on a thread so a chatty QEMU cannot block on a full pipe.
     let stderr = qemu.child().stderr.take();
@@ -210,7 +210,7 @@ mod tests {
     /// one brings back a boot panic under load or a slower suite.
     #[test]
     fn the_test_kernel_gets_its_options() {
-        let line = cmdline(&["kasan_multi_shot"]);
+        let line = cmdline(Arch::X86_64, &["kasan_multi_shot"]);
         let words: Vec<&str> = line.split(' ').collect();
         for option in [
             "console=ttyS0",
@@ -224,5 +224,8 @@ mod tests {
             assert!(words.contains(&option), "{option} missing from {line}");
         }
         assert_eq!(words.last(), Some(&"kasan_multi_shot"));
+        let arm = cmdline(Arch::Arm64, &[]);
+        assert!(arm.starts_with("console=ttyAMA0 panic=-1 "), "{arm}");
+        assert!(!arm.contains("no_timer_check"), "{arm}");
     }
 }

@@ -66,7 +66,8 @@ const POWER_OFF: (&str, &str) = (
 /// What `lkmlab vm` runs.
 pub struct VmSpec<'a> {
     pub vng: &'a Path,
-    pub bzimage: &'a Path,
+    /// The kernel image.
+    pub image: &'a Path,
     /// The directory of `.ko` files, `$LKMLAB_MODULES` in the guest.
     pub modules: &'a Path,
     /// The reload helper (`$LKMLAB_RELOAD` in the guest).
@@ -214,7 +215,7 @@ pub fn vng_args(spec: &VmSpec) -> Result<Vec<OsString>> {
     let mut args: Vec<OsString> = Vec::new();
     let mut push = |a: &str| args.push(a.into());
     push("--run");
-    push(&vng_path(spec.bzimage)?);
+    push(&vng_path(spec.image)?);
     // A host name for the prompt, root in the guest (insmod needs it), and
     // no in-tree modules: the lab loads its own from $LKMLAB_MODULES.
     for a in ["--name", HOSTNAME, "--user", "root", "--skip-modules"] {
@@ -355,7 +356,7 @@ mod tests {
     fn spec<'a>(exec: Option<&'a str>, accel: Accel, modules: &'a Path) -> VmSpec<'a> {
         VmSpec {
             vng: Path::new("/usr/bin/vng"),
-            bzimage: Path::new("/c/kernel/default-1/arch/x86/boot/bzImage"),
+            image: Path::new("/c/kernel/default-1/arch/x86/boot/bzImage"),
             modules,
             reload: Path::new("/p/target/lkmlab/vm/lkmlab-reload"),
             rodirs: &[],
@@ -420,7 +421,7 @@ mod tests {
             "{args:?}"
         );
         let mut s = spec(None, Accel::Kvm, Path::new("/m"));
-        s.bzimage = Path::new("/home/a b/bzImage");
+        s.image = Path::new("/home/a b/bzImage");
         let dirs = [Path::new("/home/a b/lab"), Path::new("/nix/store/x-module")];
         s.rodirs = &dirs;
         let args = strings(vng_args(&s).unwrap());

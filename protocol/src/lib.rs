@@ -21,6 +21,10 @@ pub mod plan;
 /// `/sys/class/virtio-ports/*/name`).
 pub const KTAP_PORT: &str = "lkmlab.ktap";
 
+/// The suite the module's own guest tests (`guest-tests/`) run in: their
+/// cases are `guest_tests.NAME`.
+pub const GUEST_TESTS_SUITE: &str = "guest_tests";
+
 /// The diagnostic the runner writes before each case (`# running NAME`), so
 /// that the host can name the case that was running when the guest died.
 pub const RUNNING: &str = "running ";

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// The suite name under which the module's own tests are reported.
-pub const SUITE: &str = "guest_tests";
+pub const SUITE: &str = lkmlab_protocol::GUEST_TESTS_SUITE;
 /// The exit status that means "skipped" (as in automake and lkmlab-guest).
 const EXIT_SKIP: i32 = 77;
 /// The test's `PATH`: busybox's applets, then the helpers.

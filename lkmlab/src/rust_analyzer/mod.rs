@@ -13,6 +13,7 @@ use crate::fetch::Fetcher;
 use crate::kernel::{self, KernelTree};
 use crate::paths::Paths;
 use crate::project::Project;
+use crate::target::Target;
 use crate::toolchain;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -24,7 +25,7 @@ pub struct Request<'a> {
     pub project: &'a Project,
     pub paths: &'a Paths,
     pub fetcher: &'a Fetcher<'a>,
-    pub flavor: &'a str,
+    pub target: &'a Target,
     /// The module directory.
     pub src: &'a Path,
     /// Where Kbuild writes for a kernel tree (the command's build folder).
@@ -60,7 +61,7 @@ pub fn run(r: &Request) -> Result<bool> {
     } else {
         None
     };
-    let tree = kernel::build(r.project, r.paths, r.fetcher, r.flavor)?;
+    let tree = kernel::build(r.project, r.paths, r.fetcher, r.target)?;
     let out = (r.out_dir)(&tree)?;
     let dest = r
         .output

@@ -1,6 +1,7 @@
 //! What each subcommand does, on top of the library modules.
 
 use crate::accel::{self, AccelChoice};
+use crate::arch::Arch;
 use crate::clean;
 use crate::cli::{Cli, Cmd, Format, ShowWhat, VmArgs, VmCmd};
 use crate::fetch::Fetcher;
@@ -8,6 +9,7 @@ use crate::kernel::{self, KernelTree};
 use crate::module::{self, ModuleBuild};
 use crate::paths::Paths;
 use crate::project::Project;
+use crate::target::Target;
 use crate::timings::Timings;
 use crate::{doctor, guest, junit, kconfig, ktap, lint, qemu, report, toolchain, vng, watch};
 use anyhow::{bail, Context, Result};
@@ -50,6 +52,19 @@ impl Ctx {
         }
     }
 
+    /// The guest's architecture and where its busybox comes from: the
+    /// host's own, or a pinned one for another architecture.
+    fn guest_tools(&self, arch: Arch) -> guest::GuestTools<'_> {
+        let busybox: Box<dyn Fn() -> Result<PathBuf> + '_> = if arch.is_foreign() {
+            Box::new(move || {
+                crate::cross::busybox(arch, &self.project, &self.paths, &self.fetcher())
+            })
+        } else {
+            Box::new(guest::find_busybox)
+        };
+        guest::GuestTools { arch, busybox }
+    }
+
     fn fetcher(&self) -> Fetcher<'_> {
         Fetcher {
             paths: &self.paths,
@@ -57,6 +72,8 @@ impl Ctx {
         }
     }
 }
+
+mod check;
 
 pub fn run(cli: Cli) -> Result<Done> {
     // `init` makes a project and `report` reads files only: neither needs one.
@@ -80,36 +97,42 @@ pub fn run(cli: Cli) -> Result<Done> {
     match cli.command {
         Cmd::Fetch => fetch(&ctx).map(|()| Done::Ok),
         Cmd::Doctor => {
-            let ok = doctor::print(&doctor::run(&ctx.project, &ctx.paths));
+            let targets = ctx.project.targets()?;
+            let ok = doctor::print(&doctor::run(&ctx.project, &ctx.paths, &targets));
             if ok {
                 Ok(Done::Ok)
             } else {
                 bail!("the pipeline cannot run on this machine yet (see the fixes above)")
             }
         }
-        Cmd::Kernel { flavor } => {
-            let tree = kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), &flavor.flavor)?;
+        Cmd::Kernel { target } => {
+            let target = ctx.project.select(&target.selection())?;
+            let tree = kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), &target)?;
             println!("{}", tree.dir.display());
             Ok(Done::Ok)
         }
         Cmd::Config {
-            flavor,
+            target,
             source,
             output,
-        } => config(&ctx, &flavor.flavor, &source, &output).map(|()| Done::Ok),
+        } => {
+            let target = ctx.project.select(&target.selection())?;
+            config(&ctx, &target, &source, &output).map(|()| Done::Ok)
+        }
         Cmd::Module {
-            flavor,
+            target,
             module,
             make_vars,
         } => {
-            let tree = kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), &flavor.flavor)?;
+            let target = ctx.project.select(&target.selection())?;
+            let tree = kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), &target)?;
             for ko in build_module(&ctx, &tree, module.as_deref(), &make_vars)? {
                 println!("{}", ko.display());
             }
             Ok(Done::Ok)
         }
         Cmd::Test {
-            flavor,
+            target,
             vm,
             module,
             kernel,
@@ -117,6 +140,7 @@ pub fn run(cli: Cli) -> Result<Done> {
             runner,
             allow_foreign_modules,
         } => {
+            let target = ctx.project.select(&target.selection())?;
             let mut timings = Timings::new();
             let module_dir = module.clone().unwrap_or_else(|| ctx.default_module_dir());
             let verdict = match (kernel, modules) {
@@ -124,7 +148,7 @@ pub fn run(cli: Cli) -> Result<Done> {
                     // Nothing is built here, so nothing guarantees the match:
                     // refuse modules for another release before booting.
                     let kos = kos_in(&m)?;
-                    let release = kernel::bzimage_release(&k)?;
+                    let release = target.arch.image_release(&k)?;
                     for ko in kos.iter().filter(|_| !allow_foreign_modules) {
                         module::check_vermagic(ko, &release)?;
                     }
@@ -132,14 +156,15 @@ pub fn run(cli: Cli) -> Result<Done> {
                         kos,
                         Some(&module_dir),
                         ctx.example_suites(&module_dir),
+                        &ctx.guest_tools(target.arch),
                     )?;
                     let boot = Boot {
-                        bzimage: k.clone(),
+                        image: k.clone(),
                         tree: None,
                     };
                     run_vm_test(
                         &ctx,
-                        &flavor.flavor,
+                        &target,
                         &vm,
                         &boot,
                         &payload,
@@ -149,7 +174,7 @@ pub fn run(cli: Cli) -> Result<Done> {
                 }
                 _ => build_and_test(
                     &ctx,
-                    &flavor.flavor,
+                    &target,
                     &vm,
                     &module_dir,
                     runner.as_deref(),
@@ -162,35 +187,24 @@ pub fn run(cli: Cli) -> Result<Done> {
             }
             Ok(done(&verdict))
         }
-        Cmd::Check { flavor, vm } => {
-            let checks = doctor::run(&ctx.project, &ctx.paths);
+        Cmd::Check { target, vm } => {
+            let targets = ctx.project.check_targets(&target.selection())?;
+            let checks = doctor::run(&ctx.project, &ctx.paths, &targets);
             if checks.iter().any(|c| c.status == doctor::Status::Fail) {
                 doctor::print(&checks);
                 bail!("the pipeline cannot run on this machine yet (see the fixes above)");
             }
             fetch(&ctx)?;
-            let mut timings = Timings::new();
-            let verdict = build_and_test(
-                &ctx,
-                &flavor.flavor,
-                &vm,
-                &ctx.default_module_dir(),
-                None,
-                &mut timings,
-            )?;
-            print_verdict(&verdict, vm.format)?;
-            if vm.timings {
-                crate::notice!("{}", timings.line());
-            }
-            Ok(done(&verdict))
+            check::run(&ctx, &targets, &vm)
         }
         Cmd::Vm(args) => run_vm(&ctx, &args),
         Cmd::Watch {
-            flavor,
+            target,
             vm,
             module,
             runs,
         } => {
+            let target = ctx.project.select(&target.selection())?;
             let module_dir = module.unwrap_or_else(|| ctx.default_module_dir());
             let verdict = watch::run(
                 &module_dir,
@@ -198,7 +212,7 @@ pub fn run(cli: Cli) -> Result<Done> {
                 || {
                     let mut timings = Timings::new();
                     let verdict =
-                        build_and_test(&ctx, &flavor.flavor, &vm, &module_dir, None, &mut timings);
+                        build_and_test(&ctx, &target, &vm, &module_dir, None, &mut timings);
                     if vm.timings {
                         crate::notice!("{}", timings.line());
                     }
@@ -220,13 +234,14 @@ pub fn run(cli: Cli) -> Result<Done> {
             }
         }
         Cmd::Lint {
-            flavor,
+            target,
             module,
             fix,
         } => {
-            let tree = kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), &flavor.flavor)?;
+            let target = ctx.project.select(&target.selection())?;
+            let tree = kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), &target)?;
             let src = module.unwrap_or_else(|| ctx.default_module_dir());
-            let out = module_out_dir(&ctx, &tree.flavor, &src, "lint")?;
+            let out = module_out_dir(&ctx, &tree.target, &src, "lint")?;
             lint::run(&lint::Lint {
                 tree: &tree,
                 src: &src,
@@ -237,7 +252,7 @@ pub fn run(cli: Cli) -> Result<Done> {
             Ok(Done::Ok)
         }
         Cmd::RustAnalyzer {
-            flavor,
+            target,
             module,
             output,
             check,
@@ -248,10 +263,10 @@ pub fn run(cli: Cli) -> Result<Done> {
                 project: &ctx.project,
                 paths: &ctx.paths,
                 fetcher: &ctx.fetcher(),
-                flavor: &flavor.flavor,
+                target: &ctx.project.select(&target.selection())?,
                 src: &src,
                 out_dir: &|tree: &KernelTree| {
-                    module_out_dir(&ctx, &tree.flavor, &src, "rust-analyzer")
+                    module_out_dir(&ctx, &tree.target, &src, "rust-analyzer")
                 },
                 output: output.as_deref(),
                 check,
@@ -266,19 +281,18 @@ pub fn run(cli: Cli) -> Result<Done> {
                     let k = &ctx.project.pin.kernel;
                     serde_json::json!({"version": k.version, "deb": k.deb, "tarball": k.tarball})
                 }
-                ShowWhat::Kconfig { flavor } => serde_json::Value::Object(kconfig::to_json_map(
-                    &kernel::requested_options(&ctx.project, &flavor.flavor)?,
-                )),
-                ShowWhat::BuildEnv { flavor } => {
-                    let (dir, _) = kernel::current_tree(&ctx.project, &ctx.paths, &flavor.flavor)?;
-                    kernel::build_setup(
+                ShowWhat::Kconfig { target } => {
+                    let target = ctx.project.select(&target.selection())?;
+                    serde_json::Value::Object(kconfig::to_json_map(&kernel::requested_options(
                         &ctx.project,
-                        &ctx.paths,
-                        &ctx.fetcher(),
-                        &flavor.flavor,
-                        &dir,
-                    )?
-                    .to_json(&dir)
+                        &target,
+                    )?))
+                }
+                ShowWhat::BuildEnv { target } => {
+                    let target = ctx.project.select(&target.selection())?;
+                    let (dir, _) = kernel::current_tree(&ctx.project, &ctx.paths, &target)?;
+                    kernel::build_setup(&ctx.project, &ctx.paths, &ctx.fetcher(), &target, &dir)?
+                        .to_json(&dir)
                 }
             };
             println!("{}", serde_json::to_string_pretty(&json)?);
@@ -290,10 +304,10 @@ pub fn run(cli: Cli) -> Result<Done> {
 
 fn clean(ctx: &Ctx, dry_run: bool) -> Result<()> {
     let used = clean::in_use(&ctx.project, &ctx.paths)?;
-    for (flavor, why) in &used.unknown_flavors {
+    for (label, why) in &used.unknown_targets {
         crate::notice!(
-            "keeping every kernel tree of flavor {flavor}: its current one cannot be \
-             worked out here ({why})"
+            "keeping every kernel tree of {label}: its current one cannot be worked out \
+             here ({why})"
         );
     }
     let stale = clean::stale(&ctx.paths, &used)?;
@@ -327,11 +341,11 @@ fn fetch(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-fn config(ctx: &Ctx, flavor: &str, source: &Path, output: &Path) -> Result<()> {
+fn config(ctx: &Ctx, target: &Target, source: &Path, output: &Path) -> Result<()> {
     let rust_lib_src = toolchain::rust_lib_src(&ctx.project, &ctx.paths, &ctx.fetcher())?;
-    let env = kernel::MakeSetup::new(&ctx.project, flavor, Some(&rust_lib_src))?;
+    let env = kernel::MakeSetup::new(&ctx.project, target, Some(&rust_lib_src));
     let dir = crate::util::temp_dir("config")?;
-    kernel::configure(&ctx.project, flavor, source, dir.path(), &env)?;
+    kernel::configure(&ctx.project, target, source, dir.path(), &env)?;
     std::fs::copy(dir.path().join(".config"), output)
         .with_context(|| format!("writing {}", output.display()))?;
     crate::status!("wrote verified .config to {}", output.display());
@@ -347,7 +361,7 @@ fn build_module(
     let src = dir
         .map(Path::to_path_buf)
         .unwrap_or_else(|| ctx.default_module_dir());
-    let out = module_out_dir(ctx, &tree.flavor, &src, "modules")?;
+    let out = module_out_dir(ctx, &tree.target, &src, "modules")?;
     let _lock = lock_out_dir(&out)?;
     let env = toolchain::make_env(&ctx.project, None);
     let (kos, built) = module::build(&ModuleBuild {
@@ -368,8 +382,9 @@ fn build_module(
 }
 
 /// Where Kbuild puts a module's objects (`MO=`):
-/// `target/lkmlab/<flavor>/<kind>/<dir name>-<hash>` (see [`out_dir_name`]).
-fn module_out_dir(ctx: &Ctx, flavor: &str, src: &Path, kind: &str) -> Result<PathBuf> {
+/// `target/lkmlab/<target label>/<kind>/<dir name>-<hash>` (see
+/// [`Target::label`], [`out_dir_name`]).
+fn module_out_dir(ctx: &Ctx, target: &Target, src: &Path, kind: &str) -> Result<PathBuf> {
     let src = src
         .canonicalize()
         .with_context(|| format!("module directory {}", src.display()))?;
@@ -381,7 +396,7 @@ fn module_out_dir(ctx: &Ctx, flavor: &str, src: &Path, kind: &str) -> Result<Pat
     Ok(ctx
         .project
         .target_dir()
-        .join(flavor)
+        .join(target.label())
         .join(kind)
         .join(out_dir_name(&root, &src)))
 }
@@ -439,20 +454,25 @@ fn done(verdict: &report::Verdict) -> Done {
 /// module, then run the VM test. `lkmlab watch` runs exactly this.
 fn build_and_test(
     ctx: &Ctx,
-    flavor: &str,
+    target: &Target,
     vm: &VmArgs,
     module_dir: &Path,
     runner: Option<&Path>,
     timings: &mut Timings,
 ) -> Result<report::Verdict> {
     let tree = timings.stage("kernel", || {
-        kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), flavor)
+        kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), target)
     })?;
     let kos = timings.stage("module", || build_module(ctx, &tree, Some(module_dir), &[]))?;
-    let payload = guest::Payload::new(kos, Some(module_dir), ctx.example_suites(module_dir))?;
+    let payload = guest::Payload::new(
+        kos,
+        Some(module_dir),
+        ctx.example_suites(module_dir),
+        &ctx.guest_tools(target.arch),
+    )?;
     run_vm_test(
         ctx,
-        flavor,
+        target,
         vm,
         &Boot::tree(&tree),
         &payload,
@@ -461,17 +481,17 @@ fn build_and_test(
     )
 }
 
-/// The kernel a test boots: a built tree, or a bzImage given on the command
+/// The kernel a test boots: a built tree, or an image given on the command
 /// line (whose configuration lkmlab does not know).
 struct Boot<'a> {
-    bzimage: PathBuf,
+    image: PathBuf,
     tree: Option<&'a KernelTree>,
 }
 
 impl<'a> Boot<'a> {
     fn tree(tree: &'a KernelTree) -> Self {
         Boot {
-            bzimage: tree.bzimage(),
+            image: tree.image(),
             tree: Some(tree),
         }
     }
@@ -489,14 +509,14 @@ fn accel_choice(ctx: &Ctx, asked: Option<AccelChoice>) -> Result<AccelChoice> {
 /// console.log, results.ktap and junit.xml.
 fn run_vm_test(
     ctx: &Ctx,
-    flavor: &str,
+    target: &Target,
     vm: &VmArgs,
     boot: &Boot,
     payload: &guest::Payload,
     runner: Option<&Path>,
     timings: &mut Timings,
 ) -> Result<report::Verdict> {
-    let bzimage = boot.bzimage.as_path();
+    let image = boot.image.as_path();
     if let Some(tree) = boot
         .tree
         .filter(|t| vm.fault_injection && !t.enabled("CONFIG_FAULT_INJECTION"))
@@ -505,13 +525,13 @@ fn run_vm_test(
             "--fault-injection needs a kernel with fault injection (CONFIG_FAULT_INJECTION, \
              FAILSLAB, FAIL_PAGE_ALLOC, FAULT_INJECTION_DEBUG_FS), and the {} flavor's has none: \
              add --flavor debug",
-            tree.flavor
+            tree.target.flavor_name
         );
     }
     let out = vm
         .out
         .clone()
-        .unwrap_or_else(|| ctx.project.target_dir().join(flavor).join("test"));
+        .unwrap_or_else(|| ctx.project.target_dir().join(target.label()).join("test"));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     // One run at a time writes its initramfs, boots it and writes its results
     // here: a second lkmlab testing into the same folder waits.
@@ -524,22 +544,24 @@ fn run_vm_test(
         fault_injection: vm.fault_injection,
     };
     timings.stage("initramfs", || -> Result<()> {
-        let runner = guest::runner(runner)?;
+        let runner = guest::runner(runner, target.arch, &ctx.paths)?;
         guest::write_initramfs(&initramfs, &runner, payload, &options)
     })?;
     let cmdline_extra = boot.tree.map(debug_cmdline).unwrap_or_default();
 
     let choice = accel_choice(ctx, vm.accel)?;
-    let accel = timings.stage("accel", || accel::choose(choice, &ctx.paths))?;
+    let accel = timings.stage("accel", || accel::choose(choice, &ctx.paths, target.arch))?;
     let timeout = Duration::from_secs(vm.timeout.unwrap_or(ctx.project.pin.vm.timeout_secs));
     crate::status!(
-        "booting {} under {accel} with {} module(s) and {} guest test(s)",
-        bzimage.display(),
+        "booting {} ({}) under {accel} with {} module(s) and {} guest test(s)",
+        image.display(),
+        target.name(),
         payload.modules.len(),
         payload.tests.len()
     );
     let run = qemu::run(&qemu::VmTest {
-        bzimage,
+        arch: target.arch,
+        image,
         initramfs: &initramfs,
         accel,
         memory_mib: ctx.project.pin.vm.memory_mib,
@@ -598,6 +620,17 @@ fn run_vm(ctx: &Ctx, o: &VmCmd) -> Result<Done> {
 }
 
 fn run_vm_timed(ctx: &Ctx, o: &VmCmd, timings: &mut Timings) -> Result<Done> {
+    let target = ctx.project.select(&o.target.selection())?;
+    if target.arch.is_foreign() {
+        bail!(
+            "lkmlab vm boots the host's own filesystem with virtme-ng, which needs a kernel for \
+             the host's architecture; {} is another. Test on it with `lkmlab test --target {}` \
+             (or --arch {})",
+            target.arch,
+            target.name(),
+            target.arch
+        );
+    }
     let vng = vng::find_vng()?;
     if o.exec.is_some() && vng::find_udevd().is_none() {
         bail!(
@@ -607,14 +640,14 @@ fn run_vm_timed(ctx: &Ctx, o: &VmCmd, timings: &mut Timings) -> Result<Done> {
         );
     }
     let given = o.kernel.as_deref().zip(o.modules.as_deref());
-    let (bzimage, modules, release) = match given {
+    let (image, modules, release) = match given {
         Some((k, m)) => {
             kos_in(m)?;
             (k.to_path_buf(), m.to_path_buf(), None)
         }
         None => {
             let tree = timings.stage("kernel", || {
-                kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), &o.flavor.flavor)
+                kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), &target)
             })?;
             vng::check_kernel_config(&tree.dir.join(".config"), o.exec.is_some())?;
             let kos = timings.stage("module", || {
@@ -625,13 +658,14 @@ fn run_vm_timed(ctx: &Ctx, o: &VmCmd, timings: &mut Timings) -> Result<Done> {
                 .and_then(|k| k.parent())
                 .map(Path::to_path_buf)
                 .context("the module build returned no .ko files")?;
-            (tree.bzimage(), dir, Some(tree.release))
+            (tree.image(), dir, Some(tree.release))
         }
     };
-    if !bzimage.is_file() {
+    if !image.is_file() {
         bail!(
-            "{} does not exist: pass a bzImage to --kernel",
-            bzimage.display()
+            "{} does not exist: pass a {} to --kernel",
+            image.display(),
+            target.arch.image_target()
         );
     }
     let modules = modules
@@ -639,7 +673,7 @@ fn run_vm_timed(ctx: &Ctx, o: &VmCmd, timings: &mut Timings) -> Result<Done> {
         .with_context(|| format!("module directory {}", modules.display()))?;
     let reload = vng::write_reload_script(&ctx.paths.cache.join("vm"))?;
     let choice = accel_choice(ctx, o.accel)?;
-    let accel = timings.stage("accel", || accel::choose(choice, &ctx.paths))?;
+    let accel = timings.stage("accel", || accel::choose(choice, &ctx.paths, target.arch))?;
     // `vng --version` starts Python (0.2 s): remembered per vng script.
     let version = timings.stage("vng-version", || {
         toolchain::remembered(&ctx.paths, "vng", std::slice::from_ref(&vng), || {
@@ -660,7 +694,7 @@ fn run_vm_timed(ctx: &Ctx, o: &VmCmd, timings: &mut Timings) -> Result<Done> {
     }
     let spec = vng::VmSpec {
         vng: &vng,
-        bzimage: &bzimage,
+        image: &image,
         modules: &modules,
         reload: &reload,
         rodirs: &rodirs,
@@ -671,8 +705,8 @@ fn run_vm_timed(ctx: &Ctx, o: &VmCmd, timings: &mut Timings) -> Result<Done> {
         extra: &o.vng_options,
     };
     let kernel_name = release.map_or_else(
-        || bzimage.display().to_string(),
-        |r| format!("kernel {r} ({})", o.flavor.flavor),
+        || image.display().to_string(),
+        |r| format!("kernel {r} ({})", target.name()),
     );
     let names: Vec<String> = kos_in(&modules)?
         .iter()

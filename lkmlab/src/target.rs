@@ -1,0 +1,278 @@
+//! A target: what one kernel build and one test run are for — an
+//! architecture and a flavor of the pinned kernel — resolved from the pin
+//! once and passed down, so that nothing below looks a flavor up by name
+//! again.
+
+use crate::arch::Arch;
+use crate::project::{Compiler, Flavor, Project, TargetCfg, PIN_FILE};
+use anyhow::{bail, Result};
+use std::path::PathBuf;
+
+/// The flavor every project has, listed in the pin or not.
+pub const DEFAULT_FLAVOR: &str = "default";
+
+/// One (architecture, flavor) of the pinned kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub arch: Arch,
+    /// The flavor's name (`default`, or a key of `[kconfig.flavors]`).
+    pub flavor_name: String,
+    pub flavor: Flavor,
+}
+
+impl Target {
+    /// Its name on the command line (`--target`) and in the matrix: the
+    /// architecture, then the flavor unless it is the default one
+    /// (`x86_64`, `arm64`, `x86_64-debug`).
+    pub fn name(&self) -> String {
+        if self.flavor_name == DEFAULT_FLAVOR {
+            self.arch.name().to_string()
+        } else {
+            format!("{}-{}", self.arch, self.flavor_name)
+        }
+    }
+
+    /// The folder name of its results (`target/lkmlab/<label>/`) and the
+    /// prefix of its kernel tree in the cache: the flavor alone on x86-64
+    /// (where lkmlab put them before it had other architectures, so that an
+    /// x86-only project's paths stay as they were), else
+    /// `<arch>-<flavor>`.
+    pub fn label(&self) -> String {
+        match self.arch {
+            Arch::X86_64 => self.flavor_name.clone(),
+            arch => format!("{arch}-{}", self.flavor_name),
+        }
+    }
+
+    /// The compiler the kernel and its modules are built with: the flavor's
+    /// on the host's own architecture; clang/LLVM for another, which it
+    /// cross-compiles to without a GNU cross toolchain.
+    pub fn compiler(&self) -> Compiler {
+        if self.arch.is_foreign() {
+            Compiler::Llvm
+        } else {
+            self.flavor.compiler
+        }
+    }
+}
+
+/// What the command line asks for: a declared target by name, or an
+/// architecture and a flavor (each defaulting to the default target's).
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub target: Option<String>,
+    pub arch: Option<Arch>,
+    pub flavor: Option<String>,
+}
+
+impl Project {
+    /// A flavor by name; `default` exists even when the pin does not list it.
+    pub fn flavor(&self, flavor: &str) -> Result<Flavor> {
+        match self.pin.kconfig.flavors.get(flavor) {
+            Some(f) => Ok(f.clone()),
+            None if flavor == DEFAULT_FLAVOR => Ok(Flavor::default()),
+            None => bail!(
+                "unknown flavor {flavor:?}; {PIN_FILE} [kconfig.flavors] defines: {}",
+                self.pin
+                    .kconfig
+                    .flavors
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+
+    /// The target of an architecture and a flavor.
+    pub fn target_of(&self, arch: Arch, flavor: &str) -> Result<Target> {
+        Ok(Target {
+            arch,
+            flavor_name: flavor.to_string(),
+            flavor: self.flavor(flavor)?,
+        })
+    }
+
+    /// The targets `[[targets]]` declares, in order; without any, the one
+    /// every project has: x86-64, default flavor.
+    pub fn targets(&self) -> Result<Vec<Target>> {
+        let declared: Vec<TargetCfg> = if self.pin.targets.is_empty() {
+            vec![TargetCfg::default()]
+        } else {
+            self.pin.targets.clone()
+        };
+        let mut targets: Vec<Target> = Vec::new();
+        for cfg in &declared {
+            let target = self.target_of(cfg.arch, &cfg.flavor)?;
+            if targets.iter().any(|t| t.name() == target.name()) {
+                bail!(
+                    "{PIN_FILE} [[targets]] lists {} twice; each architecture and flavor once",
+                    target.name()
+                );
+            }
+            targets.push(target);
+        }
+        Ok(targets)
+    }
+
+    /// The default target: the first declared.
+    pub fn default_target(&self) -> Result<Target> {
+        let mut all = self.targets()?;
+        Ok(all.remove(0))
+    }
+
+    /// The one target a command line selects: `--target NAME` (declared),
+    /// else `--arch`/`--flavor` over the default target's.
+    pub fn select(&self, sel: &Selection) -> Result<Target> {
+        if let Some(name) = &sel.target {
+            let all = self.targets()?;
+            return match all.iter().find(|t| &t.name() == name) {
+                Some(t) => Ok(t.clone()),
+                None => bail!(
+                    "no target {name:?} in {PIN_FILE}; its targets: {} (or give --arch and \
+                     --flavor for any architecture and flavor)",
+                    all.iter().map(Target::name).collect::<Vec<_>>().join(", ")
+                ),
+            };
+        }
+        let default = self.default_target()?;
+        let arch = sel.arch.unwrap_or(default.arch);
+        let flavor = sel.flavor.as_deref().unwrap_or(&default.flavor_name);
+        self.target_of(arch, flavor)
+    }
+
+    /// What `lkmlab check` runs: every declared target, unless the command
+    /// line selects one.
+    pub fn check_targets(&self, sel: &Selection) -> Result<Vec<Target>> {
+        if sel.target.is_none() && sel.arch.is_none() && sel.flavor.is_none() {
+            self.targets()
+        } else {
+            Ok(vec![self.select(sel)?])
+        }
+    }
+
+    /// The fragment files of a target, in the order they apply: `[kconfig]
+    /// fragments`, then its architecture's (`[kconfig.arch.<arch>]`), then
+    /// its flavor's.
+    pub fn fragments(&self, target: &Target) -> Result<Vec<PathBuf>> {
+        let kconfig = &self.pin.kconfig;
+        let arch = match kconfig.arch.get(&target.arch) {
+            Some(a) => a.fragments.as_slice(),
+            // Pins from before architectures had fragments of their own
+            // hold x86-64's options in the shared fragments.
+            None if target.arch == Arch::X86_64 => &[],
+            None => bail!(
+                "{PIN_FILE} has no [kconfig.arch.{arch}]: a kernel for {arch} needs \
+                 architecture options of its own (its serial console, its image). Add\n\n\
+                 [kconfig.arch.{arch}]\nfragments = [\"kernel-config/{arch}.config\"]\n\n\
+                 with that file copied from lkmlab's templates/default/kernel-config/{arch}.config, \
+                 and move the x86-only options out of your shared fragments into \
+                 kernel-config/x86_64.config under [kconfig.arch.x86_64] (`lkmlab init` in an \
+                 empty directory shows the layout)",
+                arch = target.arch
+            ),
+        };
+        Ok(kconfig
+            .fragments
+            .iter()
+            .chain(arch)
+            .chain(&target.flavor.fragments)
+            .map(|f| self.root.join(f))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::project::parse_pin;
+
+    /// lkmlab's own pin without its `[[targets]]` (the last tables in
+    /// the file), and `extra` after it.
+    fn project(extra: &str) -> Project {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut text = std::fs::read_to_string(root.join(PIN_FILE)).unwrap();
+        if let Some(at) = text.find("\n[[targets]]") {
+            text.truncate(at + 1);
+        }
+        text.push_str(extra);
+        Project {
+            root,
+            pin: parse_pin(&text).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_pin_without_targets_has_the_x86_default_one() {
+        let p = project("");
+        let all = p.targets().unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(
+            (all[0].arch, all[0].name()),
+            (Arch::X86_64, "x86_64".into())
+        );
+        assert_eq!(all[0].label(), "default");
+    }
+
+    #[test]
+    fn targets_are_declared_in_order_and_selected_by_name_or_parts() {
+        let p = project(
+            "\n[[targets]]\narch = \"x86_64\"\n\n[[targets]]\narch = \"arm64\"\n\n\
+             [[targets]]\narch = \"x86_64\"\nflavor = \"debug\"\n",
+        );
+        let names: Vec<String> = p.targets().unwrap().iter().map(Target::name).collect();
+        assert_eq!(names, ["x86_64", "arm64", "x86_64-debug"]);
+        let by_name = p
+            .select(&Selection {
+                target: Some("arm64".into()),
+                ..Selection::default()
+            })
+            .unwrap();
+        assert_eq!(
+            (by_name.arch, by_name.label()),
+            (Arch::Arm64, "arm64-default".into())
+        );
+        let by_parts = p
+            .select(&Selection {
+                flavor: Some("debug".into()),
+                ..Selection::default()
+            })
+            .unwrap();
+        assert_eq!(by_parts.name(), "x86_64-debug");
+        assert_eq!(by_parts.compiler(), Compiler::Llvm);
+        assert_eq!(p.check_targets(&Selection::default()).unwrap().len(), 3);
+        let err = p
+            .select(&Selection {
+                target: Some("riscv".into()),
+                ..Selection::default()
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no target \"riscv\"") && err.contains("x86_64, arm64, x86_64-debug"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_target_listed_twice_is_refused() {
+        let p = project("\n[[targets]]\narch = \"arm64\"\n\n[[targets]]\narch = \"arm64\"\n");
+        let err = p.targets().unwrap_err().to_string();
+        assert!(err.contains("lists arm64 twice"), "{err}");
+    }
+
+    #[test]
+    fn an_architecture_without_fragments_of_its_own_is_refused_with_the_fix() {
+        let mut p = project("");
+        p.pin.kconfig.arch.clear();
+        let x86 = p.target_of(Arch::X86_64, DEFAULT_FLAVOR).unwrap();
+        assert_eq!(p.fragments(&x86).unwrap().len(), 2);
+        let arm = p.target_of(Arch::Arm64, DEFAULT_FLAVOR).unwrap();
+        let err = p.fragments(&arm).unwrap_err().to_string();
+        assert!(
+            err.contains("no [kconfig.arch.arm64]")
+                && err.contains("fragments = [\"kernel-config/arm64.config\"]"),
+            "{err}"
+        );
+    }
+}

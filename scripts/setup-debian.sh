@@ -65,6 +65,9 @@ fi
 # needs a clang-built kernel, lkmlab.toml [toolchain] llvm), the static guest
 # runner (libc6-dev's libc.a), fetching and unpacking (curl tar xz-utils),
 # the VM (qemu-system-x86) and a shell for guest test scripts (busybox-static).
+# arm64 targets (cross-built with the same clang): their VM (qemu-system-arm)
+# and Debian's cross C library, against which the arm64 guest runner is linked
+# statically (libc6-dev-arm64-cross, libgcc-12-dev-arm64-cross).
 # pahole: Kconfig records its version in .config (CONFIG_PAHOLE_VERSION), so
 # it is part of every kernel's cache key; installed later (the Nix replica
 # needs it), it would make every cached kernel stale.
@@ -72,7 +75,7 @@ fi
 # kmod, because the guest runs the host's own udevd and insmod/rmmod.
 packages=(make gcc libc6-dev binutils flex bison bc perl lz4 pahole cpio tar xz-utils curl
           ca-certificates libelf-dev libssl-dev libclang-19-dev clang-19 lld-19 llvm-19
-          qemu-system-x86
+          qemu-system-x86 qemu-system-arm libc6-dev-arm64-cross libgcc-12-dev-arm64-cross
           busybox-static pipx udev kmod)
 
 missing=()

@@ -152,24 +152,43 @@ fn ptrace(request: libc::c_uint, pid: libc::pid_t, data: usize) -> Result<libc::
 
 /// The syscall number a tracee stopped at a syscall stop is making.
 fn current_syscall(pid: libc::pid_t) -> Result<libc::c_long, String> {
-    // SAFETY: user_regs_struct is plain data; PTRACE_GETREGS fills it.
+    // SAFETY: user_regs_struct is plain data; PTRACE_GETREGSET fills it.
     let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
-    // SAFETY: `regs` is valid for writing a user_regs_struct.
+    let mut iov = libc::iovec {
+        iov_base: (&mut regs as *mut libc::user_regs_struct).cast(),
+        iov_len: std::mem::size_of::<libc::user_regs_struct>(),
+    };
+    // SAFETY: `iov` describes `regs`, valid for writing a whole
+    // user_regs_struct, which is what NT_PRSTATUS holds on every
+    // architecture (PTRACE_GETREGSET exists on all; PTRACE_GETREGS only on
+    // some).
     let ret = unsafe {
         libc::ptrace(
-            libc::PTRACE_GETREGS,
+            libc::PTRACE_GETREGSET,
             pid,
-            0usize,
-            &mut regs as *mut libc::user_regs_struct,
+            libc::NT_PRSTATUS as usize,
+            &mut iov as *mut libc::iovec,
         )
     };
     if ret < 0 {
         return Err(format!(
-            "ptrace(GETREGS): {}",
+            "ptrace(GETREGSET): {}",
             std::io::Error::last_os_error()
         ));
     }
-    Ok(regs.orig_rax as libc::c_long)
+    Ok(syscall_number_in(&regs))
+}
+
+/// The number of the syscall a tracee stopped at its entry is making: the
+/// kernel keeps it in `orig_rax` on x86-64, and it is in `x8` on arm64.
+#[cfg(target_arch = "x86_64")]
+fn syscall_number_in(regs: &libc::user_regs_struct) -> libc::c_long {
+    regs.orig_rax as libc::c_long
+}
+
+#[cfg(target_arch = "aarch64")]
+fn syscall_number_in(regs: &libc::user_regs_struct) -> libc::c_long {
+    regs.regs[8] as libc::c_long
 }
 
 fn trace(n: u32, name: &str, nr: libc::c_long, cmd: &[String]) -> Result<ExitCode, String> {

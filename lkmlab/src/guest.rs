@@ -4,7 +4,6 @@
 use crate::arch::Arch;
 use crate::cpio::CpioWriter;
 use crate::module::module_name;
-use crate::paths::Paths;
 use anyhow::{bail, Context, Result};
 use lkmlab_protocol::layout;
 use lkmlab_protocol::plan::{ExampleSuite, Item, Plan};
@@ -15,16 +14,16 @@ pub const EMBEDDED_RUNNER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/lkm
 
 /// The runner for a test run on `arch`: `--runner FILE` (checked to be
 /// static and for `arch`), else the one carried inside lkmlab for the
-/// architecture lkmlab itself runs on, else one cross-built for `arch` from
-/// the sources lkmlab carries ([`crate::cross::runner`], cached).
+/// architecture lkmlab itself runs on, else `cross_built` (one cross-built
+/// for `arch` from the sources lkmlab carries: [`crate::cross::runner`]).
 pub fn runner(
     given: Option<&Path>,
     arch: Arch,
-    paths: &Paths,
+    cross_built: impl FnOnce() -> Result<Vec<u8>>,
 ) -> Result<std::borrow::Cow<'static, [u8]>> {
     match given {
         None if !arch.is_foreign() => Ok(EMBEDDED_RUNNER.into()),
-        None => Ok(crate::cross::runner(arch, paths)?.into()),
+        None => Ok(cross_built()?.into()),
         Some(path) => {
             let bytes =
                 std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;

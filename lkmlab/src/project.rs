@@ -229,6 +229,11 @@ pub struct Toolchain {
     /// --check` (installed by `scripts/setup-debian.sh --with-rust-analyzer`).
     pub rust_analyzer: Version,
     pub rust_src: RustSrc,
+    /// A static busybox for guest test scripts on another architecture
+    /// than the host's (whose own busybox serves its guests): Debian's
+    /// `busybox-static` package for it.
+    #[serde(default)]
+    pub busybox: BTreeMap<Arch, PinnedFile>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

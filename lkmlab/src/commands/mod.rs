@@ -544,7 +544,9 @@ fn run_vm_test(
         fault_injection: vm.fault_injection,
     };
     timings.stage("initramfs", || -> Result<()> {
-        let runner = guest::runner(runner, target.arch, &ctx.paths)?;
+        let runner = guest::runner(runner, target.arch, || {
+            crate::cross::runner(target.arch, &ctx.project, &ctx.paths, &ctx.fetcher())
+        })?;
         guest::write_initramfs(&initramfs, &runner, payload, &options)
     })?;
     let cmdline_extra = boot.tree.map(debug_cmdline).unwrap_or_default();

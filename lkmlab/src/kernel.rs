@@ -454,7 +454,7 @@ pub fn build(
     target: &Target,
 ) -> Result<KernelTree> {
     let started = Instant::now();
-    let name = target.name();
+    let name = target.label();
     let (dir, description) = current_tree(project, paths, target)?;
     let stamp = dir.join(STAMP);
     let up_to_date =
@@ -481,7 +481,7 @@ pub fn build(
     if target.compiler() == Compiler::Llvm {
         toolchain::check_llvm(project).with_context(|| {
             if target.arch.is_foreign() {
-                format!("{name} is cross-built with clang/LLVM")
+                format!("{} is cross-built with clang/LLVM", target.name())
             } else {
                 format!(
                     "flavor {} is built with LLVM (lkmlab.toml compiler = \"llvm\")",

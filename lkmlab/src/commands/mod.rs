@@ -555,9 +555,8 @@ fn run_vm_test(
     let accel = timings.stage("accel", || accel::choose(choice, &ctx.paths, target.arch))?;
     let timeout = Duration::from_secs(vm.timeout.unwrap_or(ctx.project.pin.vm.timeout_secs));
     crate::status!(
-        "booting {} ({}) under {accel} with {} module(s) and {} guest test(s)",
+        "booting {} under {accel} with {} module(s) and {} guest test(s)",
         image.display(),
-        target.name(),
         payload.modules.len(),
         payload.tests.len()
     );
@@ -708,7 +707,7 @@ fn run_vm_timed(ctx: &Ctx, o: &VmCmd, timings: &mut Timings) -> Result<Done> {
     };
     let kernel_name = release.map_or_else(
         || image.display().to_string(),
-        |r| format!("kernel {r} ({})", target.name()),
+        |r| format!("kernel {r} ({})", target.label()),
     );
     let names: Vec<String> = kos_in(&modules)?
         .iter()

@@ -115,10 +115,8 @@ fn a_pin_from_before_targets_keeps_x86_and_is_told_how_to_add_arm64() {
     let out = lkmlab(&["show", "kconfig"], p.path());
     assert!(out.status.success(), "{}", text(&out.stderr));
     let old: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let now = lkmlab(
-        &["show", "kconfig"],
-        &project(|pin| pin).path().to_path_buf(),
-    );
+    let current = project(|pin| pin);
+    let now = lkmlab(&["show", "kconfig"], current.path());
     let now: serde_json::Value = serde_json::from_slice(&now.stdout).unwrap();
     assert_eq!(old, now, "the same x86-64 options, so the same kernel");
 

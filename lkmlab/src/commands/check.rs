@@ -2,8 +2,10 @@
 //! test in turn, each verdict as `lkmlab test` prints it, then one module ×
 //! target table and the counts of all of them.
 
-use super::{build_and_test, print_verdict, Ctx, Done};
-use crate::cli::{Format, VmArgs};
+use super::test::build_and_test;
+use super::{print_verdict, Ctx, Done};
+use crate::cli::{Format, TargetArg, VmArgs};
+use crate::doctor;
 use crate::ktap::Outcome;
 use crate::report::Verdict;
 use crate::target::Target;
@@ -39,7 +41,20 @@ impl Cell {
     }
 }
 
-pub fn run(ctx: &Ctx, targets: &[Target], vm: &VmArgs) -> Result<Done> {
+/// `lkmlab check`: doctor (printed when something fails), fetch, then every
+/// target the selection names, or every declared one.
+pub(super) fn run(ctx: &Ctx, selection: &TargetArg, vm: &VmArgs) -> Result<Done> {
+    let targets = ctx.project.check_targets(&selection.selection())?;
+    let checks = doctor::run(&ctx.project, &ctx.paths, &targets);
+    if checks.iter().any(|c| c.status == doctor::Status::Fail) {
+        doctor::print(&checks);
+        bail!("the pipeline cannot run on this machine yet (see the fixes above)");
+    }
+    super::build::fetch(ctx)?;
+    run_targets(ctx, &targets, vm)
+}
+
+fn run_targets(ctx: &Ctx, targets: &[Target], vm: &VmArgs) -> Result<Done> {
     let several = targets.len() > 1;
     let module_dir = ctx.default_module_dir();
     let mut runs = Vec::new();

@@ -1,0 +1,264 @@
+//! The commands that fetch and build: `fetch`, `kernel`, `config`,
+//! `module`, `lint`, `rust-analyzer`, `clean`; and where module builds go.
+
+use super::{Ctx, Done};
+use crate::cli::TargetArg;
+use crate::kernel::{self, KernelTree};
+use crate::module::{self, ModuleBuild};
+use crate::target::Target;
+use crate::{clean, lint, toolchain};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+pub(super) fn kernel(ctx: &Ctx, target: &TargetArg) -> Result<Done> {
+    let target = ctx.project.select(&target.selection())?;
+    let tree = kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), &target)?;
+    println!("{}", tree.dir.display());
+    Ok(Done::Ok)
+}
+
+pub(super) fn module(
+    ctx: &Ctx,
+    target: &TargetArg,
+    dir: Option<&Path>,
+    make_vars: &[String],
+) -> Result<Done> {
+    let target = ctx.project.select(&target.selection())?;
+    let tree = kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), &target)?;
+    for ko in build_module(ctx, &tree, dir, make_vars)? {
+        println!("{}", ko.display());
+    }
+    Ok(Done::Ok)
+}
+
+pub(super) fn lint(ctx: &Ctx, target: &TargetArg, dir: Option<PathBuf>, fix: bool) -> Result<Done> {
+    let target = ctx.project.select(&target.selection())?;
+    let tree = kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), &target)?;
+    let src = dir.unwrap_or_else(|| ctx.default_module_dir());
+    let out = module_out_dir(ctx, &tree.target, &src, "lint")?;
+    lint::run(&lint::Lint {
+        tree: &tree,
+        src: &src,
+        out: &out,
+        env: &toolchain::make_env(&ctx.project, None),
+        fix,
+    })?;
+    Ok(Done::Ok)
+}
+
+/// `lkmlab rust-analyzer`'s own options.
+pub(super) struct AnalyzerArgs {
+    pub module: Option<PathBuf>,
+    pub output: Option<PathBuf>,
+    pub check: bool,
+    pub rust_analyzer: Option<PathBuf>,
+}
+
+pub(super) fn rust_analyzer(ctx: &Ctx, target: &TargetArg, a: &AnalyzerArgs) -> Result<Done> {
+    let src = a.module.clone().unwrap_or_else(|| ctx.default_module_dir());
+    crate::rust_analyzer::run(&crate::rust_analyzer::Request {
+        project: &ctx.project,
+        paths: &ctx.paths,
+        fetcher: &ctx.fetcher(),
+        target: &ctx.project.select(&target.selection())?,
+        src: &src,
+        out_dir: &|tree: &KernelTree| module_out_dir(ctx, &tree.target, &src, "rust-analyzer"),
+        output: a.output.as_deref(),
+        check: a.check,
+        rust_analyzer: a.rust_analyzer.as_deref(),
+    })
+    .map(|clean| if clean { Done::Ok } else { Done::TestsFailed })
+}
+
+pub(super) fn clean(ctx: &Ctx, dry_run: bool) -> Result<()> {
+    let used = clean::in_use(&ctx.project, &ctx.paths)?;
+    for (label, why) in &used.unknown_targets {
+        crate::notice!(
+            "keeping every kernel tree of {label}: its current one cannot be worked out \
+             here ({why})"
+        );
+    }
+    let stale = clean::stale(&ctx.paths, &used)?;
+    let done = clean::remove(&stale, dry_run)?;
+    let verb = if dry_run { "would remove" } else { "removed" };
+    for (path, bytes) in &done.removed {
+        println!("{verb} {} ({})", path.display(), clean::human_bytes(*bytes));
+    }
+    for path in &done.busy {
+        crate::notice!(
+            "{} is being written by another lkmlab (a build, fetch or unpack): left alone",
+            path.display()
+        );
+    }
+    let total: u64 = done.removed.iter().map(|(_, b)| b).sum();
+    println!(
+        "lkmlab clean: {verb} {} item(s), {}; kept {} kernel tree(s) in use and the pinned sources in {}",
+        done.removed.len(),
+        clean::human_bytes(total),
+        used.kernel_trees.iter().filter(|t| t.exists()).count(),
+        ctx.paths.cache.display()
+    );
+    Ok(())
+}
+
+pub(super) fn fetch(ctx: &Ctx) -> Result<()> {
+    let src = kernel::source(&ctx.project, &ctx.paths, &ctx.fetcher())?;
+    crate::status!("kernel source: {}", src.display());
+    let lib = toolchain::rust_lib_src(&ctx.project, &ctx.paths, &ctx.fetcher())?;
+    crate::status!("Rust library source: {}", lib.display());
+    Ok(())
+}
+
+pub(super) fn config(ctx: &Ctx, target: &TargetArg, source: &Path, output: &Path) -> Result<()> {
+    let target = &ctx.project.select(&target.selection())?;
+    let rust_lib_src = toolchain::rust_lib_src(&ctx.project, &ctx.paths, &ctx.fetcher())?;
+    let env = kernel::MakeSetup::new(&ctx.project, target, Some(&rust_lib_src));
+    let dir = crate::util::temp_dir("config")?;
+    kernel::configure(&ctx.project, target, source, dir.path(), &env)?;
+    std::fs::copy(dir.path().join(".config"), output)
+        .with_context(|| format!("writing {}", output.display()))?;
+    crate::status!("wrote verified .config to {}", output.display());
+    Ok(())
+}
+
+pub(super) fn build_module(
+    ctx: &Ctx,
+    tree: &KernelTree,
+    dir: Option<&Path>,
+    make_vars: &[String],
+) -> Result<Vec<PathBuf>> {
+    let src = dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| ctx.default_module_dir());
+    let out = module_out_dir(ctx, &tree.target, &src, "modules")?;
+    let _lock = lock_out_dir(&out)?;
+    let env = toolchain::make_env(&ctx.project, None);
+    let (kos, built) = module::build(&ModuleBuild {
+        tree,
+        src: &src,
+        out: &out,
+        env: &env,
+        extra: make_vars,
+    })?;
+    if built == module::Built::UpToDate {
+        crate::status!(
+            "{} is up to date against {}: nothing to build",
+            src.display(),
+            tree.dir.display()
+        );
+    }
+    Ok(kos)
+}
+
+/// Where Kbuild puts a module's objects (`MO=`):
+/// `target/lkmlab/<target label>/<kind>/<dir name>-<hash>` (see
+/// [`Target::label`], [`out_dir_name`]).
+pub(super) fn module_out_dir(
+    ctx: &Ctx,
+    target: &Target,
+    src: &Path,
+    kind: &str,
+) -> Result<PathBuf> {
+    let src = src
+        .canonicalize()
+        .with_context(|| format!("module directory {}", src.display()))?;
+    let root = ctx
+        .project
+        .root
+        .canonicalize()
+        .unwrap_or_else(|_| ctx.project.root.clone());
+    Ok(ctx
+        .project
+        .target_dir()
+        .join(target.label())
+        .join(kind)
+        .join(out_dir_name(&root, &src)))
+}
+
+/// The name of a module's output folder: its directory's name, to be read,
+/// then 8 hex digits of the sha256 of its path, so that two modules in
+/// directories of the same name (two `module/`s) do not share one. The path
+/// hashed is relative to the project root `root` when the module is inside
+/// it, so the name is the same in every checkout (`module` gives
+/// `module-120970d8`), else absolute. Both paths are canonical.
+fn out_dir_name(root: &Path, src: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::ffi::OsStrExt;
+    let name = src
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "module".into());
+    let key = src.strip_prefix(root).unwrap_or(src);
+    let hash = Sha256::digest(key.as_os_str().as_bytes());
+    format!("{name}-{}", &crate::fetch::hex(&hash)[..8])
+}
+
+/// Build into a module's output folder alone: a second lkmlab building the
+/// same module waits for the first (Kbuild in one `MO=` twice at once
+/// corrupts it). The lock is `.lkmlab-lock` inside the folder.
+fn lock_out_dir(out: &Path) -> Result<crate::lock::Lock> {
+    crate::lock::exclusive(
+        &out.join(".lkmlab-lock"),
+        &format!("building into {}", out.display()),
+    )
+}
+
+pub(super) fn kos_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut kos: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("listing {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "ko"))
+        .collect();
+    kos.sort();
+    if kos.is_empty() {
+        bail!("{} holds no .ko files", dir.display());
+    }
+    Ok(kos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modules_in_directories_of_the_same_name_get_folders_of_their_own() {
+        let root = Path::new("/home/you/lkmlab");
+        let a = out_dir_name(root, &root.join("module"));
+        let b = out_dir_name(root, &root.join("tests/fixtures/module"));
+        let outside = out_dir_name(root, Path::new("/tmp/x/module"));
+        assert_ne!(a, b);
+        assert_ne!(a, outside);
+        assert_ne!(b, outside);
+        for name in [&a, &b, &outside] {
+            let (dir, hash) = name.rsplit_once('-').unwrap();
+            assert_eq!(dir, "module", "{name}");
+            assert!(
+                hash.len() == 8 && hash.bytes().all(|c| c.is_ascii_hexdigit()),
+                "{name}"
+            );
+        }
+        assert_eq!(a, out_dir_name(root, &root.join("module")), "stable");
+    }
+
+    #[test]
+    fn a_build_locks_its_output_folder_from_inside() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("modules/module-120970d8");
+        let lock = lock_out_dir(&out).unwrap();
+        assert_eq!(lock.path(), out.join(".lkmlab-lock"));
+        let other = std::fs::File::open(lock.path()).unwrap();
+        assert!(matches!(
+            other.try_lock(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ));
+    }
+
+    /// The name shown in the docs, in every checkout.
+    #[test]
+    fn a_module_in_the_project_is_named_alike_in_every_checkout() {
+        let here = out_dir_name(Path::new("/a/lkmlab"), Path::new("/a/lkmlab/module"));
+        let there = out_dir_name(Path::new("/b/wt"), Path::new("/b/wt/module"));
+        assert_eq!(here, there);
+        assert_eq!(here, "module-120970d8");
+    }
+}

@@ -1,0 +1,98 @@
+//! The commands that tell: `init` (a new project), `doctor`, `report`
+//! (saved results), `show`.
+
+use super::{print_verdict, Ctx, Done};
+use crate::cli::{Format, ShowWhat};
+use crate::{doctor, kconfig, kernel, ktap, qemu, report};
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+use std::time::Duration;
+
+pub(super) fn doctor(ctx: &Ctx) -> Result<Done> {
+    let targets = ctx.project.targets()?;
+    if doctor::print(&doctor::run(&ctx.project, &ctx.paths, &targets)) {
+        Ok(Done::Ok)
+    } else {
+        bail!("the pipeline cannot run on this machine yet (see the fixes above)")
+    }
+}
+
+pub(super) fn show(ctx: &Ctx, what: ShowWhat) -> Result<Done> {
+    let json = match what {
+        ShowWhat::Pin => {
+            let k = &ctx.project.pin.kernel;
+            serde_json::json!({"version": k.version, "deb": k.deb, "tarball": k.tarball})
+        }
+        ShowWhat::Kconfig { target } => {
+            let target = ctx.project.select(&target.selection())?;
+            serde_json::Value::Object(kconfig::to_json_map(&kernel::requested_options(
+                &ctx.project,
+                &target,
+            )?))
+        }
+        ShowWhat::BuildEnv { target } => {
+            let target = ctx.project.select(&target.selection())?;
+            let (dir, _) = kernel::current_tree(&ctx.project, &ctx.paths, &target)?;
+            kernel::build_setup(&ctx.project, &ctx.paths, &ctx.fetcher(), &target, &dir)?
+                .to_json(&dir)
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&json)?);
+    Ok(Done::Ok)
+}
+
+/// `lkmlab init`: the new project's directory on standard output.
+pub(super) fn init(dir: Option<&Path>, name: Option<&str>) -> Result<()> {
+    let dir = match dir {
+        Some(d) => d.to_path_buf(),
+        None => std::env::current_dir().context("reading the current directory")?,
+    };
+    let name = match name {
+        Some(n) => n.to_string(),
+        None => crate::init::default_name(&dir).with_context(|| {
+            format!(
+                "{} does not make a module name: give one with --name NAME",
+                dir.display()
+            )
+        })?,
+    };
+    let files = crate::init::init(&dir, &name)?;
+    crate::status!(
+        "created module {name} with {} files in {}; next: cd {} && lkmlab check",
+        files.len(),
+        dir.display(),
+        dir.display()
+    );
+    println!("{}", dir.display());
+    Ok(())
+}
+
+pub(super) fn report_files(file: &Path, console: Option<&Path>, format: Format) -> Result<Done> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let ktap_text = if text.trim_start().starts_with("KTAP version") {
+        text.clone()
+    } else {
+        ktap::extract(&text)
+            .with_context(|| format!("{} holds no KTAP (no `KTAP version` line)", file.display()))?
+    };
+    let console_text = match console {
+        Some(c) => {
+            std::fs::read_to_string(c).with_context(|| format!("reading {}", c.display()))?
+        }
+        None => String::new(),
+    };
+    // A saved log carries no QEMU status: judge the KTAP and the log alone.
+    let verdict = report::evaluate(
+        &ktap_text,
+        &console_text,
+        &qemu::Ending::Saved,
+        Duration::ZERO,
+    );
+    print_verdict(&verdict, format)?;
+    Ok(if verdict.passed() {
+        Done::Ok
+    } else {
+        Done::TestsFailed
+    })
+}

@@ -1,0 +1,256 @@
+//! `lkmlab test` and `lkmlab watch`: build (or take) a kernel and modules,
+//! boot the test VM, judge the run.
+
+use super::build::{build_module, kos_in};
+use super::{accel_choice, finish, print_verdict, Ctx, Done};
+use crate::cli::{Format, TargetArg, VmArgs};
+use crate::kernel::{self, KernelTree};
+use crate::module;
+use crate::target::Target;
+use crate::timings::Timings;
+use crate::{accel, guest, junit, qemu, report, watch};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What `lkmlab test` was given instead of building it.
+pub(super) struct Given {
+    /// The module directory (its guest tests run) [default: `[module] dir`].
+    pub module: Option<PathBuf>,
+    /// `--kernel IMAGE --modules DIR`: boot these, build nothing.
+    pub kernel: Option<(PathBuf, PathBuf)>,
+    pub runner: Option<PathBuf>,
+    pub allow_foreign_modules: bool,
+}
+
+pub(super) fn test(ctx: &Ctx, target: &TargetArg, vm: &VmArgs, given: &Given) -> Result<Done> {
+    let target = ctx.project.select(&target.selection())?;
+    let mut timings = Timings::new();
+    let module_dir = given
+        .module
+        .clone()
+        .unwrap_or_else(|| ctx.default_module_dir());
+    let runner = given.runner.as_deref();
+    let verdict = match &given.kernel {
+        Some((image, modules)) => {
+            // Nothing is built here, so nothing guarantees the match:
+            // refuse modules for another release before booting.
+            let kos = kos_in(modules)?;
+            let release = target.arch.image_release(image)?;
+            for ko in kos.iter().filter(|_| !given.allow_foreign_modules) {
+                module::check_vermagic(ko, &release)?;
+            }
+            let payload = guest::Payload::new(
+                kos,
+                Some(&module_dir),
+                ctx.example_suites(&module_dir),
+                &ctx.guest_tools(target.arch),
+            )?;
+            let boot = Boot {
+                image: image.clone(),
+                tree: None,
+            };
+            run_vm_test(ctx, &target, vm, &boot, &payload, runner, &mut timings)?
+        }
+        None => build_and_test(ctx, &target, vm, &module_dir, runner, &mut timings)?,
+    };
+    finish(&verdict, vm.format, vm.timings.then_some(&timings))
+}
+
+pub(super) fn watch(
+    ctx: &Ctx,
+    target: &TargetArg,
+    vm: &VmArgs,
+    module: Option<PathBuf>,
+    runs: Option<u32>,
+) -> Result<Done> {
+    let target = ctx.project.select(&target.selection())?;
+    let module_dir = module.unwrap_or_else(|| ctx.default_module_dir());
+    let verdict = watch::run(
+        &module_dir,
+        runs,
+        || {
+            let mut timings = Timings::new();
+            let verdict = build_and_test(ctx, &target, vm, &module_dir, None, &mut timings);
+            if vm.timings {
+                crate::notice!("{}", timings.line());
+            }
+            verdict
+        },
+        |verdict| match vm.format {
+            // A passing run says so in one line; a failing one shows why.
+            Format::Text if verdict.passed() => {
+                println!("{}", verdict.summary_line());
+                Ok(())
+            }
+            format => print_verdict(verdict, format),
+        },
+    )?;
+    match verdict {
+        Some(true) => Ok(Done::Ok),
+        Some(false) => Ok(Done::TestsFailed),
+        None => bail!("the last run did not get to test the module (see the error above)"),
+    }
+}
+
+/// `lkmlab test` on the pinned kernel: build the kernel (cached) and the
+/// module, then run the VM test. `lkmlab watch` runs exactly this.
+pub(super) fn build_and_test(
+    ctx: &Ctx,
+    target: &Target,
+    vm: &VmArgs,
+    module_dir: &Path,
+    runner: Option<&Path>,
+    timings: &mut Timings,
+) -> Result<report::Verdict> {
+    let tree = timings.stage("kernel", || {
+        kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), target)
+    })?;
+    let kos = timings.stage("module", || build_module(ctx, &tree, Some(module_dir), &[]))?;
+    let payload = guest::Payload::new(
+        kos,
+        Some(module_dir),
+        ctx.example_suites(module_dir),
+        &ctx.guest_tools(target.arch),
+    )?;
+    run_vm_test(
+        ctx,
+        target,
+        vm,
+        &Boot::tree(&tree),
+        &payload,
+        runner,
+        timings,
+    )
+}
+
+/// The kernel a test boots: a built tree, or an image given on the command
+/// line (whose configuration lkmlab does not know).
+struct Boot<'a> {
+    image: PathBuf,
+    tree: Option<&'a KernelTree>,
+}
+
+impl<'a> Boot<'a> {
+    fn tree(tree: &'a KernelTree) -> Self {
+        Boot {
+            image: tree.image(),
+            tree: Some(tree),
+        }
+    }
+}
+
+/// Boot the VM with the test initramfs and judge the run; writes
+/// console.log, results.ktap and junit.xml.
+fn run_vm_test(
+    ctx: &Ctx,
+    target: &Target,
+    vm: &VmArgs,
+    boot: &Boot,
+    payload: &guest::Payload,
+    runner: Option<&Path>,
+    timings: &mut Timings,
+) -> Result<report::Verdict> {
+    let image = boot.image.as_path();
+    if let Some(tree) = boot
+        .tree
+        .filter(|t| vm.fault_injection && !t.enabled("CONFIG_FAULT_INJECTION"))
+    {
+        bail!(
+            "--fault-injection needs a kernel with fault injection (CONFIG_FAULT_INJECTION, \
+             FAILSLAB, FAIL_PAGE_ALLOC, FAULT_INJECTION_DEBUG_FS), and the {} flavor's has none: \
+             add --flavor debug",
+            tree.target.flavor_name
+        );
+    }
+    let out = vm
+        .out
+        .clone()
+        .unwrap_or_else(|| ctx.project.target_dir().join(target.label()).join("test"));
+    let _lock = lock_results(&out)?;
+    let initramfs = out.join("initramfs.cpio");
+    let options = guest::RunOptions {
+        fault_injection: vm.fault_injection,
+    };
+    timings.stage("initramfs", || -> Result<()> {
+        let runner = guest::runner(runner, target.arch, || {
+            crate::cross::runner(target.arch, &ctx.project, &ctx.paths, &ctx.fetcher())
+        })?;
+        guest::write_initramfs(&initramfs, &runner, payload, &options)
+    })?;
+    let cmdline_extra = boot.tree.map(debug_cmdline).unwrap_or_default();
+
+    let choice = accel_choice(ctx, vm.accel)?;
+    let accel = timings.stage("accel", || accel::choose(choice, &ctx.paths, target.arch))?;
+    let timeout = Duration::from_secs(vm.timeout.unwrap_or(ctx.project.pin.vm.timeout_secs));
+    crate::status!(
+        "booting {} under {accel} with {} module(s) and {} guest test(s)",
+        image.display(),
+        payload.modules.len(),
+        payload.tests.len()
+    );
+    let run = qemu::run(&qemu::VmTest {
+        arch: target.arch,
+        image,
+        initramfs: &initramfs,
+        accel,
+        memory_mib: ctx.project.pin.vm.memory_mib,
+        cpus: ctx.project.pin.vm.cpus,
+        timeout,
+        out: &out,
+        cmdline_extra: &cmdline_extra,
+    })?;
+    let first = run.first_ktap.unwrap_or(run.elapsed);
+    let done = run.done.unwrap_or(run.elapsed).max(first);
+    timings.record("boot", first);
+    timings.record("tests", done - first);
+    timings.record("shutdown", run.elapsed.saturating_sub(done));
+    let verdict = timings.stage("verdict", || judge(&run, timeout, &out))?;
+    crate::status!(
+        "VM finished in {:.2}s under {accel}; results in {} (console.log, results.ktap, junit.xml)",
+        run.elapsed.as_secs_f64(),
+        out.display()
+    );
+    Ok(verdict)
+}
+
+/// The results folder, made and locked: one run at a time writes its
+/// initramfs, boots it and writes its results there; a second lkmlab testing
+/// into the same folder waits.
+fn lock_results(out: &Path) -> Result<crate::lock::Lock> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    crate::lock::exclusive(
+        &out.join(".lkmlab-lock"),
+        &format!("testing into {}", out.display()),
+    )
+}
+
+/// The verdict on what the VM left (KTAP, console log, how QEMU ended), and
+/// its JUnit file beside them.
+fn judge(run: &qemu::VmRun, timeout: Duration, out: &Path) -> Result<report::Verdict> {
+    let ktap_text = std::fs::read_to_string(&run.ktap).unwrap_or_default();
+    let console = std::fs::read_to_string(&run.console).unwrap_or_default();
+    let verdict = report::evaluate(&ktap_text, &console, &run.ending, timeout);
+    let junit_path = out.join("junit.xml");
+    std::fs::write(
+        &junit_path,
+        junit::render(
+            "lkmlab",
+            &verdict.ktap,
+            &verdict.extra_failures,
+            run.elapsed.as_secs_f64(),
+        ),
+    )
+    .with_context(|| format!("writing {}", junit_path.display()))?;
+    Ok(verdict)
+}
+
+/// Kernel parameters for a tree's detectors: KASAN prints only its first
+/// report of a boot unless told otherwise, and a lab run wants every one.
+fn debug_cmdline(tree: &KernelTree) -> Vec<&'static str> {
+    if tree.enabled("CONFIG_KASAN") {
+        vec!["kasan_multi_shot"]
+    } else {
+        Vec::new()
+    }
+}

@@ -31,7 +31,7 @@ pub struct Cli {
     /// Say less: no status lines, only notices, errors and results.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// Say more: also the commands lkmlab runs (make, QEMU, vng).
+    /// Say more: also every command lkmlab runs (make, cargo, QEMU, vng, version probes), as it runs it.
     #[arg(short, long, global = true)]
     pub verbose: bool,
     /// Colour the test report: auto (when standard output is a terminal and NO_COLOR is unset), always or never.

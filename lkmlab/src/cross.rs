@@ -76,9 +76,9 @@ fn runner_key(arch: Arch, lib: &Path, linker: &str) -> Result<String> {
     feed("Cargo.toml", WORKSPACE_MANIFEST.as_bytes());
     feed("Cargo.lock", WORKSPACE_LOCK.as_bytes());
     feed("library", lib.display().to_string().as_bytes());
-    let rustc = crate::util::output_of(Command::new("rustc").arg("-vV"), "rustc")?;
+    let rustc = crate::process::output_of(Command::new("rustc").arg("-vV"), "rustc")?;
     feed("rustc", rustc.as_bytes());
-    let clang = crate::util::output_of(Command::new(linker).arg("--version"), linker)?;
+    let clang = crate::process::output_of(Command::new(linker).arg("--version"), linker)?;
     feed(
         "linker",
         clang.lines().next().unwrap_or_default().as_bytes(),

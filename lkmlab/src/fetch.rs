@@ -2,12 +2,12 @@
 //! file is sha256-verified before anything uses it.
 
 use crate::paths::Paths;
+use crate::process::run_quiet;
 use crate::project::{self, PinnedFile};
-use crate::util::run_quiet;
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -145,18 +145,14 @@ fn finish(partial: tempfile::NamedTempFile, dest: &Path, pinned: &PinnedFile) ->
 }
 
 fn download(url: &str, to: &Path) -> Result<()> {
-    let status = Command::new("curl")
-        .args(["--fail", "--location", "--silent", "--show-error"])
-        .args(["--retry", "2", "--connect-timeout", "20", "--output"])
-        .arg(to)
-        .arg(url)
-        .status()
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => {
-                anyhow::anyhow!("curl is not installed (apt-get install curl)")
-            }
-            _ => anyhow::anyhow!("running curl: {e}"),
-        })?;
+    let status = crate::process::status_of(
+        Command::new("curl")
+            .args(["--fail", "--location", "--silent", "--show-error"])
+            .args(["--retry", "2", "--connect-timeout", "20", "--output"])
+            .arg(to)
+            .arg(url),
+        "curl",
+    )?;
     if !status.success() {
         bail!("curl failed ({status})");
     }

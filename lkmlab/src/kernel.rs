@@ -5,11 +5,12 @@ use crate::fetch::{extract_from_deb, hex, verify, Fetcher};
 use crate::kconfig;
 use crate::lock;
 use crate::paths::Paths;
+use crate::process::run_quiet;
 use crate::progress::run_logged;
 use crate::project::{Compiler, Project};
 use crate::target::Target;
 use crate::toolchain;
-use crate::util::{human_duration, run_quiet, write_atomic};
+use crate::util::{human_duration, write_atomic};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -336,7 +337,7 @@ fn explain_dropped(
         for (var, path) in extra {
             cmd.arg(format!("{var}={}", path.display()));
         }
-        let output = cmd.arg("olddefconfig").output().ok()?;
+        let output = crate::process::captured(cmd.arg("olddefconfig"), "make olddefconfig").ok()?;
         output.status.success().then(|| {
             String::from_utf8_lossy(&output.stdout).into_owned()
                 + &String::from_utf8_lossy(&output.stderr)

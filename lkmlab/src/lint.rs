@@ -12,7 +12,6 @@
 
 use crate::kernel::KernelTree;
 use crate::progress::{run_logged, warning_lines};
-use crate::util::spawn_error;
 use anyhow::{bail, Context, Result};
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -91,9 +90,7 @@ pub fn rustfmt_command(srctree: &Path, files: &[PathBuf], check: bool) -> Comman
 
 /// `rustfmt --check` (or reformat, with `fix`); a difference fails with the diff.
 pub fn rustfmt(srctree: &Path, files: &[PathBuf], fix: bool) -> Result<()> {
-    let out = rustfmt_command(srctree, files, !fix)
-        .output()
-        .map_err(|e| spawn_error("rustfmt", e))?;
+    let out = crate::process::captured(&mut rustfmt_command(srctree, files, !fix), "rustfmt")?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     if out.status.success() {

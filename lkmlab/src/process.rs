@@ -7,12 +7,11 @@
 //! gets the terminal's Ctrl-C, so lkmlab kills the groups it runs when it is
 //! interrupted or terminated itself (then exits 130).
 
-use crate::util::spawn_error;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, ExitStatus};
+use std::process::{Child, Command, ExitStatus, Output};
 use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
@@ -52,9 +51,63 @@ pub fn on_interrupt_kill_children() {
     });
 }
 
+/// What `-v` shows: each command lkmlab runs, as it is run (the program, its
+/// arguments and the environment lkmlab set for it).
+fn announce(cmd: &Command) {
+    crate::detail!("running {cmd:?}");
+}
+
+/// Run a command to its end with its output captured, whatever its exit
+/// status; `what` names it in errors. Every other way of running a
+/// program to its end goes through here.
+pub fn captured(cmd: &mut Command, what: &str) -> Result<Output> {
+    announce(cmd);
+    cmd.output().map_err(|e| spawn_error(what, e))
+}
+
+/// Run a command with the terminal (lkmlab's standard streams) as its own.
+pub fn status_of(cmd: &mut Command, what: &str) -> Result<ExitStatus> {
+    announce(cmd);
+    cmd.status().map_err(|e| spawn_error(what, e))
+}
+
+/// Run a command, capturing its output; on failure the error carries the tail
+/// of what it printed.
+pub fn run_quiet(cmd: &mut Command, what: &str) -> Result<String> {
+    let out = captured(cmd, what)?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let tail: Vec<&str> = stdout.lines().chain(stderr.lines()).collect();
+        let tail = tail[tail.len().saturating_sub(25)..].join("\n");
+        bail!("{what} failed ({}):\n{tail}", out.status);
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Turn "program not found" into an error that names the fix.
+pub fn spawn_error(program: &str, e: std::io::Error) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        anyhow::anyhow!(
+            "{program} is not installed or not on PATH; `lkmlab doctor` says how to install it"
+        )
+    } else {
+        anyhow::anyhow!("running {program}: {e}")
+    }
+}
+
+/// Run a command and return its stdout+stderr, whatever its exit status.
+pub fn output_of(cmd: &mut Command, what: &str) -> Result<String> {
+    let out = captured(cmd, what)?;
+    let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
+    s.push_str(&String::from_utf8_lossy(&out.stderr));
+    Ok(s)
+}
+
 /// Start `cmd` in a new process group; `program` names it in errors.
 pub fn spawn(cmd: &mut Command, program: &str) -> Result<Group> {
     on_interrupt_kill_children();
+    announce(cmd);
     let child = cmd
         .process_group(0)
         .spawn()

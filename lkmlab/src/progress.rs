@@ -1,7 +1,8 @@
 //! Long builds: full output into a log file, a progress line on the terminal,
 //! and on failure the error lines with the log's path.
 
-use crate::util::{human_duration, spawn_error};
+use crate::process::spawn_error;
+use crate::util::human_duration;
 use anyhow::{bail, Context, Result};
 use std::fs::File;
 use std::io::{BufRead, BufReader, IsTerminal, Write};

@@ -125,7 +125,6 @@ pub fn run(t: &VmTest) -> Result<VmRun> {
     }
     let started = Instant::now();
     let mut cmd = qemu_command(t, &console, &ktap);
-    crate::detail!("running {cmd:?}");
     let mut qemu = process::spawn(
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())

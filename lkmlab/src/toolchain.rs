@@ -3,8 +3,8 @@
 
 use crate::fetch::{extract_from_deb, Fetcher};
 use crate::paths::Paths;
+use crate::process::{output_of, run_quiet};
 use crate::project::{Compiler, Project};
-use crate::util::{output_of, run_quiet};
 use anyhow::{bail, Context, Result};
 use std::cmp::Ordering;
 use std::ffi::OsString;

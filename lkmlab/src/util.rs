@@ -1,32 +1,7 @@
-//! Running external commands with errors that say what failed.
+//! Small helpers: finding programs on PATH, atomic writes, temporary
+//! directories, durations. (Running programs is `process.rs`'s.)
 
-use anyhow::{bail, Context, Result};
-use std::process::Command;
-
-/// Run a command, capturing its output; on failure the error carries the tail
-/// of what it printed.
-pub fn run_quiet(cmd: &mut Command, what: &str) -> Result<String> {
-    let out = cmd.output().map_err(|e| spawn_error(what, e))?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let tail: Vec<&str> = stdout.lines().chain(stderr.lines()).collect();
-        let tail = tail[tail.len().saturating_sub(25)..].join("\n");
-        bail!("{what} failed ({}):\n{tail}", out.status);
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Turn "program not found" into an error that names the fix.
-pub fn spawn_error(program: &str, e: std::io::Error) -> anyhow::Error {
-    if e.kind() == std::io::ErrorKind::NotFound {
-        anyhow::anyhow!(
-            "{program} is not installed or not on PATH; `lkmlab doctor` says how to install it"
-        )
-    } else {
-        anyhow::anyhow!("running {program}: {e}")
-    }
-}
+use anyhow::{Context, Result};
 
 /// The first `program` file in the directories of `PATH`, like `which`.
 pub fn which(program: &str) -> Option<std::path::PathBuf> {
@@ -48,14 +23,6 @@ pub fn which_all(program: &str) -> Vec<std::path::PathBuf> {
         .map(|d| d.join(program))
         .filter(|p| p.is_file())
         .collect()
-}
-
-/// Run a command and return its stdout+stderr, whatever its exit status.
-pub fn output_of(cmd: &mut Command, what: &str) -> Result<String> {
-    let out = cmd.output().map_err(|e| spawn_error(what, e))?;
-    let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
-    s.push_str(&String::from_utf8_lossy(&out.stderr));
-    Ok(s)
 }
 
 /// Atomically write a file: into a new file of a random name beside it,

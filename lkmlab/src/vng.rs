@@ -7,8 +7,8 @@
 
 use crate::accel::Accel;
 use crate::kconfig;
+use crate::process::output_of;
 use crate::process::{self, Waited};
-use crate::util::{output_of, spawn_error};
 use anyhow::{bail, Context, Result};
 use std::ffi::OsString;
 use std::io::{IsTerminal, Read, Write};
@@ -285,15 +285,12 @@ fn vng_command(spec: &VmSpec, cwd: &Path) -> Result<Command> {
         // vng gives the guest shell the host's working directory.
         .current_dir(cwd)
         .env("PATH", child_path(spec.vng));
-    crate::detail!("running {cmd:?}");
     Ok(cmd)
 }
 
 /// Run the interactive VM: the terminal belongs to QEMU until the shell exits.
 pub fn run_shell(spec: &VmSpec, cwd: &Path) -> Result<ExitStatus> {
-    vng_command(spec, cwd)?
-        .status()
-        .map_err(|e| spawn_error("vng", e))
+    crate::process::status_of(&mut vng_command(spec, cwd)?, "vng")
 }
 
 /// Run one command in the VM, its output on ours. QEMU opens our stdout and

@@ -86,3 +86,37 @@ fn color_paints_the_report_only_when_asked() {
     // auto: standard output is a pipe here, so no colour.
     assert_eq!(report(None), plain);
 }
+
+/// `-v` shows the commands lkmlab runs, each as it runs it (all of them go
+/// through one place, `process.rs`); without it, none.
+#[test]
+fn verbose_shows_every_command_it_runs() {
+    let cache = tempfile::tempdir().unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let run = |verbose: bool| -> String {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lkmlab"));
+        if verbose {
+            cmd.arg("-v");
+        }
+        let out = cmd
+            .args(["doctor"])
+            .current_dir(&repo)
+            .env("LKMLAB_CACHE", cache.path())
+            .output()
+            .unwrap();
+        text(&out.stderr)
+    };
+    let loud = run(true);
+    let running: Vec<&str> = loud
+        .lines()
+        .filter(|l| l.starts_with("lkmlab: running "))
+        .collect();
+    // doctor asks rustc for its version and sysroot, whatever else is here.
+    for expected in [
+        r#"lkmlab: running "rustc" "--version""#,
+        r#"lkmlab: running "rustc" "--print" "sysroot""#,
+    ] {
+        assert!(running.contains(&expected), "{expected} not in:\n{loud}");
+    }
+    assert!(!run(false).contains("lkmlab: running "));
+}

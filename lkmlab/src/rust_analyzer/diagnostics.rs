@@ -9,7 +9,7 @@
 //! lkmlab reads those lines rather than the exit status, which only says
 //! whether some member had an error, and judges the module's files.
 
-use crate::util::{home_local_bin, spawn_error, which_all};
+use crate::util::{home_local_bin, which_all};
 use anyhow::{anyhow, bail, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -143,10 +143,10 @@ pub fn find(explicit: Option<&Path>, pinned: &str) -> Result<PathBuf> {
 
 /// `program --version` must succeed.
 fn answers_version(program: &Path) -> Result<()> {
-    let out = Command::new(program)
-        .arg("--version")
-        .output()
-        .map_err(|e| spawn_error(&program.display().to_string(), e))?;
+    let out = crate::process::captured(
+        Command::new(program).arg("--version"),
+        &program.display().to_string(),
+    )?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let why = stderr.lines().next().map(str::trim).unwrap_or_default();
@@ -167,11 +167,10 @@ fn answers_version(program: &Path) -> Result<()> {
 /// Run `rust-analyzer diagnostics` on `project` (a rust-project.json) and
 /// return the findings in files under `module_dir`.
 pub fn diagnose(program: &Path, project: &Path, module_dir: &Path) -> Result<Vec<Finding>> {
-    let out = Command::new(program)
-        .arg("diagnostics")
-        .arg(project)
-        .output()
-        .map_err(|e| spawn_error(&program.display().to_string(), e))?;
+    let out = crate::process::captured(
+        Command::new(program).arg("diagnostics").arg(project),
+        &program.display().to_string(),
+    )?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !stdout.contains(SCAN_COMPLETE) {
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -7,6 +7,7 @@
 
 use crate::arch::{Arch, KvmProbe};
 use crate::paths::Paths;
+use crate::pin::AccelChoice;
 use crate::process::Waited;
 use anyhow::{bail, Result};
 use std::fmt;
@@ -20,19 +21,6 @@ pub const PROBE_DEADLINE: Duration = Duration::from_secs(2);
 const PROBE_ARCH: Arch = Arch::X86_64;
 /// What the boot sector writes to port 0xf4; QEMU exits with (v << 1) | 1.
 const PROBE_EXIT: i32 = (0x21 << 1) | 1;
-
-/// The accelerator asked for, on the command line (`--accel`) or in the pin
-/// (`[vm] accel`): one type for both, so both take the same values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AccelChoice {
-    /// KVM if the probe shows it works, else TCG (with a notice).
-    Auto,
-    /// KVM, or an error saying why it cannot be used.
-    Kvm,
-    /// Software emulation.
-    Tcg,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accel {

@@ -1,8 +1,8 @@
 //! The command line.
 
-use crate::accel::AccelChoice;
 use crate::arch::Arch;
 use crate::output::ColorChoice;
+use crate::pin::AccelChoice;
 use crate::target::Selection;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;

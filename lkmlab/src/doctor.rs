@@ -4,9 +4,11 @@
 use crate::accel;
 use crate::arch::{Arch, KvmProbe};
 use crate::paths::Paths;
-use crate::project::{Compiler, Project};
+use crate::pin::Compiler;
+use crate::pin::Version;
+use crate::project::Project;
 use crate::target::Target;
-use crate::toolchain::{self, LibSrc, Version};
+use crate::toolchain::{self, LibSrc};
 use crate::vng;
 use std::path::Path;
 
@@ -243,7 +245,7 @@ fn llvm_check(project: &Project, targets: &[Target]) -> Option<Check> {
         .kconfig
         .flavors
         .iter()
-        .filter(|(_, f)| f.compiler == crate::project::Compiler::Llvm)
+        .filter(|(_, f)| f.compiler == crate::pin::Compiler::Llvm)
         .map(|(name, _)| format!("flavor {name}"))
         .collect();
     users.extend(

@@ -2,8 +2,8 @@
 //! file is sha256-verified before anything uses it.
 
 use crate::paths::Paths;
+use crate::pin::{self, PinnedFile};
 use crate::process::run_quiet;
-use crate::project::{self, PinnedFile};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 use std::fs::File;
@@ -33,7 +33,7 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// Refuse a file whose sha256 is not the pinned one, naming both hashes.
-pub fn verify(path: &Path, want: &project::Sha256) -> Result<()> {
+pub fn verify(path: &Path, want: &pin::Sha256) -> Result<()> {
     let got = sha256_file(path)?;
     if *want != *got {
         bail!(

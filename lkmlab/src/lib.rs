@@ -25,6 +25,7 @@ pub mod logscan;
 pub mod module;
 pub mod output;
 pub mod paths;
+pub mod pin;
 pub mod process;
 pub mod progress;
 pub mod project;

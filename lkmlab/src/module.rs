@@ -484,7 +484,7 @@ mod tests {
                 flavor_name: crate::target::DEFAULT_FLAVOR.into(),
                 flavor: Default::default(),
             },
-            compiler: crate::project::Compiler::Gcc,
+            compiler: crate::pin::Compiler::Gcc,
             cc_version_text: "gcc 12".into(),
             compiler_var: "LLVM=".into(),
             config: Default::default(),

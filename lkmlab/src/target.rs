@@ -4,7 +4,8 @@
 //! again.
 
 use crate::arch::Arch;
-use crate::project::{Compiler, Flavor, Project, TargetCfg, PIN_FILE};
+use crate::pin::{Compiler, Flavor, TargetCfg, PIN_FILE};
+use crate::project::Project;
 use anyhow::{bail, Result};
 use std::path::PathBuf;
 
@@ -185,7 +186,7 @@ impl Project {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::project::parse_pin;
+    use crate::pin::parse_pin;
 
     /// lkmlab's own pin without its `[[targets]]` (the last tables in
     /// the file), and `extra` after it.

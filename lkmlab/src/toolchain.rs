@@ -3,81 +3,13 @@
 
 use crate::fetch::{extract_from_deb, Fetcher};
 use crate::paths::Paths;
+use crate::pin::{Compiler, Version};
 use crate::process::{output_of, run_quiet};
-use crate::project::{Compiler, Project};
+use crate::project::Project;
 use anyhow::{bail, Context, Result};
-use std::cmp::Ordering;
 use std::ffi::OsString;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// A dotted version number such as `1.95.0`; missing parts count as 0. In
-/// the pin it is a string of dotted numbers (`"1.85.0"`), refused otherwise.
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Version(pub Vec<u32>);
-
-impl TryFrom<String> for Version {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        Version::parse(&s).ok_or_else(|| {
-            format!("{s:?} is not a version: use dotted numbers, such as \"1.85.0\"")
-        })
-    }
-}
-
-impl From<Version> for String {
-    fn from(v: Version) -> String {
-        v.to_string()
-    }
-}
-
-impl PartialEq for Version {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other).is_eq()
-    }
-}
-
-impl Eq for Version {}
-
-impl Version {
-    /// Parse the first dotted number in `text` (`rustc 1.95.0 (…)` → 1.95.0).
-    pub fn find_in(text: &str) -> Option<Version> {
-        text.split(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .filter(|w| w.contains('.'))
-            .find_map(|w| Version::parse(w.trim_matches('.')))
-    }
-
-    pub fn parse(s: &str) -> Option<Version> {
-        let parts: Option<Vec<u32>> = s.split('.').map(|p| p.parse().ok()).collect();
-        parts.filter(|p| !p.is_empty()).map(Version)
-    }
-}
-
-impl PartialOrd for Version {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Version {
-    fn cmp(&self, other: &Self) -> Ordering {
-        let n = self.0.len().max(other.0.len());
-        let get = |v: &Version, i: usize| v.0.get(i).copied().unwrap_or(0);
-        (0..n)
-            .map(|i| get(self, i).cmp(&get(other, i)))
-            .find(|o| o.is_ne())
-            .unwrap_or(Ordering::Equal)
-    }
-}
-
-impl fmt::Display for Version {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> = self.0.iter().map(u32::to_string).collect();
-        f.write_str(&parts.join("."))
-    }
-}
 
 fn tool_version(program: &str, arg: &str) -> Result<Version> {
     let out = output_of(Command::new(program).arg(arg), program)?;

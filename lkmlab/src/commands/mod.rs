@@ -3,11 +3,11 @@
 //! test and watch; `check`; `vm`; `info`: init, doctor, report, show), the
 //! context they share here.
 
-use crate::accel::AccelChoice;
 use crate::arch::Arch;
 use crate::cli::{Cli, Cmd, Format};
 use crate::fetch::Fetcher;
 use crate::paths::Paths;
+use crate::pin::AccelChoice;
 use crate::project::Project;
 use crate::timings::Timings;
 use crate::{guest, report};

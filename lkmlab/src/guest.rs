@@ -3,7 +3,8 @@
 
 use crate::arch::Arch;
 use crate::cpio::CpioWriter;
-use crate::module::module_name;
+use crate::module_dir::module_name;
+use crate::module_dir::{GUEST_TESTS_DIR, HELPERS_DIR, LOAD_EXT};
 use anyhow::{bail, Context, Result};
 use lkmlab_protocol::layout;
 use lkmlab_protocol::plan::{ExampleSuite, Item, Plan};
@@ -89,13 +90,6 @@ pub fn check_static_elf(bytes: &[u8], exe: &Path, fix: &str, arch: Arch) -> Resu
     Ok(())
 }
 
-/// Where a module keeps its own guest tests (see docs/guest-tests.md).
-pub const GUEST_TESTS_DIR: &str = "guest-tests";
-/// The subdirectory of [`GUEST_TESTS_DIR`] whose files are packed for the
-/// tests to use, not run as tests.
-pub const HELPERS_DIR: &str = "helpers";
-/// The extension of a test's list of modules to load before it runs.
-pub const LOAD_EXT: &str = "load";
 /// Shell commands made available to guest test scripts through busybox.
 const APPLETS: &[&str] = &[
     "sh", "ash", "cat", "echo", "test", "[", "grep", "sed", "ls", "mkdir", "rm", "sleep", "dmesg",

@@ -23,6 +23,7 @@ pub mod lint;
 pub mod lock;
 pub mod logscan;
 pub mod module;
+pub mod module_dir;
 pub mod output;
 pub mod paths;
 pub mod pin;

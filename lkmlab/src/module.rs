@@ -2,6 +2,7 @@
 //! pinned tree, and checked to carry that kernel's vermagic.
 
 use crate::kernel::KernelTree;
+use crate::module_dir;
 use crate::progress::{run_logged, warning_lines};
 use anyhow::{bail, Context, Result};
 use std::ffi::OsString;
@@ -312,15 +313,7 @@ fn source_files(src: &Path) -> Result<Vec<(std::ffi::OsString, u32, Vec<u8>)>> {
             let name = entry.file_name();
             let name_str = name.to_string_lossy();
             let top = dir == src;
-            if name_str.starts_with('.')
-                || (top
-                    && matches!(
-                        name_str.as_ref(),
-                        crate::guest::GUEST_TESTS_DIR
-                            | "target"
-                            | crate::rust_analyzer::RUST_PROJECT
-                    ))
-            {
+            if name_str.starts_with('.') || (top && module_dir::not_source_at_top(&name_str)) {
                 continue;
             }
             let meta =
@@ -444,13 +437,6 @@ pub fn check_vermagic(ko: &Path, release: &str) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// The module name of a `.ko` file (its file stem, as the kernel names it).
-pub fn module_name(ko: &Path) -> String {
-    ko.file_stem()
-        .map(|s| s.to_string_lossy().replace('-', "_"))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -636,10 +622,5 @@ mod tests {
         assert_eq!(make_var(&vars, "V"), Some("1"));
         assert_eq!(make_var(&vars, "CC"), None);
         assert_eq!(make_var(&["LLVM_IAS=0".to_string()], "LLVM"), None);
-    }
-
-    #[test]
-    fn module_names_use_underscores() {
-        assert_eq!(module_name(Path::new("/x/rust-hello.ko")), "rust_hello");
     }
 }

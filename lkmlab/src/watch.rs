@@ -28,7 +28,7 @@ fn ignored(name: &str) -> bool {
     name.starts_with('.')
         || name.ends_with('~')
         || name == "4913" // vim's write test
-        || name == crate::rust_analyzer::RUST_PROJECT
+        || name == crate::module_dir::RUST_PROJECT
         || name == "modules.order"
         || name == "Module.symvers"
         || [".o", ".ko", ".mod", ".mod.c", ".swp", ".tmp"]

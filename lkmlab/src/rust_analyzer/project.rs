@@ -10,8 +10,7 @@ use anyhow::{bail, Context, Result};
 use std::ffi::OsString;
 use std::path::Path;
 
-/// The file rust-analyzer reads for a project without Cargo.
-pub const RUST_PROJECT: &str = "rust-project.json";
+pub use crate::module_dir::RUST_PROJECT;
 
 /// Write rust-project.json for the module to `dest` with Kbuild's
 /// `rust-analyzer` target (it writes the file into the `MO=` directory),

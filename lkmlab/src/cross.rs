@@ -47,7 +47,7 @@ pub fn runner(arch: Arch, project: &Project, paths: &Paths, fetcher: &Fetcher) -
     if !done(&dir) {
         check_cross_libc(arch)?;
         crate::lock::fill_once(&dir, "building the guest runner", done, |staging| {
-            build_runner(arch, &lib, &linker, staging)
+            build_runner(arch, &lib, &linker, staging, &dir)
         })?;
     }
     let exe = dir.join(RUNNER);
@@ -118,7 +118,8 @@ fn workspace_manifest() -> Result<String> {
     Ok(toml::to_string(&manifest)?)
 }
 
-fn build_runner(arch: Arch, lib: &Path, linker: &str, out: &Path) -> Result<()> {
+/// Build the runner in `out`, which becomes `dest` when it is done.
+fn build_runner(arch: Arch, lib: &Path, linker: &str, out: &Path, dest: &Path) -> Result<()> {
     let ws = out.join("src");
     for (prefix, dir) in [("guest", &GUEST_SRC), ("protocol", &PROTOCOL_SRC)] {
         for (path, contents) in files(dir) {
@@ -180,7 +181,7 @@ fn build_runner(arch: Arch, lib: &Path, linker: &str, out: &Path) -> Result<()> 
     crate::status!(
         "building the guest runner for {arch} with the Rust library source (a minute or two, \
          once; log: {})",
-        log.display()
+        dest.join("build.log").display()
     );
     run_logged(&mut cmd, &log, "the guest runner's cross build")?;
     let built = target_dir.join(target).join("release").join(RUNNER);

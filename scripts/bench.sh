@@ -4,10 +4,10 @@
 # the same on a slow machine and a fast one, and background load hits both.
 #
 #   scripts/bench.sh [RUNS] [ROW...]    # RUNS per side (default 7); rows:
-#                                       # loop edit watch smp flavors sweep vm kunit timings
+#                                       # loop edit watch smp flavors sweep vm kunit timings arm64
 #
 # Needs the default and debug kernels built (`lkmlab kernel`, `lkmlab kernel
-# --flavor debug`), lkmlab (or $LKMLAB) and a static busybox on PATH (the vm
+# --flavor debug`; the arm64 row `lkmlab kernel --arch arm64`), lkmlab (or $LKMLAB) and a static busybox on PATH (the vm
 # row also vng and tmux). Runs under TCG (as CI does) unless BENCH_ACCEL says
 # otherwise.
 set -euo pipefail
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 runs=${1:-7}
 shift || true
 rows=("$@")
-[ ${#rows[@]} -gt 0 ] || rows=(loop edit watch smp flavors sweep vm kunit timings)
+[ ${#rows[@]} -gt 0 ] || rows=(loop edit watch smp flavors sweep vm kunit timings arm64)
 lkmlab=$(command -v "${LKMLAB:-lkmlab}")
 accel=${BENCH_ACCEL:-tcg}
 work=$(mktemp -d)
@@ -75,6 +75,28 @@ pair() {
 
 for row in "${rows[@]}"; do
   case $row in
+  arm64)
+    # hello on the arm64 target (cross-built; TCG emulating another
+    # architecture) against the x86_64 one (TCG), the whole lkmlab test with
+    # nothing changed; then QEMU start to exit; then where one run's time
+    # goes on each (--timings).
+    # shellcheck disable=SC2120 # called with --timings through "${side}_test"
+    arm64_test() { "$lkmlab" test --arch arm64 --module "$hello" --accel tcg --out "$work/ta" "$@"; }
+    # shellcheck disable=SC2120 # likewise
+    x86_test() { "$lkmlab" test --arch x86_64 --module "$hello" --accel tcg --out "$work/tx" "$@"; }
+    arm64_test >/dev/null 2>&1 || { echo "lkmlab test --arch arm64 on hello fails: fix that first"; exit 1; }
+    pair "hello, nothing changed: lkmlab test arm64 / x86_64 (TCG)" arm64_test x86_test
+    : >"$work/a" ; : >"$work/b"
+    for _ in $(seq "$runs"); do
+      arm64_test 2>"$work/err" >/dev/null; vm_time "$work/err" >>"$work/a"
+      x86_test 2>"$work/err" >/dev/null; vm_time "$work/err" >>"$work/b"
+    done
+    ma=$(median <"$work/a"); mb=$(median <"$work/b")
+    printf '%-58s %7.2f s vs %7.2f s  ratio %s\n' "hello, QEMU start to exit: arm64 / x86_64 (TCG)" "$ma" "$mb" "$(ratio "$ma" "$mb")"
+    for side in arm64 x86; do
+      printf '  %s: %s\n' "$side" "$("${side}_test" --timings 2>&1 >/dev/null | sed -n 's/^lkmlab: timings: //p')"
+    done
+    ;;
   loop)
     # lkmlab test on hello with nothing changed, against the bare boot.
     pair "hello, nothing changed: lkmlab test / bare boot" hello_test bare_boot

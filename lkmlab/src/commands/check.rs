@@ -191,16 +191,18 @@ pub fn matrix(modules: &[String], runs: &[(Target, TargetRun)]) -> String {
     let first = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0).max(6);
     let widths: Vec<usize> = runs.iter().map(|(t, _)| t.name().len().max(5)).collect();
     let mut out = String::from("\nmodule × target:\n");
-    let _ = write!(out, "  {:first$}", "");
+    let mut header = format!("  {:first$}", "");
     for ((t, _), w) in runs.iter().zip(&widths) {
-        let _ = write!(out, "  {:w$}", t.name());
+        let _ = write!(header, "  {:w$}", t.name());
     }
+    out.push_str(header.trim_end());
     out.push('\n');
     for (name, cells) in &rows {
-        let _ = write!(out, "  {name:first$}");
+        let mut line = format!("  {name:first$}");
         for (c, w) in cells.iter().zip(&widths) {
-            let _ = write!(out, "  {:w$}", c.word());
+            let _ = write!(line, "  {:w$}", c.word());
         }
+        out.push_str(line.trim_end());
         out.push('\n');
     }
     for (t, r) in runs {
@@ -310,6 +312,7 @@ mod tests {
         assert_eq!(modules, ["hello", "scull"]);
         let text = matrix(&modules, &runs);
         let lines: Vec<&str> = text.lines().collect();
+        assert!(lines.iter().all(|l| l.trim_end() == *l), "{text:?}");
         assert_eq!(lines[1], "module × target:");
         assert_eq!(
             lines[2].split_whitespace().collect::<Vec<_>>(),

@@ -68,7 +68,7 @@ assert lib.assertMsg (
   (old: {
     # The unpack fails unless the tarball has the top directory lkmlab.toml names.
     sourceRoot = pin.tarball.top_dir;
-    # kernel-config/base.config sets CONFIG_KERNEL_LZ4=y, so Kbuild runs `lz4`
+    # kernel-config/x86_64.config sets CONFIG_KERNEL_LZ4=y, so Kbuild runs `lz4`
     # for the compressed image (arch/x86/boot/compressed); build.nix's
     # nativeBuildInputs have zstd, and stdenv xz, but nothing has lz4.
     # getBin: the output with bin/lz4 (lz4's first output is `dev`).

@@ -17,10 +17,10 @@
 
       # A project's flake outputs, on lkmlab's nixpkgs: what a module
       # repository's flake.nix returns (`lkmlab.lib.mkFlake { src = ./.; }`).
-      # lkmlab configures with `make ARCH=x86_64` and boots
-      # qemu-system-x86_64; once it knows a second architecture,
-      # "aarch64-linux" is one more entry: nix/lab.nix takes everything else
-      # from the nixpkgs platform.
+      # The flake's outputs are x86_64-linux's, configured with `make
+      # ARCH=x86_64` and booted with qemu-system-x86_64. The lkmlab CLI also
+      # builds and tests arm64 targets (cross-built with clang); the flake
+      # has no arm64 outputs yet (docs/nix.md).
       mkFlake =
         {
           src,

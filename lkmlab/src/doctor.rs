@@ -407,3 +407,86 @@ pub fn print(checks: &[Check]) -> bool {
     }
     failed == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::Arch;
+
+    fn v(s: &str) -> Version {
+        Version::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_version_passes_at_or_above_the_minimum_and_fails_below_with_the_fix() {
+        let ok = versioned("rustc", Ok(v("1.95.0")), &v("1.85.0"), "FIX".into());
+        assert_eq!(
+            (ok.status, ok.detail.as_str()),
+            (Status::Ok, "1.95.0 (>= 1.85.0)")
+        );
+        assert!(ok.fix.is_none());
+        let old = versioned("rustc", Ok(v("1.80")), &v("1.85.0"), "FIX".into());
+        assert_eq!(old.status, Status::Fail);
+        assert!(old
+            .detail
+            .contains("older than the kernel's minimum 1.85.0"));
+        assert_eq!(old.fix.as_deref(), Some("FIX"));
+        let missing = versioned(
+            "bindgen",
+            Err(anyhow::anyhow!("bindgen is not installed")),
+            &v("0.71.1"),
+            "FIX".into(),
+        );
+        assert_eq!(missing.status, Status::Fail);
+        assert_eq!(missing.detail, "bindgen is not installed");
+    }
+
+    /// lkmlab's own pin with an LLVM that is not there.
+    fn project_without_llvm() -> Project {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let text = std::fs::read_to_string(root.join("lkmlab.toml"))
+            .unwrap()
+            .replace("llvm = \"-19\"", "llvm = \"/nonexistent-llvm/\"");
+        Project {
+            root,
+            pin: crate::pin::parse_pin(&text).unwrap(),
+        }
+    }
+
+    /// Missing LLVM is a note while only an unused flavor needs it, and a
+    /// failure when a target at hand does (a cross-built architecture).
+    #[test]
+    fn missing_llvm_fails_only_a_target_that_needs_it() {
+        let p = project_without_llvm();
+        let x86 = p.target_of(Arch::X86_64, "default").unwrap();
+        let only_x86 = llvm_check(&p, std::slice::from_ref(&x86)).unwrap();
+        assert_eq!(only_x86.status, Status::Note, "{}", only_x86.detail);
+        assert!(only_x86.name.contains("flavor debug"), "{}", only_x86.name);
+
+        let arm = p.target_of(Arch::Arm64, "default").unwrap();
+        if arm.arch.is_foreign() {
+            let with_arm = llvm_check(&p, &[x86, arm]).unwrap();
+            assert_eq!(with_arm.status, Status::Fail, "{}", with_arm.detail);
+            assert!(with_arm.name.contains("target arm64"), "{}", with_arm.name);
+        }
+    }
+
+    /// A cross-built architecture needs the cross C library for its runner;
+    /// without a pinned busybox its script tests cannot run, which is a note.
+    #[test]
+    fn another_architecture_is_checked_for_its_runner_and_busybox() {
+        let mut p = project_without_llvm();
+        let checks = crate::cross::doctor_checks(Arch::Arm64, &p);
+        let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+        assert!(
+            names.contains(&"libc6-dev-arm64-cross (runner for arm64)")
+                && names.contains(&"libgcc-12-dev-arm64-cross (runner for arm64)"),
+            "{names:?}"
+        );
+        assert!(!names.iter().any(|n| n.starts_with("busybox")), "{names:?}");
+        p.pin.toolchain.busybox.clear();
+        let checks = crate::cross::doctor_checks(Arch::Arm64, &p);
+        let busybox = checks.iter().find(|c| c.name == "busybox (arm64)").unwrap();
+        assert_eq!(busybox.status, Status::Note);
+    }
+}

@@ -5,7 +5,7 @@
 #
 # Pure Nix (no nixpkgs), so it evaluates anywhere and is cross-checked against
 # `lkmlab show kconfig --arch <arch> --flavor <flavor>` by .ci/nix-check; the rules are
-# lkmlab's (lkmlab/src/kconfig.rs). Returns { CONFIG_X = "y"; ... }:
+# lkmlab's (lkmlab/src/build/kconfig.rs). Returns { CONFIG_X = "y"; ... }:
 #   CONFIG_X=y|m|n|123|-1|0x1f   -> the value; a `# comment` after it is dropped
 #   CONFIG_X="text"              -> text, unquoted (a backslash escapes the next
 #                                   character, as Kconfig reads it)

@@ -105,8 +105,8 @@ fi
 # virtme-ng for `lkmlab vm`, at the version lkmlab is tested with, from PyPI
 # through pipx: Debian 12 refuses `pip install --user` into its Python (PEP 668),
 # and bookworm has no virtme-ng package. vng lands in ~/.local/bin.
-vng_version=$(sed -n 's/^pub const VNG_TESTED: &str = "\([^"]*\)";/\1/p' lkmlab/src/vng.rs)
-[ -n "$vng_version" ] || die "lkmlab/src/vng.rs has no VNG_TESTED"
+vng_version=$(sed -n 's/^pub const VNG_TESTED: &str = "\([^"]*\)";/\1/p' lkmlab/src/lab/vng.rs)
+[ -n "$vng_version" ] || die "lkmlab/src/lab/vng.rs has no VNG_TESTED"
 vng_bin=${PIPX_BIN_DIR:-$HOME/.local/bin}/vng
 if "$vng_bin" --version 2>/dev/null | grep -qx "virtme-ng $vng_version"; then
   say "virtme-ng $vng_version: present"

@@ -257,7 +257,7 @@ class Replica:
         return venv
 
     def guest_runner(self):
-        # The static runner as lkmlab builds it (lkmlab/src/guest.rs).
+        # The static runner as lkmlab builds it (lkmlab/src/vm/guest.rs).
         env = dict(os.environ, CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static")
         env.pop("RUSTFLAGS", None)
         run(["cargo", "build", "--quiet", "--release", "--locked", "-p", "lkmlab-guest",

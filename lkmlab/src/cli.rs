@@ -1,9 +1,9 @@
 //! The command line.
 
-use crate::arch::Arch;
+use crate::config::arch::Arch;
+use crate::config::pin::AccelChoice;
+use crate::config::target::Selection;
 use crate::output::ColorChoice;
-use crate::pin::AccelChoice;
-use crate::target::Selection;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 

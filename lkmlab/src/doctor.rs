@@ -1,15 +1,15 @@
 //! `lkmlab doctor`: is every tool the pipeline needs here, new enough, and
 //! how to fix it when not.
 
-use crate::accel;
-use crate::arch::{Arch, KvmProbe};
-use crate::paths::Paths;
-use crate::pin::Compiler;
-use crate::pin::Version;
-use crate::project::Project;
-use crate::target::Target;
-use crate::toolchain::{self, LibSrc};
-use crate::vng;
+use crate::build::toolchain::{self, LibSrc};
+use crate::config::arch::{Arch, KvmProbe};
+use crate::config::paths::Paths;
+use crate::config::pin::Compiler;
+use crate::config::pin::Version;
+use crate::config::project::Project;
+use crate::config::target::Target;
+use crate::lab::vng;
+use crate::vm::accel;
 use std::path::Path;
 
 #[derive(Debug, PartialEq, Eq)]
@@ -198,7 +198,7 @@ pub fn run(project: &Project, paths: &Paths, targets: &[Target]) -> Vec<Check> {
     });
     checks.extend(llvm_check(project, targets));
     for arch in arches.iter().filter(|a| a.is_foreign()) {
-        checks.extend(crate::cross::doctor_checks(*arch, project));
+        checks.extend(crate::vm::cross::doctor_checks(*arch, project));
     }
     checks.extend(lab_checks(project));
     let probed = arches
@@ -245,7 +245,7 @@ fn llvm_check(project: &Project, targets: &[Target]) -> Option<Check> {
         .kconfig
         .flavors
         .iter()
-        .filter(|(_, f)| f.compiler == crate::pin::Compiler::Llvm)
+        .filter(|(_, f)| f.compiler == crate::config::pin::Compiler::Llvm)
         .map(|(name, _)| format!("flavor {name}"))
         .collect();
     users.extend(
@@ -372,13 +372,13 @@ fn lab_checks(project: &Project) -> Vec<Check> {
     }
     // Optional: only `lkmlab rust-analyzer --check` needs it.
     let name = "rust-analyzer (--check)";
-    checks.push(match crate::rust_analyzer::diagnostics::locate(None) {
+    checks.push(match crate::lab::rust_analyzer::diagnostics::locate(None) {
         Ok(p) => check(name, Status::Ok, p.display().to_string(), None),
         Err(e) => check(
             name,
             Status::Note,
             format!("optional, none that runs: {e}"),
-            Some(crate::rust_analyzer::diagnostics::install_hint(
+            Some(crate::lab::rust_analyzer::diagnostics::install_hint(
                 &project.pin.toolchain.rust_analyzer.to_string(),
             )),
         ),
@@ -411,7 +411,7 @@ pub fn print(checks: &[Check]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arch::Arch;
+    use crate::config::arch::Arch;
 
     fn v(s: &str) -> Version {
         Version::parse(s).unwrap()
@@ -449,7 +449,7 @@ mod tests {
             .replace("llvm = \"-19\"", "llvm = \"/nonexistent-llvm/\"");
         Project {
             root,
-            pin: crate::pin::parse_pin(&text).unwrap(),
+            pin: crate::config::pin::parse_pin(&text).unwrap(),
         }
     }
 
@@ -476,7 +476,7 @@ mod tests {
     #[test]
     fn another_architecture_is_checked_for_its_runner_and_busybox() {
         let mut p = project_without_llvm();
-        let checks = crate::cross::doctor_checks(Arch::Arm64, &p);
+        let checks = crate::vm::cross::doctor_checks(Arch::Arm64, &p);
         let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
         assert!(
             names.contains(&"libc6-dev-arm64-cross (runner for arm64)")
@@ -485,7 +485,7 @@ mod tests {
         );
         assert!(!names.iter().any(|n| n.starts_with("busybox")), "{names:?}");
         p.pin.toolchain.busybox.clear();
-        let checks = crate::cross::doctor_checks(Arch::Arm64, &p);
+        let checks = crate::vm::cross::doctor_checks(Arch::Arm64, &p);
         let busybox = checks.iter().find(|c| c.name == "busybox (arm64)").unwrap();
         assert_eq!(busybox.status, Status::Note);
     }

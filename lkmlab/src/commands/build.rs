@@ -2,11 +2,11 @@
 //! `module`, `lint`, `rust-analyzer`, `clean`; and where module builds go.
 
 use super::{Ctx, Done};
+use crate::build::kernel::{self, KernelTree};
+use crate::build::module::{self, ModuleBuild};
 use crate::cli::TargetArg;
-use crate::kernel::{self, KernelTree};
-use crate::module::{self, ModuleBuild};
-use crate::target::Target;
-use crate::{clean, lint, toolchain};
+use crate::config::target::Target;
+use crate::{build::toolchain, lab::clean, lab::lint};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -56,7 +56,7 @@ pub(super) struct AnalyzerArgs {
 
 pub(super) fn rust_analyzer(ctx: &Ctx, target: &TargetArg, a: &AnalyzerArgs) -> Result<Done> {
     let src = a.module.clone().unwrap_or_else(|| ctx.default_module_dir());
-    crate::rust_analyzer::run(&crate::rust_analyzer::Request {
+    crate::lab::rust_analyzer::run(&crate::lab::rust_analyzer::Request {
         project: &ctx.project,
         paths: &ctx.paths,
         fetcher: &ctx.fetcher(),
@@ -190,7 +190,7 @@ fn out_dir_name(root: &Path, src: &Path) -> String {
         .unwrap_or_else(|| "module".into());
     let key = src.strip_prefix(root).unwrap_or(src);
     let hash = Sha256::digest(key.as_os_str().as_bytes());
-    format!("{name}-{}", &crate::fetch::hex(&hash)[..8])
+    format!("{name}-{}", &crate::source::fetch::hex(&hash)[..8])
 }
 
 /// Build into a module's output folder alone: a second lkmlab building the

@@ -5,10 +5,10 @@
 use super::test::build_and_test;
 use super::{print_verdict, Ctx, Done};
 use crate::cli::{Format, TargetArg, VmArgs};
+use crate::config::target::Target;
 use crate::doctor;
+use crate::judge::report::Verdict;
 use crate::ktap::Outcome;
-use crate::report::Verdict;
-use crate::target::Target;
 use crate::timings::Timings;
 use anyhow::{bail, Result};
 use std::fmt::Write as _;
@@ -252,7 +252,7 @@ fn to_json(modules: &[String], runs: &[(Target, TargetRun)]) -> serde_json::Valu
                 "result": overall(r).word().to_lowercase(),
             });
             match r {
-                TargetRun::Judged(v) => entry["verdict"] = crate::report::to_json(v),
+                TargetRun::Judged(v) => entry["verdict"] = crate::judge::report::to_json(v),
                 TargetRun::Broken(why) => entry["error"] = why.clone().into(),
             }
             entry
@@ -267,9 +267,9 @@ fn to_json(modules: &[String], runs: &[(Target, TargetRun)]) -> serde_json::Valu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arch::Arch;
-    use crate::qemu::Ending;
-    use crate::target::DEFAULT_FLAVOR;
+    use crate::config::arch::Arch;
+    use crate::config::target::DEFAULT_FLAVOR;
+    use crate::vm::qemu::Ending;
     use std::time::Duration;
 
     fn target(arch: Arch) -> Target {
@@ -282,7 +282,7 @@ mod tests {
 
     fn judged(ktap: &str) -> TargetRun {
         let ending = Ending::Saved;
-        TargetRun::Judged(crate::report::evaluate(
+        TargetRun::Judged(crate::judge::report::evaluate(
             ktap,
             "",
             &ending,

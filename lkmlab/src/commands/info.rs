@@ -3,7 +3,7 @@
 
 use super::{print_verdict, Ctx, Done};
 use crate::cli::{Format, ShowWhat};
-use crate::{doctor, kconfig, kernel, ktap, qemu, report};
+use crate::{build::kconfig, build::kernel, doctor, judge::report, ktap, vm::qemu};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::time::Duration;
@@ -49,14 +49,14 @@ pub(super) fn init(dir: Option<&Path>, name: Option<&str>) -> Result<()> {
     };
     let name = match name {
         Some(n) => n.to_string(),
-        None => crate::init::default_name(&dir).with_context(|| {
+        None => crate::lab::init::default_name(&dir).with_context(|| {
             format!(
                 "{} does not make a module name: give one with --name NAME",
                 dir.display()
             )
         })?,
     };
-    let files = crate::init::init(&dir, &name)?;
+    let files = crate::lab::init::init(&dir, &name)?;
     crate::status!(
         "created module {name} with {} files in {}; next: cd {} && lkmlab check",
         files.len(),

@@ -3,14 +3,14 @@
 //! test and watch; `check`; `vm`; `info`: init, doctor, report, show), the
 //! context they share here.
 
-use crate::arch::Arch;
 use crate::cli::{Cli, Cmd, Format};
-use crate::fetch::Fetcher;
-use crate::paths::Paths;
-use crate::pin::AccelChoice;
-use crate::project::Project;
+use crate::config::arch::Arch;
+use crate::config::paths::Paths;
+use crate::config::pin::AccelChoice;
+use crate::config::project::Project;
+use crate::source::fetch::Fetcher;
 use crate::timings::Timings;
-use crate::{guest, report};
+use crate::{judge::report, vm::guest};
 use anyhow::Result;
 use lkmlab_protocol::plan::ExampleSuite;
 use std::path::{Path, PathBuf};
@@ -61,7 +61,7 @@ impl Ctx {
     fn guest_tools(&self, arch: Arch) -> guest::GuestTools<'_> {
         let busybox: Box<dyn Fn() -> Result<PathBuf> + '_> = if arch.is_foreign() {
             Box::new(move || {
-                crate::cross::busybox(arch, &self.project, &self.paths, &self.fetcher())
+                crate::vm::cross::busybox(arch, &self.project, &self.paths, &self.fetcher())
             })
         } else {
             Box::new(guest::find_busybox)

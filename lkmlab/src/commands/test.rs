@@ -3,12 +3,12 @@
 
 use super::build::{build_module, kos_in};
 use super::{accel_choice, finish, print_verdict, Ctx, Done};
+use crate::build::kernel::{self, KernelTree};
+use crate::build::module;
 use crate::cli::{Format, TargetArg, VmArgs};
-use crate::kernel::{self, KernelTree};
-use crate::module;
-use crate::target::Target;
+use crate::config::target::Target;
 use crate::timings::Timings;
-use crate::{accel, guest, junit, qemu, report, watch};
+use crate::{judge::junit, judge::report, lab::watch, vm::accel, vm::guest, vm::qemu};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -174,7 +174,7 @@ fn run_vm_test(
     };
     timings.stage("initramfs", || -> Result<()> {
         let runner = guest::runner(runner, target.arch, || {
-            crate::cross::runner(target.arch, &ctx.project, &ctx.paths, &ctx.fetcher())
+            crate::vm::cross::runner(target.arch, &ctx.project, &ctx.paths, &ctx.fetcher())
         })?;
         guest::write_initramfs(&initramfs, &runner, payload, &options)
     })?;

@@ -4,9 +4,9 @@
 use super::build::{build_module, kos_in};
 use super::{accel_choice, Ctx, Done};
 use crate::cli::VmCmd;
-use crate::target::Target;
+use crate::config::target::Target;
 use crate::timings::Timings;
-use crate::{accel, kernel, toolchain, vng};
+use crate::{build::kernel, build::toolchain, lab::vng, vm::accel};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

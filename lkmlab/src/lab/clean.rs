@@ -8,10 +8,10 @@
 //! differs holds that checkout's trees too, and they are stale from here:
 //! `--dry-run` lists before anything is removed.
 
-use crate::arch::Arch;
-use crate::kernel;
-use crate::paths::Paths;
-use crate::project::Project;
+use crate::build::kernel;
+use crate::config::arch::Arch;
+use crate::config::paths::Paths;
+use crate::config::project::Project;
 use anyhow::{Context, Result};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 pub struct InUse {
     pub kernel_trees: BTreeSet<PathBuf>,
     /// Targets whose current tree cannot be worked out here (their compiler
-    /// is missing, say), by their label ([`crate::target::Target::label`]):
+    /// is missing, say), by their label ([`crate::config::target::Target::label`]):
     /// every tree of theirs is kept, with the reason.
     pub unknown_targets: Vec<(String, String)>,
     pub source: PathBuf,
@@ -40,7 +40,7 @@ pub fn in_use(project: &Project, paths: &Paths) -> Result<InUse> {
         .keys()
         .map(String::as_str)
         .collect();
-    flavors.insert(crate::target::DEFAULT_FLAVOR);
+    flavors.insert(crate::config::target::DEFAULT_FLAVOR);
     let mut arches: BTreeSet<Arch> = project.pin.kconfig.arch.keys().copied().collect();
     arches.extend(project.pin.targets.iter().map(|t| t.arch));
     arches.insert(Arch::X86_64);

@@ -1,6 +1,6 @@
 //! A project: the directory that holds `lkmlab.toml`, and its pin.
 
-use crate::pin::{parse_pin, Pin, PIN_FILE};
+use crate::config::pin::{parse_pin, Pin, PIN_FILE};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 

@@ -5,9 +5,9 @@
 //! QEMU's isa-debug-exit port; KVM counts as usable only if that finishes
 //! within [`PROBE_DEADLINE`] (TCG itself does it in about 0.2 s).
 
-use crate::arch::{Arch, KvmProbe};
-use crate::paths::Paths;
-use crate::pin::AccelChoice;
+use crate::config::arch::{Arch, KvmProbe};
+use crate::config::paths::Paths;
+use crate::config::pin::AccelChoice;
 use crate::process::Waited;
 use anyhow::{bail, Result};
 use std::fmt;

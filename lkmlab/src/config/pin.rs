@@ -1,9 +1,9 @@
 //! The types of `lkmlab.toml`, the single pin: each value is checked as the
 //! file is read ([`parse_pin`]), so a bad one is refused naming its key, and
-//! nothing later parses a pin string again. [`crate::project::Project`] is a
+//! nothing later parses a pin string again. [`crate::config::project::Project`] is a
 //! pin with the directory it was found in.
 
-use crate::arch::Arch;
+use crate::config::arch::Arch;
 use lkmlab_protocol::plan::ExampleSuite;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
@@ -138,7 +138,7 @@ impl Default for TargetCfg {
 }
 
 fn default_flavor() -> String {
-    crate::target::DEFAULT_FLAVOR.to_string()
+    crate::config::target::DEFAULT_FLAVOR.to_string()
 }
 
 /// The compiler a kernel flavor (and every module built against it) is built with.

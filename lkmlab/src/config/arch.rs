@@ -5,7 +5,7 @@
 //! the Rust target of the guest runner and the ELF machine of what runs in
 //! the guest. Nothing outside this file names an architecture.
 
-use crate::accel::Accel;
+use crate::vm::accel::Accel;
 use anyhow::{anyhow, Context, Result};
 use serde::Deserialize;
 use std::fmt;
@@ -246,7 +246,7 @@ impl Arch {
 /// How KVM's use for a guest can be decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KvmProbe {
-    /// Boot a boot sector under KVM and time it ([`crate::accel`]).
+    /// Boot a boot sector under KVM and time it ([`crate::vm::accel`]).
     BootSector,
     /// The host's own architecture, but lkmlab has no probe for it: KVM only
     /// when asked for (`--accel kvm`).

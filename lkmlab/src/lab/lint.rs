@@ -10,8 +10,8 @@
 //!   an error. The build goes to its own directory, wiped first: Kbuild
 //!   would otherwise find the objects up to date and lint nothing.
 
-use crate::kernel::KernelTree;
-use crate::progress::{run_logged, warning_lines};
+use crate::build::kernel::KernelTree;
+use crate::build::progress::{run_logged, warning_lines};
 use anyhow::{bail, Context, Result};
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -124,7 +124,7 @@ pub fn clippy(l: &Lint) -> Result<()> {
         .canonicalize()
         .with_context(|| format!("module directory {}", l.src.display()))?;
     let out = (l.out.canonicalize()).with_context(|| format!("resolving {}", l.out.display()))?;
-    let mut cmd = crate::module::kbuild(l.tree, &src, &out, l.env);
+    let mut cmd = crate::build::module::kbuild(l.tree, &src, &out, l.env);
     cmd.args(["CLIPPY=1", "KRUSTFLAGS=-Dwarnings", "modules"]);
     let log = out.join("lint.log");
     run_logged(

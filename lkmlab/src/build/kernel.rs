@@ -1,16 +1,16 @@
 //! The pinned kernel: unpack the source, configure it from the fragments
 //! (verifying every requested option), and build it into a cached tree.
 
-use crate::fetch::{extract_from_deb, hex, verify, Fetcher};
-use crate::kconfig;
+use crate::build::kconfig;
+use crate::build::progress::run_logged;
+use crate::build::toolchain;
+use crate::config::paths::Paths;
+use crate::config::pin::Compiler;
+use crate::config::project::Project;
+use crate::config::target::Target;
 use crate::lock;
-use crate::paths::Paths;
-use crate::pin::Compiler;
 use crate::process::run_quiet;
-use crate::progress::run_logged;
-use crate::project::Project;
-use crate::target::Target;
-use crate::toolchain;
+use crate::source::fetch::{extract_from_deb, hex, verify, Fetcher};
 use crate::util::{human_duration, write_atomic};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
@@ -608,7 +608,7 @@ mod tests {
 
     fn target(project: &Project, flavor: &str) -> Target {
         project
-            .target_of(crate::arch::Arch::X86_64, flavor)
+            .target_of(crate::config::arch::Arch::X86_64, flavor)
             .unwrap()
     }
 
@@ -671,7 +671,7 @@ mod tests {
             .0;
         assert_ne!(a, b);
         let arm64 = project
-            .target_of(crate::arch::Arch::Arm64, "default")
+            .target_of(crate::config::arch::Arch::Arm64, "default")
             .unwrap();
         let c = key_of(&build_inputs(&project, &arm64, "/a").unwrap())
             .unwrap()
@@ -692,7 +692,7 @@ mod tests {
     fn an_unknown_flavor_is_refused_by_name() {
         let (_dir, project) = temp_project();
         let err = project
-            .target_of(crate::arch::Arch::X86_64, "fast")
+            .target_of(crate::config::arch::Arch::X86_64, "fast")
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown flavor \"fast\""), "{err}");

@@ -5,10 +5,10 @@
 //! output directory is on the host filesystem, so a `.ko` rebuilt on the host
 //! by `lkmlab module` is what the guest sees at once.
 
-use crate::accel::Accel;
-use crate::kconfig;
+use crate::build::kconfig;
 use crate::process::output_of;
 use crate::process::{self, Waited};
+use crate::vm::accel::Accel;
 use anyhow::{bail, Context, Result};
 use std::ffi::OsString;
 use std::io::{IsTerminal, Read, Write};

@@ -1,10 +1,10 @@
 //! The guest side of a test run: the static runner (PID 1) and the initramfs
 //! that carries it, the modules and the test plan.
 
-use crate::arch::Arch;
-use crate::cpio::CpioWriter;
-use crate::module_dir::module_name;
-use crate::module_dir::{GUEST_TESTS_DIR, HELPERS_DIR, LOAD_EXT};
+use crate::build::module_dir::module_name;
+use crate::build::module_dir::{GUEST_TESTS_DIR, HELPERS_DIR, LOAD_EXT};
+use crate::config::arch::Arch;
+use crate::vm::cpio::CpioWriter;
 use anyhow::{bail, Context, Result};
 use lkmlab_protocol::layout;
 use lkmlab_protocol::plan::{ExampleSuite, Item, Plan};
@@ -16,7 +16,7 @@ pub const EMBEDDED_RUNNER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/lkm
 /// The runner for a test run on `arch`: `--runner FILE` (checked to be
 /// static and for `arch`), else the one carried inside lkmlab for the
 /// architecture lkmlab itself runs on, else `cross_built` (one cross-built
-/// for `arch` from the sources lkmlab carries: [`crate::cross::runner`]).
+/// for `arch` from the sources lkmlab carries: [`crate::vm::cross::runner`]).
 pub fn runner(
     given: Option<&Path>,
     arch: Arch,

@@ -2,7 +2,7 @@
 //! elsewhere (kernel log findings, timeouts), written with `quick-junit`
 //! (nextest's writer), checked by a JUnit reader in the tests.
 
-use crate::failure::Failure;
+use crate::judge::failure::Failure;
 use crate::ktap::{Outcome, Report, TestCase as KtapCase};
 use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
 use std::time::Duration;
@@ -17,7 +17,7 @@ use std::time::Duration;
 /// its leaves did gets a failed testcase of its own. Each of
 /// `extra_failures` (the verdict's: the report's structural problems and
 /// bail-out among them) becomes a testcase named by its ID: an `<error>`
-/// when the run itself broke ([`crate::failure::FailureKind::is_error`]),
+/// when the run itself broke ([`crate::judge::failure::FailureKind::is_error`]),
 /// else a `<failure>`. `time_secs` is the suite's duration.
 pub fn render(suite: &str, report: &Report, extra_failures: &[Failure], time_secs: f64) -> String {
     let mut cases = Vec::new();
@@ -167,10 +167,10 @@ fn failure(case: &KtapCase, diags: &[&str]) -> TestCaseStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::failure::FailureKind;
+    use crate::judge::failure::FailureKind;
+    use crate::judge::logscan::FindingKind;
     use crate::ktap;
-    use crate::logscan::FindingKind;
-    use crate::qemu::Ending;
+    use crate::vm::qemu::Ending;
     use junit_parser::TestStatus;
 
     /// The document as a JUnit reader sees it.
@@ -364,8 +364,12 @@ ok 2 top_leaf
     #[test]
     fn problems_and_bail_out_become_errors_once() {
         let text = "KTAP version 1\n1..3\nok 1 a\nBail out! no /dev/scull0\n";
-        let verdict =
-            crate::report::evaluate(text, "", &Ending::Saved, std::time::Duration::from_secs(1));
+        let verdict = crate::judge::report::evaluate(
+            text,
+            "",
+            &Ending::Saved,
+            std::time::Duration::from_secs(1),
+        );
         let suites = read(&render("s", &verdict.ktap, &verdict.extra_failures, 1.0));
         assert_eq!(names(&suites), ["a", "ktap.structure", "ktap.bail_out"]);
         match &case(&suites, "ktap.structure").status {

@@ -7,7 +7,7 @@
 //! and what `docs/troubleshooting.md` documents: it belongs to the kind, not
 //! to its display text, so relabelling a kind never renames it for users.
 
-use crate::logscan::FindingKind;
+use crate::judge::logscan::FindingKind;
 use std::borrow::Cow;
 
 /// What kind of failure it is.

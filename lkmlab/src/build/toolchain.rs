@@ -1,11 +1,11 @@
 //! The host toolchain the kernel build uses: rustc and its library source,
 //! bindgen and libclang, checked against the kernel's minimums.
 
-use crate::fetch::{extract_from_deb, Fetcher};
-use crate::paths::Paths;
-use crate::pin::{Compiler, Version};
+use crate::config::paths::Paths;
+use crate::config::pin::{Compiler, Version};
+use crate::config::project::Project;
 use crate::process::{output_of, run_quiet};
-use crate::project::Project;
+use crate::source::fetch::{extract_from_deb, Fetcher};
 use anyhow::{bail, Context, Result};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -310,7 +310,7 @@ fn files_identity(files: &[PathBuf]) -> Option<String> {
             .as_bytes(),
         );
     }
-    Some(crate::fetch::hex(&h.finalize())[..16].to_string())
+    Some(crate::source::fetch::hex(&h.finalize())[..16].to_string())
 }
 
 /// The versions that go into the kernel cache key: the compiler and linker

@@ -2,9 +2,9 @@
 //! guest reports: KTAP on a virtio serial port, the kernel log on the serial
 //! console. What differs between architectures comes from [`Arch`].
 
-use crate::accel::Accel;
-use crate::arch::Arch;
+use crate::config::arch::Arch;
 use crate::process::{self, Waited};
+use crate::vm::accel::Accel;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};

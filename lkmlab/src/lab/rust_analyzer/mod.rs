@@ -9,12 +9,12 @@
 pub mod diagnostics;
 pub mod project;
 
-use crate::fetch::Fetcher;
-use crate::kernel::{self, KernelTree};
-use crate::paths::Paths;
-use crate::project::Project;
-use crate::target::Target;
-use crate::toolchain;
+use crate::build::kernel::{self, KernelTree};
+use crate::build::toolchain;
+use crate::config::paths::Paths;
+use crate::config::project::Project;
+use crate::config::target::Target;
+use crate::source::fetch::Fetcher;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 

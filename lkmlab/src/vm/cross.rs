@@ -9,13 +9,13 @@
 //! clang and lld as the cross linker and Debian's cross glibc
 //! (`libc6-dev-<arch>-cross`) linked statically, as the host's runner is.
 
-use crate::arch::Arch;
+use crate::build::progress::run_logged;
+use crate::build::toolchain;
+use crate::config::arch::Arch;
+use crate::config::paths::Paths;
+use crate::config::project::Project;
 use crate::doctor::{Check, Status};
-use crate::fetch::{extract_from_deb, hex, Fetcher};
-use crate::paths::Paths;
-use crate::progress::run_logged;
-use crate::project::Project;
-use crate::toolchain;
+use crate::source::fetch::{extract_from_deb, hex, Fetcher};
 use anyhow::{bail, Context, Result};
 use include_dir::{include_dir, Dir};
 use sha2::{Digest, Sha256};
@@ -26,8 +26,8 @@ use std::process::Command;
 static GUEST_SRC: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../guest");
 static PROTOCOL_SRC: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../protocol");
 /// The workspace's manifest and lock: the runner's profile and dependency versions.
-const WORKSPACE_MANIFEST: &str = include_str!("../../Cargo.toml");
-const WORKSPACE_LOCK: &str = include_str!("../../Cargo.lock");
+const WORKSPACE_MANIFEST: &str = include_str!("../../../Cargo.toml");
+const WORKSPACE_LOCK: &str = include_str!("../../../Cargo.lock");
 /// Bump when the way the runner is cross-built changes.
 const RECIPE: &str = "lkmlab-cross-runner-1";
 const RUNNER: &str = "lkmlab-guest";
@@ -52,7 +52,7 @@ pub fn runner(arch: Arch, project: &Project, paths: &Paths, fetcher: &Fetcher) -
     }
     let exe = dir.join(RUNNER);
     let bytes = std::fs::read(&exe).with_context(|| format!("reading {}", exe.display()))?;
-    crate::guest::check_static_elf(&bytes, &exe, crate::guest::RUNNER_STATIC_FIX, arch)?;
+    crate::vm::guest::check_static_elf(&bytes, &exe, crate::vm::guest::RUNNER_STATIC_FIX, arch)?;
     Ok(bytes)
 }
 
@@ -244,7 +244,7 @@ pub fn busybox(arch: Arch, project: &Project, paths: &Paths, fetcher: &Fetcher) 
         })?;
     }
     let exe = dir.join(BUSYBOX_IN_DEB);
-    crate::guest::check_static(&exe, "pin Debian's busybox-static package", arch)
+    crate::vm::guest::check_static(&exe, "pin Debian's busybox-static package", arch)
         .context("busybox for guest test scripts")?;
     Ok(exe)
 }

@@ -3,9 +3,9 @@
 //! once and passed down, so that nothing below looks a flavor up by name
 //! again.
 
-use crate::arch::Arch;
-use crate::pin::{Compiler, Flavor, TargetCfg, PIN_FILE};
-use crate::project::Project;
+use crate::config::arch::Arch;
+use crate::config::pin::{Compiler, Flavor, TargetCfg, PIN_FILE};
+use crate::config::project::Project;
 use anyhow::{bail, Result};
 use std::path::PathBuf;
 
@@ -186,7 +186,7 @@ impl Project {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pin::parse_pin;
+    use crate::config::pin::parse_pin;
 
     /// lkmlab's own pin without its `[[targets]]` (the last tables in
     /// the file), and `extra` after it.

@@ -2,7 +2,7 @@
 //! module directory changes. Polling file metadata keeps it dependency-free
 //! and works on every filesystem (inotify misses changes on 9p and NFS).
 
-use crate::report::Verdict;
+use crate::judge::report::Verdict;
 use crate::util::human_duration;
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
@@ -28,7 +28,7 @@ fn ignored(name: &str) -> bool {
     name.starts_with('.')
         || name.ends_with('~')
         || name == "4913" // vim's write test
-        || name == crate::module_dir::RUST_PROJECT
+        || name == crate::build::module_dir::RUST_PROJECT
         || name == "modules.order"
         || name == "Module.symvers"
         || [".o", ".ko", ".mod", ".mod.c", ".swp", ".tmp"]

@@ -1,11 +1,11 @@
 //! Turning what a VM run left behind — KTAP, the kernel log, how QEMU ended —
 //! into a verdict that never says "passed" when something went wrong.
 
-use crate::failure::{Failure, FailureKind};
+use crate::judge::failure::{Failure, FailureKind};
+use crate::judge::logscan;
 use crate::ktap::{self, Outcome, Status, TestCase};
-use crate::logscan;
 use crate::output;
-use crate::qemu::Ending;
+use crate::vm::qemu::Ending;
 use std::fmt::Write as _;
 use std::time::Duration;
 

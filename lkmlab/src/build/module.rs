@@ -1,9 +1,9 @@
 //! Out-of-tree modules: built with the kernel's own Kbuild against exactly the
 //! pinned tree, and checked to carry that kernel's vermagic.
 
-use crate::kernel::KernelTree;
-use crate::module_dir;
-use crate::progress::{run_logged, warning_lines};
+use crate::build::kernel::KernelTree;
+use crate::build::module_dir;
+use crate::build::progress::{run_logged, warning_lines};
 use anyhow::{bail, Context, Result};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -126,7 +126,7 @@ pub fn build(b: &ModuleBuild) -> Result<(Vec<PathBuf>, Built)> {
 fn key_record(key: &str, deps: &[PathBuf]) -> String {
     let mut record = format!("{key}\n");
     for dep in deps {
-        if let Ok(hash) = crate::fetch::sha256_file(dep) {
+        if let Ok(hash) = crate::source::fetch::sha256_file(dep) {
             record.push_str(&format!("{hash} {}\n", dep.display()));
         }
     }
@@ -144,7 +144,7 @@ fn recorded_key_holds(record: &str, key: &str) -> bool {
     }
     lines.all(|line| {
         line.split_once(' ').is_some_and(|(hash, path)| {
-            crate::fetch::sha256_file(Path::new(path)).is_ok_and(|h| h == hash)
+            crate::source::fetch::sha256_file(Path::new(path)).is_ok_and(|h| h == hash)
         })
     })
 }
@@ -296,7 +296,7 @@ pub fn input_key(
         field("mode", &mode.to_le_bytes());
         field("content", &content);
     }
-    Ok(crate::fetch::hex(&h.finalize()))
+    Ok(crate::source::fetch::hex(&h.finalize()))
 }
 
 /// The files of a module directory that its build can read, sorted.
@@ -352,10 +352,10 @@ fn make_var<'v>(vars: &'v [String], name: &str) -> Option<&'v str> {
 fn check_compiler(tree: &KernelTree, extra: &[String]) -> Result<()> {
     let cc = match (make_var(extra, "CC"), make_var(extra, "LLVM")) {
         (Some(cc), _) => cc.to_string(),
-        (None, Some(llvm)) => crate::toolchain::c_compiler_for(llvm),
+        (None, Some(llvm)) => crate::build::toolchain::c_compiler_for(llvm),
         (None, None) => return Ok(()),
     };
-    let text = crate::toolchain::cc_version_text(&cc)
+    let text = crate::build::toolchain::cc_version_text(&cc)
         .with_context(|| format!("the module build would run {cc}"))?;
     if text != tree.cc_version_text {
         bail!(
@@ -465,12 +465,12 @@ mod tests {
         KernelTree {
             dir: dir.to_path_buf(),
             release: "7.3.4".into(),
-            target: crate::target::Target {
-                arch: crate::arch::Arch::X86_64,
-                flavor_name: crate::target::DEFAULT_FLAVOR.into(),
+            target: crate::config::target::Target {
+                arch: crate::config::arch::Arch::X86_64,
+                flavor_name: crate::config::target::DEFAULT_FLAVOR.into(),
                 flavor: Default::default(),
             },
-            compiler: crate::pin::Compiler::Gcc,
+            compiler: crate::config::pin::Compiler::Gcc,
             cc_version_text: "gcc 12".into(),
             compiler_var: "LLVM=".into(),
             config: Default::default(),

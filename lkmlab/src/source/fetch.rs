@@ -1,8 +1,8 @@
 //! Getting pinned files: mirror directory first, then the pinned URLs; every
 //! file is sha256-verified before anything uses it.
 
-use crate::paths::Paths;
-use crate::pin::{self, PinnedFile};
+use crate::config::paths::Paths;
+use crate::config::pin::{self, PinnedFile};
 use crate::process::run_quiet;
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
@@ -162,7 +162,7 @@ fn download(url: &str, to: &Path) -> Result<()> {
 /// Extract one member of a Debian package's data archive to `dest`.
 /// A .deb is an `ar` archive whose `data.tar.*` member holds the files.
 pub fn extract_from_deb(deb: &Path, member: &str, dest_dir: &Path) -> Result<()> {
-    let data = crate::ar::extract_member_prefix(deb, "data.tar", dest_dir)
+    let data = crate::source::ar::extract_member_prefix(deb, "data.tar", dest_dir)
         .with_context(|| format!("reading {} as a Debian package", deb.display()))?;
     let result = run_quiet(
         Command::new("tar")

@@ -1,6 +1,6 @@
 //! Where lkmlab keeps downloads, unpacked sources and kernel builds.
 
-use crate::pin::Sha256;
+use crate::config::pin::Sha256;
 use std::path::PathBuf;
 
 /// The cache directory layout: `$LKMLAB_CACHE`, else `$XDG_CACHE_HOME/lkmlab`,

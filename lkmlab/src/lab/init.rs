@@ -215,7 +215,7 @@ mod tests {
     /// example modules' suites are left out), and the same fragment files.
     #[test]
     fn the_template_pins_what_lkmlab_pins() {
-        let read = |p: PathBuf| crate::pin::parse_pin(&std::fs::read_to_string(p).unwrap());
+        let read = |p: PathBuf| crate::config::pin::parse_pin(&std::fs::read_to_string(p).unwrap());
         let ours = read(repo().join("lkmlab.toml")).unwrap();
         let theirs = read(repo().join("templates/default/lkmlab.toml")).unwrap();
         // The pin's types compare by what they print.

@@ -4,13 +4,13 @@
 //! resolves the kernel crate's items in the module and reports only the
 //! module's own files.
 
-use crate::kernel::KernelTree;
-use crate::progress::run_logged;
+use crate::build::kernel::KernelTree;
+use crate::build::progress::run_logged;
 use anyhow::{bail, Context, Result};
 use std::ffi::OsString;
 use std::path::Path;
 
-pub use crate::module_dir::RUST_PROJECT;
+pub use crate::build::module_dir::RUST_PROJECT;
 
 /// Write rust-project.json for the module to `dest` with Kbuild's
 /// `rust-analyzer` target (it writes the file into the `MO=` directory),
@@ -30,7 +30,7 @@ pub fn write(
     let out = (out.canonicalize()).with_context(|| format!("resolving {}", out.display()))?;
     let generated = out.join(RUST_PROJECT);
     let _ = std::fs::remove_file(&generated);
-    let mut cmd = crate::module::kbuild(tree, &src, &out, env);
+    let mut cmd = crate::build::module::kbuild(tree, &src, &out, env);
     cmd.arg("rust-analyzer");
     run_logged(
         &mut cmd,

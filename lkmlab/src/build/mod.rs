@@ -1,0 +1,8 @@
+//! Building: the host toolchain, Kconfig fragments and configuration, the cached kernel, the out-of-tree module, long builds with logs.
+
+pub mod kconfig;
+pub mod kernel;
+pub mod module;
+pub mod module_dir;
+pub mod progress;
+pub mod toolchain;

@@ -1,0 +1,6 @@
+//! Judging a run: the kernel log scan, failures and their IDs, the verdict (text and JSON), JUnit.
+
+pub mod failure;
+pub mod junit;
+pub mod logscan;
+pub mod report;

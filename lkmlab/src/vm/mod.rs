@@ -1,0 +1,7 @@
+//! Running the test VM: the initramfs and the guest runner (carried, or cross-built), the accelerator, QEMU.
+
+pub mod accel;
+pub mod cpio;
+pub mod cross;
+pub mod guest;
+pub mod qemu;

@@ -388,15 +388,20 @@ fn lab_checks(project: &Project) -> Vec<Check> {
 
 /// Print the checks; true when the pipeline can run.
 pub fn print(checks: &[Check]) -> bool {
+    let width = checks
+        .iter()
+        .map(|c| c.name.chars().count())
+        .max()
+        .unwrap_or(0);
     for c in checks {
         let tag = match c.status {
             Status::Ok => "ok  ",
             Status::Note => "note",
             Status::Fail => "FAIL",
         };
-        println!("{tag} {:<28} {}", c.name, c.detail);
+        println!("{tag} {:<width$} {}", c.name, c.detail);
         if let Some(fix) = &c.fix {
-            println!("     {:<28} fix: {fix}", "");
+            println!("     {:<width$} fix: {fix}", "");
         }
     }
     let failed = checks.iter().filter(|c| c.status == Status::Fail).count();

@@ -57,7 +57,8 @@ stdenv.mkDerivation {
     runHook preBuild
     export HOME="$TMPDIR" LKMLAB_CACHE="$TMPDIR/lkmlab-cache"
     lkmlab --project ${projectSrc} config \
-      --source "$PWD" --output "$TMPDIR/kernel.config" --flavor ${lib.escapeShellArg flavor}
+      --source "$PWD" --output "$TMPDIR/kernel.config" \
+      --arch x86_64 --flavor ${lib.escapeShellArg flavor}
     runHook postBuild
   '';
 

@@ -145,7 +145,10 @@ let
   '';
 
   # `lkmlab test`/`lkmlab vm` against the flake's kernel, module and runner.
+  # The flake's kernel is x86_64's (whatever the project's first target).
   labArgs = lib.escapeShellArgs [
+    "--arch"
+    "x86_64"
     "--kernel"
     kernelImage
     "--modules"
@@ -232,7 +235,7 @@ in
         ''
           export HOME="$TMPDIR"
           lkmlab --project ${sources.config} show pin > pin.json
-          lkmlab --project ${sources.config} show kconfig --flavor ${flavor} > kconfig.json
+          lkmlab --project ${sources.config} show kconfig --arch x86_64 --flavor ${flavor} > kconfig.json
           diff -u <(jq -S . "$nixPinPath") <(jq -S . pin.json)
           diff -u <(jq -S . "$nixKconfigPath") <(jq -S . kconfig.json)
           touch "$out"

@@ -31,6 +31,7 @@ runCommand "lkmlab-vm-test-${module.version}"
       --modules ${module}/${module.moduleDir} \
       --runner ${lib.getExe guestRunner} \
       --accel auto \
+      --arch x86_64 \
       --flavor ${lib.escapeShellArg flavor} \
       --out "$out"; then
       echo "lkmlab test failed; the guest console ended with:" >&2

@@ -54,8 +54,9 @@ pub enum Format {
 /// Which target (architecture and kernel flavor) a command works on.
 #[derive(Args, Debug, Clone)]
 pub struct TargetArg {
-    /// A target declared in lkmlab.toml's [[targets]], by name (`x86_64`, `arm64`,
-    /// `x86_64-debug`, …) [default: the first declared].
+    /// A target declared in lkmlab.toml's [[targets]], by name: its architecture, then
+    /// `-FLAVOR` unless the flavor is `default` (`arm64`, `x86_64-debug`) [default: the
+    /// first declared]. For one that is not declared, give --arch and --flavor.
     #[arg(long = "target", value_name = "NAME", conflicts_with_all = ["arch", "flavor"])]
     pub name: Option<String>,
     /// Architecture: x86_64 or arm64 (cross-built with clang, run under TCG on
@@ -168,7 +169,8 @@ pub enum Cmd {
         /// The module directory [default: [module] dir].
         #[arg(long, value_name = "DIR")]
         module: Option<PathBuf>,
-        /// Use this bzImage instead of building the pinned kernel (with --modules).
+        /// Use this kernel image (a bzImage; on arm64 an Image) instead of building the pinned
+        /// kernel (with --modules).
         #[arg(long, value_name = "FILE", requires = "modules")]
         kernel: Option<PathBuf>,
         /// Use the .ko files in this directory instead of building the module.
@@ -304,7 +306,7 @@ pub enum ShowWhat {
         #[command(flatten)]
         target: TargetArg,
     },
-    /// How lkmlab runs the kernel build of a flavor: source and tree directories,
+    /// How lkmlab runs the kernel build of a target: source and tree directories,
     /// RUST_LIB_SRC, make variables and environment (reproducibility settings included).
     BuildEnv {
         #[command(flatten)]
@@ -323,7 +325,8 @@ pub struct VmCmd {
     /// The module directory to build [default: [module] dir].
     #[arg(long, value_name = "DIR", conflicts_with = "modules")]
     pub module: Option<PathBuf>,
-    /// Boot this bzImage instead of building the pinned kernel (with --modules; builds nothing).
+    /// Boot this kernel image (a bzImage) instead of building the pinned kernel (with --modules;
+    /// builds nothing).
     #[arg(long, value_name = "FILE", requires = "modules")]
     pub kernel: Option<PathBuf>,
     /// Use the .ko files in this directory as $LKMLAB_MODULES instead of building the module.

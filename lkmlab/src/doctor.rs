@@ -152,8 +152,7 @@ pub fn run(project: &Project, paths: &Paths, targets: &[Target]) -> Vec<Check> {
             )
         });
     }
-    let mut arches: Vec<Arch> = targets.iter().map(|t| t.arch).collect();
-    arches.dedup();
+    let arches: std::collections::BTreeSet<Arch> = targets.iter().map(|t| t.arch).collect();
     for arch in &arches {
         let qemu = arch.qemu_binary();
         checks.push(if on_path(qemu) {

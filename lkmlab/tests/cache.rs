@@ -89,6 +89,10 @@ fn project_for(dir: &Path, deb: &Path, tarball_sha256: &str) -> PathBuf {
         let old = field(&pin, table, key);
         pin = pin.replacen(&old, &format!("{key} = {value}"), 1);
     }
+    // x86_64 alone: an arm64 target would have `fetch` download its busybox.
+    if let Some(at) = pin.find("\n[[targets]]") {
+        pin.truncate(at + 1);
+    }
     let project = dir.join("project");
     std::fs::create_dir_all(&project).unwrap();
     std::fs::write(project.join("lkmlab.toml"), pin).unwrap();

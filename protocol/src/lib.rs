@@ -21,6 +21,10 @@ pub mod plan;
 /// `/sys/class/virtio-ports/*/name`).
 pub const KTAP_PORT: &str = "lkmlab.ktap";
 
+/// The suite of checks of the whole kernel after every module's tests (the
+/// debug flavor's kmemleak scan): `kernel.NAME`.
+pub const KERNEL_SUITE: &str = "kernel";
+
 /// The suite the module's own guest tests (`guest-tests/`) run in: their
 /// cases are `guest_tests.NAME`.
 pub const GUEST_TESTS_SUITE: &str = "guest_tests";

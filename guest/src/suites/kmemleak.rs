@@ -13,7 +13,7 @@ const MIN_AGE: Duration = Duration::from_millis(5500);
 /// The suite, when the kernel has kmemleak (the debug flavor).
 pub fn suite() -> Option<Suite> {
     Path::new(KMEMLEAK).exists().then(|| Suite {
-        name: "kernel".into(),
+        name: lkmlab_protocol::KERNEL_SUITE.into(),
         cases: vec![Case::new("kmemleak_no_leaks", |_| scan())],
     })
 }

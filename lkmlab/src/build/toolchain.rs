@@ -105,6 +105,18 @@ pub fn rust_lib_src(project: &Project, paths: &Paths, fetcher: &Fetcher) -> Resu
     }
 }
 
+/// Where the Rust library source [`rust_lib_src`] gives is, without
+/// fetching or unpacking anything (for keys of what was built from it).
+pub fn rust_lib_src_path(project: &Project, paths: &Paths) -> PathBuf {
+    match lib_src_source() {
+        LibSrc::Env(p) | LibSrc::Sysroot(p) => p,
+        LibSrc::Pinned => {
+            let pin = &project.pin.toolchain.rust_src;
+            paths.rust_src(&pin.deb.sha256).join(&pin.library)
+        }
+    }
+}
+
 fn pinned_rust_src(project: &Project, paths: &Paths, fetcher: &Fetcher) -> Result<PathBuf> {
     let pin = &project.pin.toolchain.rust_src;
     let rustc = rustc_version()?;

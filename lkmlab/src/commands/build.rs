@@ -106,6 +106,18 @@ pub(super) fn fetch(ctx: &Ctx) -> Result<()> {
     crate::status!("kernel source: {}", src.display());
     let lib = toolchain::rust_lib_src(&ctx.project, &ctx.paths, &ctx.fetcher())?;
     crate::status!("Rust library source: {}", lib.display());
+    // The pinned busybox of each declared target of another architecture.
+    for target in ctx
+        .project
+        .targets()?
+        .iter()
+        .filter(|t| t.arch.is_foreign())
+    {
+        if let Some(deb) = ctx.project.pin.toolchain.busybox.get(&target.arch) {
+            let path = ctx.fetcher().get(deb)?;
+            crate::status!("busybox for {}: {}", target.arch, path.display());
+        }
+    }
     Ok(())
 }
 

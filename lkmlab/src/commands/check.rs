@@ -26,6 +26,8 @@ pub enum Cell {
     Pass,
     Fail,
     Skip,
+    /// None of its cases ran (the VM crashed or timed out before them).
+    NotRun,
     /// The target's run broke before the module was tested.
     Error,
 }
@@ -36,6 +38,7 @@ impl Cell {
             Cell::Pass => "pass",
             Cell::Fail => "FAIL",
             Cell::Skip => "skip",
+            Cell::NotRun => "not run",
             Cell::Error => "error",
         }
     }
@@ -45,6 +48,10 @@ impl Cell {
 /// target the selection names, or every declared one.
 pub(super) fn run(ctx: &Ctx, selection: &TargetArg, vm: &VmArgs) -> Result<Done> {
     let targets = ctx.project.check_targets(&selection.selection())?;
+    let accel = super::accel_choice(ctx, vm.accel)?;
+    for target in &targets {
+        crate::vm::accel::check_possible(accel, target.arch)?;
+    }
     let checks = doctor::run(&ctx.project, &ctx.paths, &targets);
     if checks.iter().any(|c| c.status == doctor::Status::Fail) {
         doctor::print(&checks);
@@ -127,7 +134,11 @@ fn module_names(runs: &[(Target, TargetRun)]) -> Vec<String> {
             let Some((suite, _)) = case.name.split_once('.') else {
                 continue;
             };
-            if suite != lkmlab_protocol::GUEST_TESTS_SUITE && !names.iter().any(|n| n == suite) {
+            let not_a_module = [
+                lkmlab_protocol::GUEST_TESTS_SUITE,
+                lkmlab_protocol::KERNEL_SUITE,
+            ];
+            if !not_a_module.contains(&suite) && !names.iter().any(|n| n == suite) {
                 names.push(suite.to_string());
             }
         }
@@ -136,7 +147,7 @@ fn module_names(runs: &[(Target, TargetRun)]) -> Vec<String> {
 }
 
 /// A suite's result in one verdict: failed if any case failed, passed if one
-/// passed, else skipped (or absent).
+/// passed, skipped if every case was, not run if it has none.
 fn cell(run: &TargetRun, suite: &str) -> Cell {
     let TargetRun::Judged(v) = run else {
         return Cell::Error;
@@ -145,7 +156,9 @@ fn cell(run: &TargetRun, suite: &str) -> Cell {
     let cases: Vec<_> = (v.ktap.cases.iter())
         .filter(|c| c.name.starts_with(&prefix))
         .collect();
-    if cases.iter().any(|c| c.outcome == Outcome::Fail) {
+    if cases.is_empty() {
+        Cell::NotRun
+    } else if cases.iter().any(|c| c.outcome == Outcome::Fail) {
         Cell::Fail
     } else if cases.iter().any(|c| c.outcome == Outcome::Pass) {
         Cell::Pass
@@ -170,19 +183,22 @@ pub fn matrix(modules: &[String], runs: &[(Target, TargetRun)]) -> String {
         .iter()
         .map(|m| (m.clone(), runs.iter().map(|(_, r)| cell(r, m)).collect()))
         .collect();
-    if runs.iter().any(|(_, r)| match r {
-        TargetRun::Judged(v) => v
-            .ktap
-            .cases
-            .iter()
-            .any(|c| c.name.starts_with(lkmlab_protocol::GUEST_TESTS_SUITE)),
-        TargetRun::Broken(_) => false,
-    }) {
-        let suite = lkmlab_protocol::GUEST_TESTS_SUITE.to_string();
-        rows.push((
-            "guest tests".into(),
-            runs.iter().map(|(_, r)| cell(r, &suite)).collect(),
-        ));
+    // The suites that are not a module's, where any target ran them.
+    for (label, suite) in [
+        ("guest tests", lkmlab_protocol::GUEST_TESTS_SUITE),
+        ("kernel (kmemleak)", lkmlab_protocol::KERNEL_SUITE),
+    ] {
+        let prefix = format!("{suite}.");
+        let ran = runs.iter().any(|(_, r)| match r {
+            TargetRun::Judged(v) => v.ktap.cases.iter().any(|c| c.name.starts_with(&prefix)),
+            TargetRun::Broken(_) => false,
+        });
+        if ran {
+            rows.push((
+                label.into(),
+                runs.iter().map(|(_, r)| cell(r, suite)).collect(),
+            ));
+        }
     }
     rows.push((
         "whole run".into(),
@@ -333,6 +349,36 @@ mod tests {
         assert_eq!(row("guest tests"), ["pass", "skip"]);
         assert_eq!(row("whole run"), ["pass", "FAIL"]);
         assert_eq!(lines.last(), Some(&"4 passed, 1 failed, 1 skipped"));
+    }
+
+    /// The debug kernel's kmemleak suite is the kernel's, not a module's;
+    /// a module whose cases never ran (the VM died first) is not skipped.
+    #[test]
+    fn kernel_checks_have_their_own_row_and_unrun_modules_say_so() {
+        let runs = vec![
+            (
+                target(Arch::X86_64),
+                judged(
+                    "KTAP version 1\n1..3\nok 1 hello.insmod\nok 2 scull.insmod\n\
+                     ok 3 kernel.kmemleak_no_leaks\n",
+                ),
+            ),
+            (
+                target(Arch::Arm64),
+                judged("KTAP version 1\n1..3\nnot ok 1 hello.insmod\n"),
+            ),
+        ];
+        let modules = module_names(&runs);
+        assert_eq!(modules, ["hello", "scull"]);
+        let text = matrix(&modules, &runs);
+        assert!(
+            text.contains("\n  scull              pass    not run\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n  kernel (kmemleak)  pass    not run\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -103,6 +103,7 @@ pub(super) fn build_and_test(
     runner: Option<&Path>,
     timings: &mut Timings,
 ) -> Result<report::Verdict> {
+    accel::check_possible(accel_choice(ctx, vm.accel)?, target.arch)?;
     let tree = timings.stage("kernel", || {
         kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), target)
     })?;
@@ -205,7 +206,7 @@ fn run_vm_test(
     timings.record("boot", first);
     timings.record("tests", done - first);
     timings.record("shutdown", run.elapsed.saturating_sub(done));
-    let verdict = timings.stage("verdict", || judge(&run, timeout, &out))?;
+    let verdict = timings.stage("verdict", || judge(&run, timeout, &out, target))?;
     crate::status!(
         "VM finished in {:.2}s under {accel}; results in {} (console.log, results.ktap, junit.xml)",
         run.elapsed.as_secs_f64(),
@@ -227,7 +228,12 @@ fn lock_results(out: &Path) -> Result<crate::lock::Lock> {
 
 /// The verdict on what the VM left (KTAP, console log, how QEMU ended), and
 /// its JUnit file beside them.
-fn judge(run: &qemu::VmRun, timeout: Duration, out: &Path) -> Result<report::Verdict> {
+fn judge(
+    run: &qemu::VmRun,
+    timeout: Duration,
+    out: &Path,
+    target: &Target,
+) -> Result<report::Verdict> {
     let ktap_text = std::fs::read_to_string(&run.ktap).unwrap_or_default();
     let console = std::fs::read_to_string(&run.console).unwrap_or_default();
     let verdict = report::evaluate(&ktap_text, &console, &run.ending, timeout);
@@ -235,7 +241,7 @@ fn judge(run: &qemu::VmRun, timeout: Duration, out: &Path) -> Result<report::Ver
     std::fs::write(
         &junit_path,
         junit::render(
-            "lkmlab",
+            &target.junit_suite(),
             &verdict.ktap,
             &verdict.extra_failures,
             run.elapsed.as_secs_f64(),

@@ -203,7 +203,7 @@ impl Arch {
         let bytes = std::fs::read(image).with_context(|| format!("reading {}", image.display()))?;
         let not_image = || {
             anyhow!(
-                "{} is not a kernel image for {self} (a {})",
+                "{} is not a kernel image for {self} ({} expected)",
                 image.display(),
                 self.image_target()
             )
@@ -298,7 +298,7 @@ mod tests {
         assert_eq!(Arch::X86_64.image_release(&path).unwrap(), "7.3.4");
         let err = Arch::Arm64.image_release(&path).unwrap_err().to_string();
         assert!(
-            err.contains("not a kernel image for arm64 (a Image)"),
+            err.contains("not a kernel image for arm64 (Image expected)"),
             "{err}"
         );
 
@@ -314,7 +314,7 @@ mod tests {
             .image_release(&path)
             .unwrap_err()
             .to_string()
-            .contains("not a kernel image for x86_64 (a bzImage)"));
+            .contains("not a kernel image for x86_64 (bzImage expected)"));
     }
 
     #[test]

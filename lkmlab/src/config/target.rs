@@ -6,7 +6,7 @@
 use crate::config::arch::Arch;
 use crate::config::pin::{Compiler, Flavor, TargetCfg, PIN_FILE};
 use crate::config::project::Project;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 
 /// The flavor every project has, listed in the pin or not.
@@ -42,6 +42,17 @@ impl Target {
         match self.arch {
             Arch::X86_64 => self.flavor_name.clone(),
             arch => format!("{arch}-{}", self.flavor_name),
+        }
+    }
+
+    /// The JUnit suite (and class) its results are named in: `lkmlab` on
+    /// x86-64, as before lkmlab had other architectures (so an x86-only
+    /// project's CI keeps its test IDs), `lkmlab.<label>` on another, so
+    /// that a CI system merging several targets' files keeps them apart.
+    pub fn junit_suite(&self) -> String {
+        match self.arch {
+            Arch::X86_64 => "lkmlab".to_string(),
+            _ => format!("lkmlab.{}", self.label()),
         }
     }
 
@@ -104,7 +115,9 @@ impl Project {
         };
         let mut targets: Vec<Target> = Vec::new();
         for cfg in &declared {
-            let target = self.target_of(cfg.arch, &cfg.flavor)?;
+            let target = self
+                .target_of(cfg.arch, &cfg.flavor)
+                .with_context(|| format!("{PIN_FILE} [[targets]] arch = \"{}\"", cfg.arch))?;
             if targets.iter().any(|t| t.name() == target.name()) {
                 bail!(
                     "{PIN_FILE} [[targets]] lists {} twice; each architecture and flavor once",
@@ -167,7 +180,9 @@ impl Project {
                  architecture options of its own (its serial console, its image). Add\n\n\
                  [kconfig.arch.{arch}]\nfragments = [\"kernel-config/{arch}.config\"]\n\n\
                  with that file copied from lkmlab's templates/default/kernel-config/{arch}.config, \
-                 and move the x86-only options out of your shared fragments into \
+                 and move the x86-only options out of your shared fragments (KERNEL_LZ4, \
+                 KERNEL_XZ, EARLY_PRINTK, SERIAL_8250, SERIAL_8250_CONSOLE, HYPERVISOR_GUEST, \
+                 PARAVIRT, KVM_GUEST in base.config; ACPI in virtme.config) into \
                  kernel-config/x86_64.config under [kconfig.arch.x86_64] (`lkmlab init` in an \
                  empty directory shows the layout)",
                 arch = target.arch

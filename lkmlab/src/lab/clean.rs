@@ -8,7 +8,7 @@
 //! differs holds that checkout's trees too, and they are stale from here:
 //! `--dry-run` lists before anything is removed.
 
-use crate::build::kernel;
+use crate::build::{kernel, toolchain};
 use crate::config::arch::Arch;
 use crate::config::paths::Paths;
 use crate::config::project::Project;
@@ -27,6 +27,9 @@ pub struct InUse {
     pub source: PathBuf,
     pub rust_src: PathBuf,
     pub downloads: BTreeSet<PathBuf>,
+    /// The current guest runners cross-built for other architectures, and
+    /// the unpacked pinned busyboxes.
+    pub guest_programs: BTreeSet<PathBuf>,
 }
 
 /// The current tree of every flavor (`default` and those of the pin) on
@@ -46,7 +49,7 @@ pub fn in_use(project: &Project, paths: &Paths) -> Result<InUse> {
     arches.insert(Arch::X86_64);
     let mut kernel_trees = BTreeSet::new();
     let mut unknown_targets = Vec::new();
-    for arch in arches {
+    for arch in arches.iter().copied() {
         for flavor in &flavors {
             let target = project.target_of(arch, flavor)?;
             match kernel::current_tree(project, paths, &target) {
@@ -58,15 +61,29 @@ pub fn in_use(project: &Project, paths: &Paths) -> Result<InUse> {
         }
     }
     let pin = &project.pin;
+    let busybox = pin.toolchain.busybox.values();
+    let mut guest_programs: BTreeSet<PathBuf> = busybox
+        .clone()
+        .map(|deb| paths.cache.join("busybox").join(deb.sha256.short()))
+        .collect();
+    let lib = toolchain::rust_lib_src_path(project, paths);
+    for arch in arches.iter().filter(|a| a.is_foreign()) {
+        // Without the tools to key it (rustc, clang), none is current.
+        if let Ok(dir) = crate::vm::cross::runner_dir(*arch, project, paths, &lib) {
+            guest_programs.insert(dir);
+        }
+    }
     Ok(InUse {
         kernel_trees,
         unknown_targets,
         source: paths.kernel_source(&pin.kernel.tarball.sha256),
         rust_src: paths.rust_src(&pin.toolchain.rust_src.deb.sha256),
-        downloads: [&pin.kernel.deb.file, &pin.toolchain.rust_src.deb.file]
+        downloads: [&pin.kernel.deb, &pin.toolchain.rust_src.deb]
             .into_iter()
-            .map(|f| paths.downloads().join(f))
+            .chain(busybox)
+            .map(|deb| paths.downloads().join(&deb.file))
             .collect(),
+        guest_programs,
     })
 }
 
@@ -128,6 +145,13 @@ pub fn stale(paths: &Paths, used: &InUse) -> Result<Vec<PathBuf>> {
     for path in entries(&paths.downloads())? {
         if !used.downloads.contains(&guarded(&path)) {
             out.push(path);
+        }
+    }
+    for dir in ["runner", "busybox"] {
+        for path in entries(&paths.cache.join(dir))? {
+            if !used.guest_programs.contains(&guarded(&path)) {
+                out.push(path);
+            }
         }
     }
     Ok(out)
@@ -253,6 +277,11 @@ mod tests {
         touch(&paths.downloads().join("old.deb"), 5);
         touch(&paths.downloads().join("old.deb.lock"), 0);
         touch(&paths.kvm_probe(), 1);
+        touch(&paths.cache.join("runner/arm64-current/lkmlab-guest"), 1);
+        touch(&paths.cache.join("runner/arm64-old/lkmlab-guest"), 4);
+        touch(&paths.cache.join("runner/arm64-old.failed.log"), 1);
+        touch(&paths.cache.join("busybox/pinned/bin/busybox"), 1);
+        touch(&paths.cache.join("busybox/old/bin/busybox"), 6);
         // The flavor "llvm" has no known current tree (no clang here, say):
         // its trees stay, a look-alike of another flavor's does not.
         touch(&k.join("llvm-0123456789abcdef/vmlinux"), 7);
@@ -263,6 +292,12 @@ mod tests {
             source: paths.cache.join("src/linux-current"),
             rust_src: paths.cache.join("rust-src/current"),
             downloads: [paths.downloads().join("pinned.deb")].into_iter().collect(),
+            guest_programs: [
+                paths.cache.join("runner/arm64-current"),
+                paths.cache.join("busybox/pinned"),
+            ]
+            .into_iter()
+            .collect(),
         };
         let found = stale(&paths, &used).unwrap();
         let names: Vec<String> = found
@@ -279,19 +314,22 @@ mod tests {
                 "src/.unpacking-x1y2",
                 "src/linux-previous",
                 "downloads/old.deb",
-                "downloads/old.deb.lock"
+                "downloads/old.deb.lock",
+                "runner/arm64-old",
+                "runner/arm64-old.failed.log",
+                "busybox/old"
             ]
         );
 
         let dry = remove(&found, true).unwrap();
         assert_eq!(
             dry.removed.iter().map(|(_, b)| b).sum::<u64>(),
-            20 + 30 + 3 + 2 + 1 + 5
+            20 + 30 + 3 + 2 + 1 + 5 + 4 + 1 + 6
         );
         assert!(k.join("default-old1").exists(), "a dry run removes nothing");
 
         let done = remove(&found, false).unwrap();
-        assert_eq!(done.removed.len(), 8);
+        assert_eq!(done.removed.len(), 11);
         assert!(!k.join("default-old1").exists() && !k.join("default-old1.lock").exists());
         assert!(k.join("default-aaaa/.config").exists() && paths.kvm_probe().exists());
         assert!(stale(&paths, &used).unwrap().is_empty());

@@ -267,17 +267,26 @@ fn kvm_refused(why: &ProbeFailure) -> String {
     format!("--accel kvm: KVM is not usable: {why}. {}", why.advice())
 }
 
+/// Refuse, before any build, an accelerator that cannot run a guest of
+/// `arch` here (KVM for another architecture than the host's).
+pub fn check_possible(choice: AccelChoice, arch: Arch) -> Result<()> {
+    if choice == AccelChoice::Kvm && arch.kvm_probe() == KvmProbe::Impossible {
+        bail!(
+            "--accel kvm (or [vm] accel = \"kvm\"): KVM cannot run an {arch} guest on this host \
+             ({}): only the host's own architecture can. Use --accel tcg (or auto)",
+            std::env::consts::ARCH
+        );
+    }
+    Ok(())
+}
+
 /// Resolve the user's choice to an accelerator for a guest of `arch`,
 /// telling them loudly when tests run under TCG.
 pub fn choose(choice: AccelChoice, paths: &Paths, arch: Arch) -> Result<Accel> {
     match (arch.kvm_probe(), choice) {
         (_, AccelChoice::Tcg) => {}
         (KvmProbe::BootSector, _) => {}
-        (KvmProbe::Impossible, AccelChoice::Kvm) => bail!(
-            "--accel kvm: KVM cannot run an {arch} guest on this host ({}): only the host's own \
-             architecture can. Use --accel tcg (or auto)",
-            std::env::consts::ARCH
-        ),
+        (KvmProbe::Impossible, AccelChoice::Kvm) => check_possible(choice, arch)?,
         (KvmProbe::Impossible, AccelChoice::Auto) => {
             crate::notice!(
                 "NOTICE: an {arch} guest on this {} host runs under TCG (software emulation \

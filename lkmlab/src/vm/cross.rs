@@ -37,12 +37,8 @@ const BUSYBOX_IN_DEB: &str = "bin/busybox";
 /// The static runner for `arch`, built once per set of inputs.
 pub fn runner(arch: Arch, project: &Project, paths: &Paths, fetcher: &Fetcher) -> Result<Vec<u8>> {
     let lib = toolchain::rust_lib_src(project, paths, fetcher)?;
-    let linker = toolchain::llvm_tool(project.pin.toolchain.llvm.as_str(), "clang");
-    let key = runner_key(arch, &lib, &linker)?;
-    let dir = paths
-        .cache
-        .join("runner")
-        .join(format!("{arch}-{}", &key[..16]));
+    let dir = runner_dir(arch, project, paths, &lib)?;
+    let linker = linker(project);
     let done = |d: &Path| d.join(RUNNER).is_file();
     if !done(&dir) {
         check_cross_libc(arch)?;
@@ -56,9 +52,25 @@ pub fn runner(arch: Arch, project: &Project, paths: &Paths, fetcher: &Fetcher) -
     Ok(bytes)
 }
 
+/// The cache folder of the runner for `arch` built from the current inputs
+/// (`lib`: the Rust library source's path).
+pub fn runner_dir(arch: Arch, project: &Project, paths: &Paths, lib: &Path) -> Result<PathBuf> {
+    let key = runner_key(arch, lib, &linker(project), &paths.cache)?;
+    Ok(paths
+        .cache
+        .join("runner")
+        .join(format!("{arch}-{}", &key[..16])))
+}
+
+/// clang, as the pin's LLVM names it: the cross linker.
+fn linker(project: &Project) -> String {
+    toolchain::llvm_tool(project.pin.toolchain.llvm.as_str(), "clang")
+}
+
 /// Everything the cross-built runner is made of: its sources, the Rust
-/// library source, rustc, the linker.
-fn runner_key(arch: Arch, lib: &Path, linker: &str) -> Result<String> {
+/// library source, rustc and cargo as the build in the cache resolves them
+/// (`cwd`: rustup picks a toolchain by directory), the linker.
+fn runner_key(arch: Arch, lib: &Path, linker: &str, cwd: &Path) -> Result<String> {
     let mut h = Sha256::new();
     let mut feed = |name: &str, bytes: &[u8]| {
         h.update(name.as_bytes());
@@ -76,8 +88,13 @@ fn runner_key(arch: Arch, lib: &Path, linker: &str) -> Result<String> {
     feed("Cargo.toml", WORKSPACE_MANIFEST.as_bytes());
     feed("Cargo.lock", WORKSPACE_LOCK.as_bytes());
     feed("library", lib.display().to_string().as_bytes());
-    let rustc = crate::process::output_of(Command::new("rustc").arg("-vV"), "rustc")?;
+    std::fs::create_dir_all(cwd).with_context(|| format!("creating {}", cwd.display()))?;
+    let rustc =
+        crate::process::output_of(Command::new("rustc").arg("-vV").current_dir(cwd), "rustc")?;
     feed("rustc", rustc.as_bytes());
+    let cargo =
+        crate::process::output_of(Command::new("cargo").arg("-V").current_dir(cwd), "cargo")?;
+    feed("cargo", cargo.as_bytes());
     let clang = crate::process::output_of(Command::new(linker).arg("--version"), linker)?;
     feed(
         "linker",
@@ -183,7 +200,13 @@ fn build_runner(arch: Arch, lib: &Path, linker: &str, out: &Path, dest: &Path) -
          once; log: {})",
         dest.join("build.log").display()
     );
-    run_logged(&mut cmd, &log, "the guest runner's cross build")?;
+    if let Err(e) = run_logged(&mut cmd, &log, "the guest runner's cross build") {
+        // The staging folder goes with the error: keep its log beside the
+        // runner's folder.
+        let kept = dest.with_extension("failed.log");
+        let _ = std::fs::copy(&log, &kept);
+        return Err(e.context(format!("the whole log: {}", kept.display())));
+    }
     let built = target_dir.join(target).join("release").join(RUNNER);
     std::fs::copy(&built, out.join(RUNNER))
         .with_context(|| format!("copying {} (see {})", built.display(), log.display()))?;
@@ -192,18 +215,35 @@ fn build_runner(arch: Arch, lib: &Path, linker: &str, out: &Path, dest: &Path) -
     Ok(())
 }
 
-/// Debian's cross glibc and its libgcc: what a static executable for `arch`
+/// Debian's cross glibc and its libgcc (of whichever GCC version the
+/// distribution has: 12 on Debian 12): what a static executable for `arch`
 /// links against.
 fn cross_libc(arch: Arch) -> [(PathBuf, String); 2] {
     let triplet = arch.gnu_triplet();
+    let gcc_dir = PathBuf::from(format!("/usr/lib/gcc-cross/{triplet}"));
+    // The newest version that has a libgcc.a, else Debian 12's for the fix.
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir(&gcc_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v: u32 = e.file_name().to_str()?.parse().ok()?;
+            let lib = e.path().join("libgcc.a");
+            lib.is_file().then_some((v, lib))
+        })
+        .collect();
+    versions.sort();
+    let (version, libgcc) = versions
+        .pop()
+        .unwrap_or_else(|| (12, gcc_dir.join("12").join("libgcc.a")));
     [
         (
             PathBuf::from(format!("/usr/{triplet}/lib/libc.a")),
             format!("libc6-dev-{}-cross", arch.debian()),
         ),
         (
-            PathBuf::from(format!("/usr/lib/gcc-cross/{triplet}/12/libgcc.a")),
-            format!("libgcc-12-dev-{}-cross", arch.debian()),
+            libgcc,
+            format!("libgcc-{version}-dev-{}-cross", arch.debian()),
         ),
     ]
 }

@@ -75,8 +75,11 @@ pub fn check_static_elf(bytes: &[u8], exe: &Path, fix: &str, arch: Arch) -> Resu
     let phoff = u64::from_le_bytes(bytes[32..40].try_into()?) as usize;
     let (phentsize, phnum) = (u16_at(54), u16_at(56));
     for i in 0..phnum {
-        let off = phoff + i * phentsize;
-        let Some(ph) = bytes.get(off..off + 4) else {
+        let ph = i
+            .checked_mul(phentsize)
+            .and_then(|o| o.checked_add(phoff))
+            .and_then(|off| bytes.get(off..off.checked_add(4)?));
+        let Some(ph) = ph else {
             bail!("{} has a truncated program header table", exe.display());
         };
         const PT_INTERP: u32 = 3;

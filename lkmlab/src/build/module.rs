@@ -299,40 +299,23 @@ pub fn input_key(
     Ok(crate::source::fetch::hex(&h.finalize()))
 }
 
-/// The files of a module directory that its build can read, sorted.
+/// The files of a module directory that its build can read, sorted: each
+/// with its path in the directory, its mode and its content.
 fn source_files(src: &Path) -> Result<Vec<(std::ffi::OsString, u32, Vec<u8>)>> {
     use std::os::unix::fs::PermissionsExt;
     let mut files = Vec::new();
-    let mut dirs = vec![src.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in
-            std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))?
-        {
-            let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
-            let path = entry.path();
-            let name = entry.file_name();
-            let name_str = name.to_string_lossy();
-            let top = dir == src;
-            if name_str.starts_with('.') || (top && module_dir::not_source_at_top(&name_str)) {
-                continue;
-            }
-            let meta =
-                std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
-            if meta.is_dir() {
-                dirs.push(path);
-            } else if meta.is_file() {
-                let content =
-                    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-                let rel = path
-                    .strip_prefix(src)
-                    .unwrap_or(&path)
-                    .as_os_str()
-                    .to_owned();
-                files.push((rel, meta.permissions().mode(), content));
-            }
-        }
+    for path in module_dir::files(src, module_dir::Walk::Sources, false)? {
+        let meta =
+            std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
+        let content =
+            std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let rel = path
+            .strip_prefix(src)
+            .unwrap_or(&path)
+            .as_os_str()
+            .to_owned();
+        files.push((rel, meta.permissions().mode(), content));
     }
-    files.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(files)
 }
 

@@ -2,7 +2,8 @@
 //! meaning to in it, and what of it is never the module's source. The build,
 //! the test payload, `watch` and `rust-analyzer` all read these names here.
 
-use std::path::Path;
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
 
 /// Where a module keeps its own guest tests (see docs/guest-tests.md).
 pub const GUEST_TESTS_DIR: &str = "guest-tests";
@@ -25,6 +26,62 @@ pub fn not_source_at_top(name: &str) -> bool {
     name.starts_with('.') || matches!(name, GUEST_TESTS_DIR | TARGET_DIR | RUST_PROJECT)
 }
 
+/// What a walk of a module directory takes in besides its sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Walk {
+    /// The sources alone: what the module's build reads.
+    Sources,
+    /// The sources and the guest tests: what a test run depends on.
+    SourcesAndTests,
+}
+
+/// Every file under the module directory `dir` that `walk` covers, sorted:
+/// never hidden files or directories, never (at the top) build results
+/// (`target/`) or the generated rust-project.json, never a directory reached
+/// through a symbolic link (Kbuild's `source` link in a build folder points
+/// into the kernel tree, and back into a module at the project root).
+/// `tolerate_vanished`: a subdirectory removed while walking is skipped
+/// (for `watch`, which walks while an editor saves).
+pub fn files(dir: &Path, walk: Walk, tolerate_vanished: bool) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(entries) => entries,
+            Err(_) if tolerate_vanished && d != dir => continue,
+            Err(e) => return Err(e).with_context(|| format!("listing {}", d.display())),
+        };
+        for entry in entries {
+            let entry = entry.with_context(|| format!("listing {}", d.display()))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let top = d == dir;
+            let skipped = if top {
+                not_source_at_top(&name)
+                    && !(walk == Walk::SourcesAndTests && name == GUEST_TESTS_DIR)
+            } else {
+                name.starts_with('.')
+            };
+            if skipped {
+                continue;
+            }
+            let path = entry.path();
+            // file_type() does not follow a symbolic link: a link to a
+            // directory is neither walked into nor taken as a file.
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                todo.push(path);
+            } else if kind.is_file() || (kind.is_symlink() && path.is_file()) {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// The module name of a `.ko` file (its file stem, as the kernel names it).
 pub fn module_name(ko: &Path) -> String {
     ko.file_stem()
@@ -39,6 +96,41 @@ mod tests {
     #[test]
     fn module_names_use_underscores() {
         assert_eq!(module_name(Path::new("/x/rust-hello.ko")), "rust_hello");
+    }
+
+    /// A module directory at the project root: results under target/ (with
+    /// Kbuild's `source` link back to the tree) and hidden files are never
+    /// walked; guest tests only when asked for.
+    #[test]
+    fn a_walk_takes_sources_not_results_links_or_hidden_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for f in [
+            "m.rs",
+            "Kbuild",
+            "sub/helper.rs",
+            "guest-tests/t.sh",
+            ".git/HEAD",
+        ] {
+            let p = d.join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, "x").unwrap();
+        }
+        std::fs::create_dir_all(d.join("target/lkmlab/default/modules/m")).unwrap();
+        std::os::unix::fs::symlink(d, d.join("target/lkmlab/default/modules/m/source")).unwrap();
+        std::os::unix::fs::symlink(d, d.join("sub/loop")).unwrap();
+        let rel = |walk| -> Vec<String> {
+            files(d, walk, false)
+                .unwrap()
+                .iter()
+                .map(|p| p.strip_prefix(d).unwrap().display().to_string())
+                .collect()
+        };
+        assert_eq!(rel(Walk::Sources), ["Kbuild", "m.rs", "sub/helper.rs"]);
+        assert_eq!(
+            rel(Walk::SourcesAndTests),
+            ["Kbuild", "guest-tests/t.sh", "m.rs", "sub/helper.rs"]
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //!   would otherwise find the objects up to date and lint nothing.
 
 use crate::build::kernel::KernelTree;
+use crate::build::module_dir;
 use crate::build::progress::{run_logged, warning_lines};
 use anyhow::{bail, Context, Result};
 use std::ffi::OsString;
@@ -44,28 +45,14 @@ pub fn kernel_source(tree: &KernelTree) -> Result<PathBuf> {
     })
 }
 
-/// The module's `.rs` files, recursively, skipping hidden directories.
+/// The module's `.rs` files: its sources ([`module_dir::files`]), never its
+/// build results or anything behind a link, even when the module directory
+/// is the project root.
 pub fn rust_sources(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for entry in std::fs::read_dir(&d).with_context(|| format!("listing {}", d.display()))? {
-            let path = entry?.path();
-            let hidden = path
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
-            if hidden {
-                continue;
-            }
-            if path.is_dir() {
-                todo.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
+    Ok(module_dir::files(dir, module_dir::Walk::Sources, false)?
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .collect())
 }
 
 /// The rustfmt command line for `files` with the kernel's configuration.

@@ -2,6 +2,7 @@
 //! module directory changes. Polling file metadata keeps it dependency-free
 //! and works on every filesystem (inotify misses changes on 9p and NFS).
 
+use crate::build::module_dir;
 use crate::judge::report::Verdict;
 use crate::util::human_duration;
 use anyhow::{Context, Result};
@@ -36,31 +37,23 @@ fn ignored(name: &str) -> bool {
             .any(|ext| name.ends_with(ext))
 }
 
-/// The watched files under `dir`, recursively.
+/// The watched files under `dir`: the module's sources and guest tests
+/// ([`module_dir::files`]: never its results under `target/` nor anything
+/// behind a link), less editor and in-tree build leftovers.
 pub fn snapshot(dir: &Path) -> Result<Snapshot> {
-    let mut files = BTreeMap::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        let entries = match std::fs::read_dir(&d) {
-            Ok(e) => e,
-            // A directory removed while scanning is just a change.
-            Err(_) if d != dir => continue,
-            Err(e) => return Err(e).with_context(|| format!("watching {}", d.display())),
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            if ignored(&name.to_string_lossy()) {
-                continue;
-            }
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_dir() {
-                todo.push(entry.path());
-            } else {
-                files.insert(entry.path(), (meta.modified().ok(), meta.len()));
-            }
-        }
-    }
-    Ok(Snapshot(files))
+    let files = module_dir::files(dir, module_dir::Walk::SourcesAndTests, true)
+        .with_context(|| format!("watching {}", dir.display()))?;
+    Ok(Snapshot(
+        files
+            .into_iter()
+            .filter(|p| !p.file_name().is_some_and(|n| ignored(&n.to_string_lossy())))
+            .filter_map(|p| {
+                // A file removed while scanning is just a change.
+                let meta = std::fs::metadata(&p).ok()?;
+                Some((p, (meta.modified().ok(), meta.len())))
+            })
+            .collect(),
+    ))
 }
 
 /// The files added, removed or modified from `old` to `new`.

@@ -349,7 +349,7 @@ fn check_compiler(tree: &KernelTree, extra: &[String]) -> Result<()> {
              compiler ({}). To use another compiler, give the flavor `compiler = \"gcc\"` or \
              `\"llvm\"` in lkmlab.toml [kconfig.flavors.{}] so that its kernel is built with it too.",
             tree.release,
-            tree.target.name(),
+            tree.target.label(),
             tree.cc_version_text,
             tree.compiler_var,
             tree.target.flavor_name

@@ -51,14 +51,19 @@ pub enum Format {
     Json,
 }
 
-/// Which target (architecture and kernel flavor) a command works on.
+/// Which target (kernel, architecture and kernel flavor) a command works on.
 #[derive(Args, Debug, Clone)]
 pub struct TargetArg {
-    /// A target declared in lkmlab.toml's [[targets]], by name: its architecture, then
-    /// `-FLAVOR` unless the flavor is `default` (`arm64`, `x86_64-debug`) [default: the
-    /// first declared]. For one that is not declared, give --arch and --flavor.
-    #[arg(long = "target", value_name = "NAME", conflicts_with_all = ["arch", "flavor"])]
+    /// A target declared in lkmlab.toml's [[targets]], by name: `KERNEL-` unless it is the
+    /// default kernel, its architecture, then `-FLAVOR` unless the flavor is `default`
+    /// (`arm64`, `x86_64-debug`, `6.12-x86_64`) [default: the first declared]. For one that
+    /// is not declared, give --kernel-name, --arch and --flavor.
+    #[arg(long = "target", value_name = "NAME", conflicts_with_all = ["kernel_name", "arch", "flavor"])]
     pub name: Option<String>,
+    /// Kernel of the pin: the series of lkmlab.toml's [kernel] (`7.3`) or a NAME of its
+    /// [kernels.NAME] [default: the default target's].
+    #[arg(long, value_name = "NAME")]
+    pub kernel_name: Option<String>,
     /// Architecture: x86_64 or arm64 (cross-built with clang, run under TCG on
     /// another host) [default: the default target's].
     #[arg(long, value_name = "ARCH", value_parser = parse_arch)]
@@ -73,6 +78,7 @@ impl TargetArg {
     pub fn selection(&self) -> Selection {
         Selection {
             target: self.name.clone(),
+            kernel: self.kernel_name.clone(),
             arch: self.arch,
             flavor: self.flavor.clone(),
         }

@@ -61,10 +61,13 @@ fn versioned(name: &str, found: anyhow::Result<Version>, min: &Version, fix: Str
 /// Run every check the pipeline for `targets` needs.
 pub fn run(project: &Project, paths: &Paths, targets: &[Target]) -> Vec<Check> {
     let tc = &project.pin.toolchain;
+    // One toolchain builds every target's kernel: it must meet the highest
+    // of their minimums.
+    let min = project.minimums(targets);
     let mut checks = vec![versioned(
         "rustc",
         toolchain::rustc_version(),
-        &tc.rustc_min,
+        &min.rustc_min,
         "install Rust: https://rustup.rs (then `rustup default stable`)".into(),
     )];
     checks.push(match toolchain::lib_src_source() {
@@ -99,7 +102,7 @@ pub fn run(project: &Project, paths: &Paths, targets: &[Target]) -> Vec<Check> {
     checks.push(versioned(
         "bindgen",
         toolchain::bindgen_version(),
-        &tc.bindgen_min,
+        &min.bindgen_min,
         format!(
             "cargo install bindgen-cli --locked --version {}",
             tc.bindgen_cli
@@ -110,7 +113,7 @@ pub fn run(project: &Project, paths: &Paths, targets: &[Target]) -> Vec<Check> {
         let mut c = versioned(
             "libclang",
             toolchain::libclang_version(libclang_path.as_deref()),
-            &tc.libclang_min,
+            &min.libclang_min,
             format!(
                 "sudo apt-get install libclang-19-dev (and LIBCLANG_PATH={} if bindgen picks an older one)",
                 tc.libclang_path
@@ -259,14 +262,15 @@ fn llvm_check(project: &Project, targets: &[Target]) -> Option<Check> {
     let needed = targets.iter().any(|t| t.compiler() == Compiler::Llvm);
     let name = format!("LLVM ({})", users.join(", "));
     let tc = &project.pin.toolchain;
-    Some(match toolchain::check_llvm(project) {
+    let min = project.minimums(targets).llvm_min;
+    Some(match toolchain::check_llvm(project, &min) {
         Ok(v) => check(
             &name,
             Status::Ok,
             format!(
                 "{} {v} (>= {}), ld.lld and llvm-* found (LLVM={})",
                 toolchain::llvm_tool(tc.llvm.as_str(), "clang"),
-                tc.llvm_min,
+                min,
                 tc.llvm.as_str()
             ),
             None,
@@ -462,12 +466,16 @@ mod tests {
     #[test]
     fn missing_llvm_fails_only_a_target_that_needs_it() {
         let p = project_without_llvm();
-        let x86 = p.target_of(Arch::X86_64, "default").unwrap();
+        let x86 = p
+            .target_of(p.default_kernel(), Arch::X86_64, "default")
+            .unwrap();
         let only_x86 = llvm_check(&p, std::slice::from_ref(&x86)).unwrap();
         assert_eq!(only_x86.status, Status::Note, "{}", only_x86.detail);
         assert!(only_x86.name.contains("flavor debug"), "{}", only_x86.name);
 
-        let arm = p.target_of(Arch::Arm64, "default").unwrap();
+        let arm = p
+            .target_of(p.default_kernel(), Arch::Arm64, "default")
+            .unwrap();
         if arm.arch.is_foreign() {
             let with_arm = llvm_check(&p, &[x86, arm]).unwrap();
             assert_eq!(with_arm.status, Status::Fail, "{}", with_arm.detail);

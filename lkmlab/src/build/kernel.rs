@@ -7,7 +7,7 @@ use crate::build::toolchain;
 use crate::config::paths::Paths;
 use crate::config::pin::Compiler;
 use crate::config::project::Project;
-use crate::config::target::Target;
+use crate::config::target::{KernelPin, Target};
 use crate::lock;
 use crate::process::run_quiet;
 use crate::source::fetch::{extract_from_deb, hex, verify, Fetcher};
@@ -54,11 +54,10 @@ impl KernelTree {
     }
 }
 
-/// The unpacked, verified kernel source tree, unpacking it if needed (once,
-/// whichever lkmlab asks first: [`lock::fill_once`]).
-pub fn source(project: &Project, paths: &Paths, fetcher: &Fetcher) -> Result<PathBuf> {
+/// The unpacked, verified source tree of a kernel of the pin, unpacking it if
+/// needed (once, whichever lkmlab asks first: [`lock::fill_once`]).
+pub fn source(k: &KernelPin, paths: &Paths, fetcher: &Fetcher) -> Result<PathBuf> {
     const MARKER: &str = ".lkmlab-unpacked";
-    let k = &project.pin.kernel;
     let root = paths.kernel_source(&k.tarball.sha256);
     let done = |root: &Path| root.join(MARKER).is_file() && root.join(&k.tarball.top_dir).is_dir();
     if !done(&root) {
@@ -67,9 +66,12 @@ pub fn source(project: &Project, paths: &Paths, fetcher: &Fetcher) -> Result<Pat
             crate::status!("extracting {} from {}", k.tarball.path, k.deb.file);
             extract_from_deb(&deb, &k.tarball.path, staging)?;
             let tarball = staging.join(&k.tarball.path);
-            verify(&tarball, &k.tarball.sha256).context(
-                "the kernel tarball inside the pinned .deb does not match [kernel.tarball] sha256",
-            )?;
+            verify(&tarball, &k.tarball.sha256).with_context(|| {
+                format!(
+                    "the kernel tarball inside the pinned .deb does not match {} tarball.sha256",
+                    k.table()
+                )
+            })?;
             crate::status!("unpacking the kernel source (about a minute)");
             run_quiet(
                 Command::new("tar")
@@ -83,9 +85,10 @@ pub fn source(project: &Project, paths: &Paths, fetcher: &Fetcher) -> Result<Pat
                 .with_context(|| format!("removing {}", tarball.display()))?;
             if !staging.join(&k.tarball.top_dir).is_dir() {
                 bail!(
-                    "{} has no top directory {}; fix [kernel.tarball] top_dir",
+                    "{} has no top directory {}; fix {} tarball.top_dir",
                     k.tarball.path,
-                    k.tarball.top_dir
+                    k.tarball.top_dir,
+                    k.table()
                 );
             }
             std::fs::write(staging.join(MARKER), k.tarball.sha256.as_str())
@@ -154,7 +157,7 @@ pub fn build_setup(
     target: &Target,
     dir: &Path,
 ) -> Result<BuildSetup> {
-    let src = source(project, paths, fetcher)?;
+    let src = source(&target.kernel, paths, fetcher)?;
     let rust_lib_src = toolchain::rust_lib_src(project, paths, fetcher)?;
     let make = MakeSetup::new(project, target, Some(&rust_lib_src)).reproducible(
         &src,
@@ -290,7 +293,7 @@ pub fn configure(
     let mut msg = format!(
         "{} requested Kconfig option(s) did not survive `make olddefconfig` in {} for {}:",
         dropped.len(),
-        project.pin.kernel.version,
+        target.kernel.version,
         target.arch
     );
     for d in &dropped {
@@ -380,10 +383,7 @@ pub fn build_inputs(
     let mut inputs = vec![
         ("recipe".to_string(), RECIPE.to_string()),
         ("arch".into(), target.arch.kbuild().into()),
-        (
-            "source".into(),
-            project.pin.kernel.tarball.sha256.to_string(),
-        ),
+        ("source".into(), target.kernel.tarball.sha256.to_string()),
         ("base".into(), project.pin.kconfig.base.to_string()),
         ("rust_lib_src".into(), lib_src.to_string()),
         (
@@ -481,7 +481,7 @@ pub fn build(
     }
 
     if target.compiler() == Compiler::Llvm {
-        toolchain::check_llvm(project).with_context(|| {
+        toolchain::check_llvm(project, &target.kernel.minimums.llvm_min).with_context(|| {
             if target.arch.is_foreign() {
                 format!("{} is cross-built with clang/LLVM", target.name())
             } else {
@@ -495,7 +495,7 @@ pub fn build(
     let BuildSetup { src, make: env, .. } = build_setup(project, paths, fetcher, target, &dir)?;
     crate::status!(
         "configuring kernel {} ({name}) in {}",
-        project.pin.kernel.version,
+        target.kernel.version,
         dir.display()
     );
     if let Err(e) = configure(project, target, &src, &dir, &env) {
@@ -526,12 +526,13 @@ pub fn build(
         );
     }
     let tree = tree(project, &dir, target)?;
-    if tree.release != project.pin.kernel.version {
+    if tree.release != target.kernel.version {
         bail!(
             "the pinned source builds kernel release {} but lkmlab.toml says version = {:?}; \
-             fix [kernel] version",
+             fix {} version",
             tree.release,
-            project.pin.kernel.version
+            target.kernel.version,
+            target.kernel.table()
         );
     }
     write_atomic(&stamp, description.as_bytes())?;
@@ -608,7 +609,11 @@ mod tests {
 
     fn target(project: &Project, flavor: &str) -> Target {
         project
-            .target_of(crate::config::arch::Arch::X86_64, flavor)
+            .target_of(
+                project.default_kernel(),
+                crate::config::arch::Arch::X86_64,
+                flavor,
+            )
             .unwrap()
     }
 
@@ -671,7 +676,11 @@ mod tests {
             .0;
         assert_ne!(a, b);
         let arm64 = project
-            .target_of(crate::config::arch::Arch::Arm64, "default")
+            .target_of(
+                project.default_kernel(),
+                crate::config::arch::Arch::Arm64,
+                "default",
+            )
             .unwrap();
         let c = key_of(&build_inputs(&project, &arm64, "/a").unwrap())
             .unwrap()
@@ -692,7 +701,11 @@ mod tests {
     fn an_unknown_flavor_is_refused_by_name() {
         let (_dir, project) = temp_project();
         let err = project
-            .target_of(crate::config::arch::Arch::X86_64, "fast")
+            .target_of(
+                project.default_kernel(),
+                crate::config::arch::Arch::X86_64,
+                "fast",
+            )
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown flavor \"fast\""), "{err}");

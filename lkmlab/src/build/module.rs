@@ -448,11 +448,7 @@ mod tests {
         KernelTree {
             dir: dir.to_path_buf(),
             release: "7.3.4".into(),
-            target: crate::config::target::Target {
-                arch: crate::config::arch::Arch::X86_64,
-                flavor_name: crate::config::target::DEFAULT_FLAVOR.into(),
-                flavor: Default::default(),
-            },
+            target: crate::config::target::Target::example(crate::config::arch::Arch::X86_64),
             compiler: crate::config::pin::Compiler::Gcc,
             cc_version_text: "gcc 12".into(),
             compiler_var: "LLVM=".into(),

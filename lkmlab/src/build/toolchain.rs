@@ -218,9 +218,9 @@ pub const LLVM_TOOLS: &[&str] = &[
 ];
 
 /// The LLVM tools `LLVM=<[toolchain] llvm>` runs, checked: each found, clang
-/// at least the kernel's minimum. `Ok` holds clang's version; `Err` what is
-/// wrong, with the fix.
-pub fn check_llvm(project: &Project) -> Result<Version> {
+/// at least `min` (the kernel's minimum). `Ok` holds clang's version; `Err`
+/// what is wrong, with the fix.
+pub fn check_llvm(project: &Project, min: &Version) -> Result<Version> {
     let tc = &project.pin.toolchain;
     let missing: Vec<String> = LLVM_TOOLS
         .iter()
@@ -241,7 +241,6 @@ pub fn check_llvm(project: &Project) -> Result<Version> {
     }
     let clang = llvm_tool(tc.llvm.as_str(), "clang");
     let version = tool_version(&clang, "--version")?;
-    let min = &tc.llvm_min;
     if version < *min {
         bail!("{clang} is {version}, older than the kernel's minimum {min}; fix: {fix}");
     }

@@ -102,17 +102,22 @@ pub(super) fn clean(ctx: &Ctx, dry_run: bool) -> Result<()> {
 }
 
 pub(super) fn fetch(ctx: &Ctx) -> Result<()> {
-    let src = kernel::source(&ctx.project, &ctx.paths, &ctx.fetcher())?;
-    crate::status!("kernel source: {}", src.display());
+    // The source of every kernel a declared target builds.
+    let targets = ctx.project.targets()?;
+    let mut kernels: Vec<&crate::config::target::KernelPin> = Vec::new();
+    for t in &targets {
+        if !kernels.contains(&&t.kernel) {
+            kernels.push(&t.kernel);
+        }
+    }
+    for k in kernels {
+        let src = kernel::source(k, &ctx.paths, &ctx.fetcher())?;
+        crate::status!("kernel {} source: {}", k.name, src.display());
+    }
     let lib = toolchain::rust_lib_src(&ctx.project, &ctx.paths, &ctx.fetcher())?;
     crate::status!("Rust library source: {}", lib.display());
     // The pinned busybox of each declared target of another architecture.
-    for target in ctx
-        .project
-        .targets()?
-        .iter()
-        .filter(|t| t.arch.is_foreign())
-    {
+    for target in targets.iter().filter(|t| t.arch.is_foreign()) {
         if let Some(deb) = ctx.project.pin.toolchain.busybox.get(&target.arch) {
             let path = ctx.fetcher().get(deb)?;
             crate::status!("busybox for {}: {}", target.arch, path.display());

@@ -280,16 +280,11 @@ fn to_json(modules: &[String], runs: &[(Target, TargetRun)]) -> serde_json::Valu
 mod tests {
     use super::*;
     use crate::config::arch::Arch;
-    use crate::config::target::DEFAULT_FLAVOR;
     use crate::vm::qemu::Ending;
     use std::time::Duration;
 
     fn target(arch: Arch) -> Target {
-        Target {
-            arch,
-            flavor_name: DEFAULT_FLAVOR.into(),
-            flavor: Default::default(),
-        }
+        Target::example(arch)
     }
 
     fn judged(ktap: &str) -> TargetRun {

@@ -58,7 +58,7 @@ impl PartialEq<str> for Sha256 {
 }
 
 /// A file pinned by name, size and sha256, with the URLs it can come from.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PinnedFile {
     pub file: String,
@@ -67,7 +67,7 @@ pub struct PinnedFile {
     pub urls: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tarball {
     pub path: String,
@@ -75,12 +75,40 @@ pub struct Tarball {
     pub top_dir: String,
 }
 
+/// `[kernel]`: the default kernel, whose minimum tool versions are
+/// `[toolchain]`'s.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Kernel {
     pub version: String,
     pub deb: PinnedFile,
     pub tarball: Tarball,
+}
+
+/// `[kernels.NAME]`: another kernel a target can name (`[[targets]] kernel =
+/// "NAME"`), with the minimum tool versions of its own tree and the Kconfig
+/// fragments only it needs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedKernel {
+    pub version: String,
+    pub deb: PinnedFile,
+    pub tarball: Tarball,
+    pub toolchain: Minimums,
+    /// Applied after the architecture's fragments, before the flavor's.
+    #[serde(default)]
+    pub fragments: Vec<String>,
+}
+
+/// A kernel's minimum tool versions: `scripts/min-tool-version.sh` in its
+/// tree (`rustc`, `bindgen`, `llvm`; libclang's is LLVM's or higher).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Minimums {
+    pub rustc_min: Version,
+    pub bindgen_min: Version,
+    pub libclang_min: Version,
+    pub llvm_min: Version,
 }
 
 /// The configuration the fragments apply to.
@@ -119,13 +147,16 @@ pub struct ArchKconfig {
     pub fragments: Vec<String>,
 }
 
-/// One `[[targets]]` entry: an architecture and a flavor.
+/// One `[[targets]]` entry: an architecture, a flavor and a kernel.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetCfg {
     pub arch: Arch,
     #[serde(default = "default_flavor")]
     pub flavor: String,
+    /// A `[kernels.NAME]`, or the series of `[kernel]` (its default).
+    #[serde(default)]
+    pub kernel: Option<String>,
 }
 
 impl Default for TargetCfg {
@@ -133,6 +164,7 @@ impl Default for TargetCfg {
         TargetCfg {
             arch: Arch::X86_64,
             flavor: default_flavor(),
+            kernel: None,
         }
     }
 }
@@ -373,6 +405,9 @@ pub enum AccelChoice {
 #[serde(deny_unknown_fields)]
 pub struct Pin {
     pub kernel: Kernel,
+    /// Other kernels targets can name; `kernel` is the default one.
+    #[serde(default)]
+    pub kernels: BTreeMap<String, NamedKernel>,
     pub kconfig: Kconfig,
     pub toolchain: Toolchain,
     pub module: ModuleCfg,

@@ -24,7 +24,8 @@ pub struct InUse {
     /// is missing, say), by their label ([`crate::config::target::Target::label`]):
     /// every tree of theirs is kept, with the reason.
     pub unknown_targets: Vec<(String, String)>,
-    pub source: PathBuf,
+    /// The unpacked source of every kernel of the pin.
+    pub sources: BTreeSet<PathBuf>,
     pub rust_src: PathBuf,
     pub downloads: BTreeSet<PathBuf>,
     /// The current guest runners cross-built for other architectures, and
@@ -32,9 +33,10 @@ pub struct InUse {
     pub guest_programs: BTreeSet<PathBuf>,
 }
 
-/// The current tree of every flavor (`default` and those of the pin) on
-/// every architecture the pin declares a target or fragments for, the
-/// pinned source and rust-src, and the pinned downloads.
+/// The current tree of every flavor (`default` and those of the pin) of
+/// every kernel of the pin on every architecture the pin declares a target
+/// or fragments for, the pinned sources and rust-src, and the pinned
+/// downloads.
 pub fn in_use(project: &Project, paths: &Paths) -> Result<InUse> {
     let mut flavors: BTreeSet<&str> = project
         .pin
@@ -47,16 +49,19 @@ pub fn in_use(project: &Project, paths: &Paths) -> Result<InUse> {
     let mut arches: BTreeSet<Arch> = project.pin.kconfig.arch.keys().copied().collect();
     arches.extend(project.pin.targets.iter().map(|t| t.arch));
     arches.insert(Arch::X86_64);
+    let kernels = project.kernels()?;
     let mut kernel_trees = BTreeSet::new();
     let mut unknown_targets = Vec::new();
-    for arch in arches.iter().copied() {
-        for flavor in &flavors {
-            let target = project.target_of(arch, flavor)?;
-            match kernel::current_tree(project, paths, &target) {
-                Ok((dir, _)) => {
-                    kernel_trees.insert(dir);
+    for kernel_pin in &kernels {
+        for arch in arches.iter().copied() {
+            for flavor in &flavors {
+                let target = project.target_of(kernel_pin.clone(), arch, flavor)?;
+                match kernel::current_tree(project, paths, &target) {
+                    Ok((dir, _)) => {
+                        kernel_trees.insert(dir);
+                    }
+                    Err(e) => unknown_targets.push((target.label(), format!("{e:#}"))),
                 }
-                Err(e) => unknown_targets.push((target.label(), format!("{e:#}"))),
             }
         }
     }
@@ -76,10 +81,15 @@ pub fn in_use(project: &Project, paths: &Paths) -> Result<InUse> {
     Ok(InUse {
         kernel_trees,
         unknown_targets,
-        source: paths.kernel_source(&pin.kernel.tarball.sha256),
+        sources: kernels
+            .iter()
+            .map(|k| paths.kernel_source(&k.tarball.sha256))
+            .collect(),
         rust_src: paths.rust_src(&pin.toolchain.rust_src.deb.sha256),
-        downloads: [&pin.kernel.deb, &pin.toolchain.rust_src.deb]
-            .into_iter()
+        downloads: kernels
+            .iter()
+            .map(|k| &k.deb)
+            .chain([&pin.toolchain.rust_src.deb])
             .chain(busybox)
             .map(|deb| paths.downloads().join(&deb.file))
             .collect(),
@@ -133,7 +143,7 @@ pub fn stale(paths: &Paths, used: &InUse) -> Result<Vec<PathBuf>> {
         }
     }
     for path in entries(&paths.cache.join("src"))? {
-        if guarded(&path) != used.source {
+        if !used.sources.contains(&guarded(&path)) {
             out.push(path);
         }
     }
@@ -289,7 +299,9 @@ mod tests {
         let used = InUse {
             kernel_trees: [k.join("default-aaaa")].into_iter().collect(),
             unknown_targets: vec![("llvm".into(), "clang-19 not found".into())],
-            source: paths.cache.join("src/linux-current"),
+            sources: [paths.cache.join("src/linux-current")]
+                .into_iter()
+                .collect(),
             rust_src: paths.cache.join("rust-src/current"),
             downloads: [paths.downloads().join("pinned.deb")].into_iter().collect(),
             guest_programs: [

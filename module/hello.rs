@@ -4,9 +4,15 @@
 //!
 //! It says hello when loaded and goodbye when unloaded, and takes one integer
 //! parameter: `insmod hello.ko greeting_count=3`.
+//!
+//! It also builds on kernels older than Rust module parameters (6.19), such
+//! as 6.12 (the one tried): there it has no parameter and greets once. `module/Kbuild` tells
+//! rustc which kernel it is (`--cfg module_params`), the way a C module tests
+//! `LINUX_VERSION_CODE`.
 
 use kernel::prelude::*;
 
+#[cfg(module_params)]
 module! {
     type: Hello,
     name: "hello",
@@ -21,13 +27,31 @@ module! {
     },
 }
 
+#[cfg(not(module_params))]
+module! {
+    type: Hello,
+    name: "hello",
+    author: "lkmlab",
+    description: "The simplest useful Rust LKM: init and exit messages",
+    license: "GPL",
+}
+
+/// The `greeting_count` parameter; 1 where the kernel has no module parameters.
+fn greeting_count() -> i64 {
+    #[cfg(module_params)]
+    let count = module_parameters::greeting_count.value();
+    #[cfg(not(module_params))]
+    let count = 1;
+    count
+}
+
 struct Hello {
     count: i64,
 }
 
 impl kernel::Module for Hello {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let count = module_parameters::greeting_count.value();
+        let count = greeting_count();
         pr_info!("Hello from Rust! greeting_count={}\n", count);
         Ok(Hello { count })
     }

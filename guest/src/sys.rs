@@ -75,6 +75,14 @@ pub fn reboot() -> ! {
     std::process::exit(1)
 }
 
+/// The running kernel's release (`uname -r`), from procfs.
+pub fn kernel_release() -> Result<String, String> {
+    let path = "/proc/sys/kernel/osrelease";
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .map_err(|e| format!("reading {path}: {e}"))
+}
+
 /// The text of every record currently in the kernel's log buffer (`/dev/kmsg`),
 /// one message per line, without the record headers.
 pub fn kernel_log() -> io::Result<Vec<String>> {

@@ -17,7 +17,10 @@
 #          number of lines (none included). A command with no lines after it
 #          has its status checked, not its output.
 #      A block whose fence says file=PATH (```rust file=module/hello.rs) must
-#      be an excerpt of PATH, with `…` for what is left out.
+#      be an excerpt of PATH, with `…` for what is left out. A console block
+#      fenced needs-flavor=NAME runs only when that flavor's kernel is in
+#      the cache (CI does not build the no-unload kernel, see
+#      docs/benchmarks.md); otherwise it is listed at the end as not run.
 #      ```sh blocks are illustrations: not run, and each is listed below so
 #      that nothing is skipped silently. Other fences (rust, toml, text, c)
 #      are not commands.
@@ -196,6 +199,18 @@ def check_excerpt(rel, line, path, body):
         fail(label, "the block is not in the file as shown:\n" + "\n".join(body))
 
 
+def kernel_built(flavor):
+    """Whether the current kernel tree of `flavor` is built (its build stamp
+    exists), asking lkmlab where it would be, without building it."""
+    r = subprocess.run([LKMLAB, "show", "build-env", "--flavor", flavor], cwd=ROOT, env=env,
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    if r.returncode != 0:
+        return False
+    import json
+    tree = json.loads(r.stdout)["tree"]
+    return os.path.isfile(os.path.join(tree, "lkmlab-build.json"))
+
+
 def run_doc(md):
     rel = os.path.relpath(md, ROOT)
     text = open(md, encoding="utf-8").read()
@@ -213,9 +228,16 @@ def run_doc(md):
         if lang != "console":
             continue
         status = 0
+        needs = None
         for w in words[1:]:
             if w.startswith("exit="):
                 status = int(w[5:])
+            if w.startswith("needs-flavor="):
+                needs = w[len("needs-flavor="):]
+        if needs and not kernel_built(needs):
+            notes.append(f"{rel}:{line}: ```console block not run: it needs the {needs} "
+                         f"kernel, which is not built (`lkmlab kernel --flavor {needs}`)")
+            continue
         cmds = commands(body)
         for k, (at, cmd, expected) in enumerate(cmds):
             short = cmd.split("\n")[0]

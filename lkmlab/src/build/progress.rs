@@ -154,9 +154,24 @@ fn is_step(trimmed: &str) -> bool {
     kbuild || CARGO.iter().any(|c| trimmed.starts_with(c))
 }
 
+/// The most lines of errors a failed build quotes: the first ones, as the
+/// first error is usually the cause and the later ones its consequences.
+const QUOTED_ERROR_LINES: usize = 60;
+
 /// Run `cmd` with its output going to `log`, showing progress; fail with the
-/// error lines and the log's path.
+/// first error lines and the log's path.
 pub fn run_logged(cmd: &mut Command, log: &Path, what: &str) -> Result<()> {
+    run_logged_explained(cmd, log, what, |_| Vec::new())
+}
+
+/// [`run_logged`], with `explain` adding paragraphs to the failure's message
+/// from the log's text (what the errors mean for the user, what to do).
+pub fn run_logged_explained(
+    cmd: &mut Command,
+    log: &Path,
+    what: &str,
+    explain: impl FnOnce(&str) -> Vec<String>,
+) -> Result<()> {
     let started = Instant::now();
     let mut file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
     let program = cmd.get_program().to_string_lossy().into_owned();
@@ -218,19 +233,46 @@ pub fn run_logged(cmd: &mut Command, log: &Path, what: &str) -> Result<()> {
         return Ok(());
     }
     let text = std::fs::read_to_string(log).unwrap_or_default();
-    let errors = error_lines(&text);
-    let shown: Vec<&str> = if errors.is_empty() {
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(30)..].to_vec()
+    let mut message = format!(
+        "{what} failed ({status}) after {}",
+        human_duration(started.elapsed())
+    );
+    let quoted = quoted_lines(&text);
+    if quoted.is_empty() {
+        message.push_str(" and printed nothing");
     } else {
-        errors[errors.len().saturating_sub(60)..].to_vec()
-    };
-    bail!(
-        "{what} failed ({status}) after {}:\n{}\nFull log: {}",
-        human_duration(started.elapsed()),
-        shown.join("\n"),
-        log.display()
-    )
+        message.push_str(":\n");
+        message.push_str(&quoted.join("\n"));
+    }
+    for paragraph in explain(&text) {
+        message.push('\n');
+        message.push_str(&paragraph);
+    }
+    bail!("{message}\nFull log: {}", log.display())
+}
+
+/// What a failed build's message quotes of its log: the first
+/// [`QUOTED_ERROR_LINES`] error lines (with a count of those left out), or,
+/// when no line looks like an error, the last 30 lines.
+fn quoted_lines(text: &str) -> Vec<String> {
+    let errors = error_lines(text);
+    if errors.is_empty() {
+        let all: Vec<&str> = text.lines().collect();
+        return all[all.len().saturating_sub(30)..]
+            .iter()
+            .map(|l| l.to_string())
+            .collect();
+    }
+    let mut shown: Vec<String> = (errors.iter().take(QUOTED_ERROR_LINES))
+        .map(|l| l.to_string())
+        .collect();
+    if errors.len() > QUOTED_ERROR_LINES {
+        shown.push(format!(
+            "… {} more lines of errors in the log",
+            errors.len() - QUOTED_ERROR_LINES
+        ));
+    }
+    shown
 }
 
 #[cfg(test)]
@@ -253,6 +295,54 @@ mod tests {
         assert!(err.contains(&log.display().to_string()), "{err}");
         let text = std::fs::read_to_string(&log).unwrap();
         assert!(text.contains("CC foo.o") && text.contains("error: boom"));
+    }
+
+    /// A module with many errors: the first is usually the cause (a missing
+    /// item), the rest its consequences, so the first ones are quoted.
+    #[test]
+    fn a_failed_build_quotes_its_first_errors() {
+        let mut log = String::from("  RUSTC [M] m.o\n");
+        for n in 1..=30 {
+            log.push_str(&format!(
+                "error[E0425]: cannot find value `v{n}` in this scope\n --> m.rs:{n}:5\n  |\n\n"
+            ));
+        }
+        log.push_str("make[2]: *** [m.o] Error 1\n");
+        let quoted = quoted_lines(&log);
+        assert_eq!(quoted.len(), QUOTED_ERROR_LINES + 1, "{quoted:#?}");
+        assert_eq!(
+            quoted[0],
+            "error[E0425]: cannot find value `v1` in this scope"
+        );
+        assert!(!quoted.iter().any(|l| l.contains("`v30`")), "{quoted:#?}");
+        assert_eq!(
+            quoted.last().unwrap(),
+            "… 31 more lines of errors in the log"
+        );
+        // Without error lines, the end of the log is the best guess.
+        let plain: String = (1..=40).map(|n| format!("line {n}\n")).collect();
+        let quoted = quoted_lines(&plain);
+        assert_eq!((quoted[0].as_str(), quoted.len()), ("line 11", 30));
+    }
+
+    #[test]
+    fn a_silent_failure_says_so_instead_of_ending_in_a_colon() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("build.log");
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "exit 2"]);
+        let err = run_logged_explained(&mut cmd, &log, "test build", |_| {
+            vec!["what to do".to_string()]
+        })
+        .unwrap_err()
+        .to_string();
+        let lines: Vec<&str> = err.lines().collect();
+        assert!(
+            lines[0].starts_with("test build failed (exit status: 2) after ")
+                && lines[0].ends_with(" and printed nothing"),
+            "{err}"
+        );
+        assert_eq!(lines[1], "what to do", "{err}");
     }
 
     #[test]

@@ -4,5 +4,6 @@ pub mod kconfig;
 pub mod kernel;
 pub mod module;
 pub mod module_dir;
+pub mod module_failure;
 pub mod progress;
 pub mod toolchain;

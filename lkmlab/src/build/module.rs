@@ -2,8 +2,8 @@
 //! pinned tree, and checked to carry that kernel's vermagic.
 
 use crate::build::kernel::KernelTree;
-use crate::build::module_dir;
-use crate::build::progress::{run_logged, warning_lines};
+use crate::build::progress::{run_logged_explained, warning_lines};
+use crate::build::{module_dir, module_failure};
 use anyhow::{bail, Context, Result};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -19,15 +19,21 @@ pub struct ModuleBuild<'a> {
     pub env: &'a [(String, OsString)],
     /// Extra make arguments, e.g. `CLIPPY=1`.
     pub extra: &'a [String],
+    /// The pin's `[kconfig] fragments`, named in the advice when a `#[cfg]`
+    /// left out an item the module uses.
+    pub shared_fragments: &'a [String],
 }
 
-/// `make -C <tree> M=<src> MO=<out> ARCH=… -jN`: Kbuild on an out-of-tree
-/// module, objects kept out of its source directory. Targets and variables
-/// are for the caller to add.
+/// `make -C <tree> M=<src> MO=<out> ARCH=… -k -jN`: Kbuild on an
+/// out-of-tree module, objects kept out of its source directory. With `-k`
+/// an object that fails does not stop the others: every module of the
+/// directory gets its errors reported. Targets and variables are for the
+/// caller to add.
 pub fn kbuild(tree: &KernelTree, src: &Path, out: &Path, env: &[(String, OsString)]) -> Command {
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut cmd = Command::new("make");
-    cmd.arg("-C")
+    cmd.arg("-k")
+        .arg("-C")
         .arg(&tree.dir)
         .arg(format!("M={}", src.display()))
         .arg(format!("MO={}", out.display()))
@@ -92,7 +98,9 @@ pub fn build(b: &ModuleBuild) -> Result<(Vec<PathBuf>, Built)> {
     let mut cmd = kbuild(b.tree, &src, &out, b.env);
     cmd.args(b.extra).arg("modules");
     let log = out.join("build.log");
-    run_logged(&mut cmd, &log, "module build")?;
+    run_logged_explained(&mut cmd, &log, "module build", |text| {
+        module_failure::explain(text, b.tree, b.shared_fragments)
+    })?;
     show_warnings(&log);
 
     let kos = find_kos(&out)?;
@@ -472,6 +480,7 @@ mod tests {
                 out: &out,
                 env: &[],
                 extra,
+                shared_fragments: &[],
             };
             input_key(&b, &src, &out, env).unwrap()
         };

@@ -156,6 +156,7 @@ pub(super) fn build_module(
         out: &out,
         env: &env,
         extra: make_vars,
+        shared_fragments: &ctx.project.pin.kconfig.fragments,
     })?;
     if built == module::Built::UpToDate {
         crate::status!(

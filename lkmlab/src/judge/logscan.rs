@@ -20,7 +20,9 @@
 //!    shorter still after the first `</TASK>` line, before the first line
 //!    shaped like an ordinary `subsystem: message` log line (lowercase
 //!    subsystem, other than the ones reports print themselves, such as
-//!    `preempt_count:`), and, for kmemleak object reports, before the first
+//!    `preempt_count:`; not in a Rust panic's message, the lines before the
+//!    `[ cut here ]` of the `BUG()` that follows it, which can read
+//!    `word: text`), and, for kmemleak object reports, before the first
 //!    unindented line.
 //!
 //! Lines inside an excerpt never start a finding of their own, except taint
@@ -510,8 +512,17 @@ fn excerpt_end(lines: &[&str], start: usize, kind: &Trigger) -> usize {
         }
     }
 
-    // No end marker: cut at the softer signs of the report's end.
+    // No end marker: cut at the softer signs of the report's end. A Rust
+    // panic's message (up to the `BUG()` its handler raises) is the panic's
+    // own text, whatever it looks like (`scull: index 9 out of range`).
+    let mut in_message = kind.through_bug;
     for (j, line) in lines.iter().enumerate().take(hard_stop).skip(start + 1) {
+        if in_message {
+            in_message = !line.contains("[ cut here ]") && trigger(line).is_none();
+            if in_message {
+                continue;
+            }
+        }
         if line.trim() == "</TASK>" && !kind.through_bug {
             return j + 1;
         }

@@ -1,0 +1,64 @@
+//! The console logs of `tests/fixtures/console-logs/`, judged as `lkmlab
+//! report` judges them: each shows a way the judge once went wrong, or is a
+//! clean run that must stay clean.
+
+use crate::judge::logscan::{self, FindingKind};
+use crate::judge::report::{self, Verdict};
+use crate::vm::qemu::Ending;
+use std::time::Duration;
+
+fn fixture(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/console-logs")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// `lkmlab report FILE --console FILE` on one log: its KTAP and its kernel
+/// log findings.
+fn report_on(log: &str) -> Verdict {
+    let ktap = crate::ktap::extract(log).unwrap_or_default();
+    report::evaluate(&ktap, log, &Ending::Saved, Duration::ZERO)
+}
+
+fn kinds(log: &str) -> Vec<FindingKind> {
+    logscan::scan(log).into_iter().map(|f| f.kind).collect()
+}
+
+/// A whole `lkmlab check` run's console (x86-64, default flavor) of the
+/// example module: booting, the guest runner's cases, KUnit at each load.
+#[test]
+fn a_clean_run_has_no_findings() {
+    assert_eq!(kinds(&fixture("clean-check.log")), []);
+}
+
+/// On the debug kernel a Rust panic's oops runs past the excerpt's 40
+/// lines, so the excerpt ends by the softer rules; its message, `bounds:
+/// index 9 …`, looked like another subsystem's log line and was cut off,
+/// leaving only `rust_kernel: panicked at bounds.rs:24:9:`.
+#[test]
+fn a_rust_panic_keeps_a_message_shaped_like_a_log_line() {
+    let log = fixture("rust-panic-debug.log");
+    let findings = logscan::scan(&log);
+    let panic = &findings[0];
+    assert_eq!(panic.kind, FindingKind::RustPanic, "{findings:#?}");
+    assert_eq!(
+        panic.excerpt[..2],
+        [
+            "rust_kernel: panicked at bounds.rs:24:9:",
+            "bounds: index 9 is past the end of the 8-byte table"
+        ]
+    );
+    assert_eq!(panic.excerpt.len(), logscan::MAX_EXCERPT);
+    assert_eq!(panic.culprit().as_deref(), Some("bounds::lookup [bounds]"));
+    assert_eq!(
+        kinds(&log),
+        [FindingKind::RustPanic, FindingKind::Panic],
+        "{findings:#?}"
+    );
+    let text = report::render(&report_on(&log));
+    assert!(
+        text.contains("       bounds: index 9 is past the end of the 8-byte table\n"),
+        "{text}"
+    );
+}

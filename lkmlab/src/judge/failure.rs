@@ -117,6 +117,7 @@ mod tests {
                 "kernel_log.memory_leak_(kmemleak)",
                 "kernel_log.locking_problem_(lockdep)",
                 "kernel_log.hang_or_stall",
+                "kernel_log.out_of_memory",
                 "kernel_log.kernel_tainted_(PX)",
             ]
         );

@@ -62,3 +62,35 @@ fn a_rust_panic_keeps_a_message_shaped_like_a_log_line() {
         "{text}"
     );
 }
+
+/// Memory ran out as the runner (PID 1) started: the OOM killer's report
+/// had no trigger of its own, so only its stack was found, as a warning
+/// quoting `Call Trace:` onwards without the line that says what happened.
+#[test]
+fn an_out_of_memory_at_boot_is_its_own_finding_quoting_the_oom_line() {
+    let log = fixture("oom-at-boot.log");
+    let findings = logscan::scan(&log);
+    assert_eq!(
+        kinds(&log),
+        [FindingKind::OutOfMemory, FindingKind::Panic],
+        "{findings:#?}"
+    );
+    let oom = &findings[0].excerpt;
+    assert_eq!(findings[0].line, 3);
+    assert!(
+        oom[0].starts_with("init invoked oom-killer: gfp_mask=0x140dca(")
+            && oom[0].contains("order=0"),
+        "{oom:#?}"
+    );
+    assert_eq!(oom[oom.len() - 3], " </TASK>");
+    assert_eq!(
+        oom[oom.len() - 2..],
+        ["…", "Out of memory and no killable processes..."]
+    );
+    let verdict = report_on(&log);
+    let ids: Vec<String> = (verdict.extra_failures.iter())
+        .map(|f| f.kind.id().into_owned())
+        .filter(|id| id.starts_with("kernel_log."))
+        .collect();
+    assert_eq!(ids, ["kernel_log.out_of_memory", "kernel_log.kernel_panic"]);
+}

@@ -25,6 +25,11 @@
 //!    `word: text`), and, for kmemleak object reports, before the first
 //!    unindented line.
 //!
+//! An OOM killer's report (`... invoked oom-killer:`) is quoted through its
+//! stack; its verdict (`Out of memory: Killed process ...`), printed after
+//! the memory and task dumps, is added after a `…` line and starts no
+//! finding of its own.
+//!
 //! Lines inside an excerpt never start a finding of their own, except taint
 //! lines that reveal more than the finding already implies (see
 //! [`FindingKind::Taint`]).
@@ -72,6 +77,13 @@ pub enum FindingKind {
     Lockdep,
     /// Hung tasks, soft and hard lockups, RCU stalls, workqueue lockups.
     Hung,
+    /// Memory ran out: the OOM killer's report (`init invoked oom-killer:
+    /// gfp_mask=…, order=…`, quoted with the stack that allocated and the
+    /// verdict after the memory dump, `Out of memory: Killed process …` or
+    /// `Out of memory and no killable processes...`), a verdict line on its
+    /// own, or an allocation failure (`insmod: page allocation failure:
+    /// order:…`).
+    OutOfMemory,
     /// The kernel was tainted by something other than an out-of-tree (`O`),
     /// unsigned (`E`) or test (`N`, set by KUnit) module; holds the taint
     /// letters, e.g. `"P"` or `"BL"`. Reported once per new letter, never for
@@ -86,7 +98,7 @@ impl FindingKind {
     /// Every kind but [`FindingKind::Taint`], which carries its letters
     /// (a new kind must be added here: [`FindingKind::id`]'s match lists them
     /// all, and a test pins every ID).
-    pub const ALL_BUT_TAINT: [FindingKind; 13] = [
+    pub const ALL_BUT_TAINT: [FindingKind; 14] = [
         FindingKind::Bug,
         FindingKind::Warning,
         FindingKind::Oops,
@@ -100,6 +112,7 @@ impl FindingKind {
         FindingKind::Kmemleak,
         FindingKind::Lockdep,
         FindingKind::Hung,
+        FindingKind::OutOfMemory,
     ];
 
     /// The stable part of the failure ID (`kernel_log.<this>`): fixed per
@@ -119,6 +132,7 @@ impl FindingKind {
             FindingKind::Kmemleak => "memory_leak_(kmemleak)".into(),
             FindingKind::Lockdep => "locking_problem_(lockdep)".into(),
             FindingKind::Hung => "hang_or_stall".into(),
+            FindingKind::OutOfMemory => "out_of_memory".into(),
             FindingKind::Taint(flags) => format!("kernel_tainted_({flags})").into(),
         }
     }
@@ -148,6 +162,7 @@ impl fmt::Display for FindingKind {
             FindingKind::Kmemleak => f.write_str("memory leak (kmemleak)"),
             FindingKind::Lockdep => f.write_str("locking problem (lockdep)"),
             FindingKind::Hung => f.write_str("hang or stall"),
+            FindingKind::OutOfMemory => f.write_str("out of memory"),
             FindingKind::Taint(flags) => write!(f, "kernel tainted ({flags})"),
         }
     }
@@ -241,16 +256,24 @@ const EXPECTED_TAINTS: &[char] = &['O', 'E', 'N'];
 /// syncing`, `UBSAN:`, `unreferenced object 0x...`, `kmemleak: N new
 /// suspected memory leaks`, `INFO: task ... blocked for more than`,
 /// `watchdog: BUG: soft lockup` / `watchdog: Watchdog detected hard LOCKUP`,
-/// RCU stall reports (`rcu: INFO: ... stall ...`), and a `Call Trace:` that
-/// is not part of another finding (reported as a [`FindingKind::Warning`]).
+/// RCU stall reports (`rcu: INFO: ... stall ...`), the OOM killer's `...
+/// invoked oom-killer:` and its verdicts (`Out of memory...`), `...: page
+/// allocation failure:`, and a `Call Trace:` that is not part of another
+/// finding (reported as a [`FindingKind::Warning`]).
 /// Taint lines (`... Tainted: G        W  O  7.3.4 #1` or `Tainted: [W]=WARN,
 /// [O]=OOT_MODULE`) give [`FindingKind::Taint`] findings as described there.
 pub fn scan(log: &str) -> Vec<Finding> {
     let lines: Vec<&str> = log.lines().map(strip_timestamp).collect();
     let mut findings = Vec::new();
     let mut taints = TaintState::default();
+    // The verdict of an OOM killer's report, quoted with the report.
+    let mut verdict_of_report = None;
     let mut i = 0;
     while i < lines.len() {
+        if verdict_of_report == Some(i) {
+            i += 1;
+            continue;
+        }
         let Some(kind) = trigger(lines[i]) else {
             if let Some(flags) = taint_flags(lines[i]) {
                 taints.check(&flags, &[], i, lines[i], &mut findings);
@@ -272,13 +295,21 @@ pub fn scan(log: &str) -> Vec<Finding> {
         } else {
             i
         };
+        let mut excerpt: Vec<String> = lines[first..end]
+            .iter()
+            .map(|l| l.trim_end().to_string())
+            .collect();
+        if lines[i].contains(" invoked oom-killer: ") {
+            verdict_of_report = oom_verdict_after(&lines, end);
+            if let Some(v) = verdict_of_report {
+                excerpt.push("…".to_string());
+                excerpt.push(lines[v].trim_end().to_string());
+            }
+        }
         findings.push(Finding {
             kind: kind.finding.clone(),
             line: first + 1,
-            excerpt: lines[first..end]
-                .iter()
-                .map(|l| l.trim_end().to_string())
-                .collect(),
+            excerpt,
         });
         for (j, line) in lines.iter().enumerate().take(end).skip(i + 1) {
             if let Some(flags) = taint_flags(line) {
@@ -418,6 +449,11 @@ fn trigger(line: &str) -> Option<Trigger> {
         Trigger::new(Kmemleak)
     } else if is_hang(line) {
         Trigger::new(Hung)
+    } else if line.contains(" invoked oom-killer: ")
+        || line.contains(": page allocation failure: ")
+        || is_oom_verdict(line)
+    {
+        Trigger::new(OutOfMemory)
     } else if line.starts_with("Call Trace:") {
         Trigger {
             bare_trace: true,
@@ -452,6 +488,33 @@ fn is_hang(line: &str) -> bool {
         || line.starts_with("watchdog: Watchdog detected hard LOCKUP")
         || ((line.starts_with("rcu: INFO: ") || line.starts_with("INFO: rcu"))
             && line.contains("stall"))
+}
+
+/// The OOM killer's verdict, printed after its report's memory and task
+/// dumps (mm/oom_kill.c): a task killed, or none it could kill.
+fn is_oom_verdict(line: &str) -> bool {
+    line.starts_with("Out of memory") || line.starts_with("Memory cgroup out of memory")
+}
+
+/// The most lines between an OOM killer's report (`invoked oom-killer:`)
+/// and its verdict: the memory dump, the unreclaimable slabs, one line a
+/// task.
+const OOM_REPORT_LINES: usize = 1000;
+
+/// The index of the verdict of the OOM killer's report whose excerpt ends
+/// before `end`: the first line after it that is a verdict, unless another
+/// report comes first.
+fn oom_verdict_after(lines: &[&str], end: usize) -> Option<usize> {
+    let window = lines.iter().enumerate().skip(end).take(OOM_REPORT_LINES);
+    for (j, line) in window {
+        if is_oom_verdict(line) {
+            return Some(j);
+        }
+        if trigger(line).is_some() {
+            return None;
+        }
+    }
+    None
 }
 
 /// `subsys` of a line shaped like `subsys: message`, with a lowercase
@@ -1398,6 +1461,54 @@ random: crng init done
     }
 
     #[test]
+    fn out_of_memory() {
+        // An allocation that failed, with its stack.
+        let log = stamped(
+            "\
+insmod: page allocation failure: order:10, mode:0xcc0(GFP_KERNEL), nodemask=(null)
+CPU: 0 UID: 0 PID: 95 Comm: insmod Tainted: G           O       7.3.4 #1
+Call Trace:
+ <TASK>
+ warn_alloc+0x13b/0x1b0
+ big_init+0x2e/0x40 [big]
+ </TASK>
+Mem-Info:
+active_anon:0 inactive_anon:0 isolated_anon:0
+",
+        );
+        let findings = scan(&log);
+        assert_eq!(kinds(&findings), [FindingKind::OutOfMemory]);
+        assert_eq!(findings[0].excerpt.len(), 7);
+        assert_eq!(findings[0].culprit().as_deref(), Some("big_init [big]"));
+        // The OOM killer's header is rate-limited: a verdict alone is one
+        // finding, and so is each verdict after a report cut short.
+        let log = "Out of memory: Killed process 95 (hog) total-vm:9000kB, anon-rss:8000kB\n\
+                   oom_reaper: reaped process 95 (hog), now anon-rss:0kB\n\
+                   Memory cgroup out of memory: Killed process 96 (hog)\n";
+        let findings = scan(log);
+        assert_eq!(
+            kinds(&findings),
+            [FindingKind::OutOfMemory, FindingKind::OutOfMemory]
+        );
+        assert_eq!(findings[0].excerpt.len(), 1);
+        // A report's verdict after another report belongs to that one.
+        let log = "hog invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0\n\
+                   Call Trace:\n </TASK>\nWARNING: CPU: 0 PID: 1 at a.c:1 f\n\
+                   Out of memory: Killed process 95 (hog)\n";
+        let findings = scan(log);
+        assert_eq!(
+            kinds(&findings),
+            [
+                FindingKind::OutOfMemory,
+                FindingKind::Warning,
+                FindingKind::OutOfMemory
+            ]
+        );
+        assert_eq!(findings[0].excerpt.len(), 3);
+        assert_eq!(FindingKind::OutOfMemory.to_string(), "out of memory");
+    }
+
+    #[test]
     fn bare_call_trace() {
         let log = stamped(
             "\
@@ -1460,6 +1571,8 @@ BUG: unable to handle page fault for address: 0000000000001000
             "    # oops_test: Oops: looks like a trigger but is KTAP",
             "    not ok 3 BUG: in a test name",
             "Booting paravirtualized kernel on KVM",
+            "OOM killer enabled.",
+            "Freeing unused kernel image (initmem) memory: 1200K",
             "audit: type=2000 audit(0.123:1): state=initialized audit_enabled=0 res=1",
         ] {
             assert_eq!(scan(line), [], "{line}");

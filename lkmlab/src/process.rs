@@ -80,9 +80,25 @@ pub fn run_quiet(cmd: &mut Command, what: &str) -> Result<String> {
         let stdout = String::from_utf8_lossy(&out.stdout);
         let tail: Vec<&str> = stdout.lines().chain(stderr.lines()).collect();
         let tail = tail[tail.len().saturating_sub(25)..].join("\n");
-        bail!("{what} failed ({}):\n{tail}", out.status);
+        bail!(saying(
+            &format!("{what} failed ({})", out.status),
+            &tail,
+            "\n"
+        ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `HEAD:` then what a program printed (after `separator`), or `HEAD and
+/// printed nothing`: a failure's message never ends in a colon with
+/// nothing after it.
+pub fn saying(head: &str, printed: &str, separator: &str) -> String {
+    let printed = printed.trim_end();
+    if printed.trim().is_empty() {
+        format!("{head} and printed nothing")
+    } else {
+        format!("{head}:{separator}{printed}")
+    }
 }
 
 /// Turn "program not found" into an error that names the fix.
@@ -194,6 +210,20 @@ mod tests {
             && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
                 .unwrap_or_default()
                 .contains(") Z ")
+    }
+
+    #[test]
+    fn a_failure_quotes_what_was_printed_or_says_nothing_was() {
+        assert_eq!(saying("x failed (1)", "boom\n", " "), "x failed (1): boom");
+        assert_eq!(saying("x failed (1)", "a\nb", "\n"), "x failed (1):\na\nb");
+        assert_eq!(
+            saying("x failed (1)", " \n", "\n"),
+            "x failed (1) and printed nothing"
+        );
+        let err = run_quiet(Command::new("false").arg("x"), "false")
+            .unwrap_err()
+            .to_string();
+        assert!(err.ends_with(" and printed nothing"), "{err}");
     }
 
     #[test]

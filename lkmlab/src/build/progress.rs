@@ -233,17 +233,11 @@ pub fn run_logged_explained(
         return Ok(());
     }
     let text = std::fs::read_to_string(log).unwrap_or_default();
-    let mut message = format!(
+    let head = format!(
         "{what} failed ({status}) after {}",
         human_duration(started.elapsed())
     );
-    let quoted = quoted_lines(&text);
-    if quoted.is_empty() {
-        message.push_str(" and printed nothing");
-    } else {
-        message.push_str(":\n");
-        message.push_str(&quoted.join("\n"));
-    }
+    let mut message = crate::process::saying(&head, &quoted_lines(&text).join("\n"), "\n");
     for paragraph in explain(&text) {
         message.push('\n');
         message.push_str(&paragraph);

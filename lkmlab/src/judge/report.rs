@@ -64,7 +64,7 @@ pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Durati
         )),
         Ending::Exited { status, stderr } if !status.success() => extra.push(Failure::new(
             FailureKind::VmQemu,
-            format!("QEMU failed ({status}): {}", stderr.trim()),
+            crate::process::saying(&format!("QEMU failed ({status})"), stderr.trim(), " "),
         )),
         Ending::Exited { .. } | Ending::Saved => {}
     }
@@ -421,5 +421,17 @@ mod tests {
         };
         let v = evaluate("", "", &ending, Duration::from_secs(9));
         assert!(render(&v).contains("No such file"));
+        // QEMU that failed in silence: its FAIL does not end in a colon.
+        let silent = Ending::Exited {
+            status: ExitStatus::from_raw(1 << 8),
+            stderr: "\n".into(),
+        };
+        let text = render(&evaluate("", "", &silent, Duration::from_secs(9)));
+        assert!(
+            text.contains(
+                "FAIL vm.qemu\n       QEMU failed (exit status: 1) and printed nothing\n"
+            ),
+            "{text}"
+        );
     }
 }

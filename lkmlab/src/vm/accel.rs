@@ -253,9 +253,10 @@ fn run_probe() -> Result<(), ProbeFailure> {
                 use std::io::Read;
                 let _ = e.read_to_string(&mut err);
             }
-            Err(ProbeFailure::QemuFailed(format!(
-                "QEMU with KVM failed ({status}): {}",
-                err.trim()
+            Err(ProbeFailure::QemuFailed(crate::process::saying(
+                &format!("QEMU with KVM failed ({status})"),
+                err.trim(),
+                " ",
             )))
         }
         Waited::TimedOut => Err(ProbeFailure::TooSlow),

@@ -101,7 +101,8 @@ impl fmt::Display for ProbeFailure {
 }
 
 impl ProbeFailure {
-    /// What to do about it, for `--accel kvm`.
+    /// What to do about it, for `--accel kvm`: whole sentences, each ending
+    /// in a full stop.
     pub fn advice(&self) -> String {
         use std::io::ErrorKind;
         match self {
@@ -110,30 +111,30 @@ impl ProbeFailure {
                 ..
             } => "Load the KVM module (sudo modprobe kvm_intel, or kvm_amd) and check that \
                   virtualization is enabled in the firmware or the host VM, or run with \
-                  --accel tcg"
+                  --accel tcg."
                 .into(),
             ProbeFailure::Device {
                 kind: ErrorKind::PermissionDenied,
                 ..
             } => "Join the kvm group (sudo usermod -aG kvm $USER, then log in again), or run \
-                  with --accel tcg"
+                  with --accel tcg."
                 .into(),
             ProbeFailure::Device { .. } => {
-                "Check /dev/kvm (`ls -l /dev/kvm`, `dmesg | grep -i kvm`), or run with --accel tcg"
+                "Check /dev/kvm (`ls -l /dev/kvm`, `dmesg | grep -i kvm`), or run with --accel tcg."
                     .into()
             }
             ProbeFailure::NoQemu(_) => format!(
-                "Install QEMU (sudo apt-get install {}; `lkmlab doctor` checks it)",
+                "Install QEMU (sudo apt-get install {}; `lkmlab doctor` checks it).",
                 PROBE_ARCH.qemu_package()
             ),
             ProbeFailure::QemuFailed(_) => "QEMU's message says why KVM does not work here; \
-                 fix that, or run with --accel tcg"
+                 fix that, or run with --accel tcg."
                 .into(),
             ProbeFailure::TooSlow => "KVM is there but too slow to run tests (typical of \
                  nested virtualization): run with --accel tcg, or --accel auto, which falls \
-                 back to TCG"
+                 back to TCG."
                 .into(),
-            ProbeFailure::Other(_) => "Run with --accel tcg".into(),
+            ProbeFailure::Other(_) => "Run with --accel tcg.".into(),
             ProbeFailure::Remembered { failure, cache } => match **failure {
                 ProbeFailure::TooSlow => format!(
                     "{} If the host was only busy then, delete {} to probe again.",
@@ -274,7 +275,7 @@ pub fn check_possible(choice: AccelChoice, arch: Arch) -> Result<()> {
     if choice == AccelChoice::Kvm && arch.kvm_probe() == KvmProbe::Impossible {
         bail!(
             "--accel kvm (or [vm] accel = \"kvm\"): KVM cannot run an {arch} guest on this host \
-             ({}): only the host's own architecture can. Use --accel tcg (or auto)",
+             ({}): only the host's own architecture can. Use --accel tcg (or auto).",
             std::env::consts::ARCH
         );
     }
@@ -390,6 +391,40 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("kvm_intel"), "{text}");
+    }
+
+    /// `--accel kvm: KVM is not usable: WHY. ADVICE`: the advice is whole
+    /// sentences, so the message ends in a full stop, and the remembered
+    /// timeout's second sentence does not run on from the first.
+    #[test]
+    fn the_advice_is_whole_sentences() {
+        use std::io::ErrorKind;
+        let device = |kind| ProbeFailure::Device {
+            kind,
+            message: "x".into(),
+        };
+        let remembered = ProbeFailure::Remembered {
+            failure: Box::new(ProbeFailure::TooSlow),
+            cache: PathBuf::from("/c/kvm-probe"),
+        };
+        for failure in [
+            device(ErrorKind::NotFound),
+            device(ErrorKind::PermissionDenied),
+            device(ErrorKind::Other),
+            ProbeFailure::NoQemu("x".into()),
+            ProbeFailure::QemuFailed("x".into()),
+            ProbeFailure::TooSlow,
+            ProbeFailure::Other("x".into()),
+            remembered,
+        ] {
+            let text = kvm_refused(&failure);
+            assert!(text.ends_with('.'), "{text}");
+            assert!(!text.contains("TCG If"), "{text}");
+        }
+        let arm = check_possible(AccelChoice::Kvm, Arch::Arm64);
+        if let Err(e) = arm {
+            assert!(e.to_string().ends_with('.'), "{e}");
+        }
     }
 
     #[test]

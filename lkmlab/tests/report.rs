@@ -107,3 +107,28 @@ fn the_conformance_fixtures_exit_as_their_verdict_says() {
     }
     assert!(seen > 20, "only {seen} fixtures in {}", dir.display());
 }
+
+/// `--format json` prints JSON on standard output whatever happens: a file
+/// without KTAP gets an object that says so (and exit status 2, with the
+/// error on standard error as in text).
+#[test]
+fn json_on_a_file_without_ktap_is_still_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("console.log");
+    std::fs::write(&log, "[    0.1] Linux version 7.3.4\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lkmlab"))
+        .args(["report", "--format", "json"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {:?}", stdout(&out)));
+    assert_eq!(json["passed"], false);
+    let error = json["error"].as_str().unwrap();
+    assert!(
+        error.ends_with("holds no KTAP (no `KTAP version` line)"),
+        "{error}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains(error));
+}

@@ -67,7 +67,32 @@ pub(super) fn init(dir: Option<&Path>, name: Option<&str>) -> Result<()> {
     Ok(())
 }
 
+/// `lkmlab report`: the verdict on saved files, printed as asked. When there
+/// is none to give (a file that cannot be read or holds no KTAP), the error
+/// goes to standard error as always and, with `--format json`, standard
+/// output still gets a JSON object: `{"passed": false, "error": "…"}`.
 pub(super) fn report_files(file: &Path, console: Option<&Path>, format: Format) -> Result<Done> {
+    let verdict = match judge_files(file, console) {
+        Ok(verdict) => verdict,
+        Err(e) => {
+            if matches!(format, Format::Json) {
+                let json = serde_json::json!({ "passed": false, "error": format!("{e:#}") });
+                println!("{}", serde_json::to_string_pretty(&json)?);
+            }
+            return Err(e);
+        }
+    };
+    print_verdict(&verdict, format)?;
+    Ok(if verdict.passed() {
+        Done::Ok
+    } else {
+        Done::TestsFailed
+    })
+}
+
+/// The verdict on a saved KTAP file or console log (and `console`, the
+/// kernel log to scan).
+fn judge_files(file: &Path, console: Option<&Path>) -> Result<report::Verdict> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let ktap_text = if text.trim_start().starts_with("KTAP version") {
@@ -83,16 +108,10 @@ pub(super) fn report_files(file: &Path, console: Option<&Path>, format: Format) 
         None => String::new(),
     };
     // A saved log carries no QEMU status: judge the KTAP and the log alone.
-    let verdict = report::evaluate(
+    Ok(report::evaluate(
         &ktap_text,
         &console_text,
         &qemu::Ending::Saved,
         Duration::ZERO,
-    );
-    print_verdict(&verdict, format)?;
-    Ok(if verdict.passed() {
-        Done::Ok
-    } else {
-        Done::TestsFailed
-    })
+    ))
 }

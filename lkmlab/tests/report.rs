@@ -132,3 +132,21 @@ fn json_on_a_file_without_ktap_is_still_json() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains(error));
 }
+
+/// The README's promise: `lkmlab report` reads a console log. On lkmlab's
+/// own (the boot-time KUnit document, then one a module load) it passes.
+#[test]
+fn lkmlabs_own_console_log_passes() {
+    let log = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/console-logs/clean-check.log");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lkmlab"))
+        .arg("report")
+        .arg(&log)
+        .arg("--console")
+        .arg(&log)
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.ends_with("4 passed, 0 failed\n"), "{text}");
+}

@@ -94,3 +94,17 @@ fn an_out_of_memory_at_boot_is_its_own_finding_quoting_the_oom_line() {
         .collect();
     assert_eq!(ids, ["kernel_log.out_of_memory", "kernel_log.kernel_panic"]);
 }
+
+/// `lkmlab report console.log` on lkmlab's own console log: the kernel's
+/// boot-time KUnit document (`1..0`: no built-in suite), then one document
+/// for each load of `scull` (four here), read as one sequence. The empty
+/// first one used to swallow the next one's version line, giving two false
+/// `ktap.structure` failures.
+#[test]
+fn a_console_log_of_several_kunit_documents_passes() {
+    let verdict = report_on(&fixture("clean-check.log"));
+    assert_eq!(verdict.ktap.problems, Vec::<String>::new());
+    assert_eq!(verdict.ktap.plan, Some(4));
+    assert!(verdict.passed(), "{}", report::render(&verdict));
+    assert_eq!(verdict.summary_line(), "4 passed, 0 failed");
+}

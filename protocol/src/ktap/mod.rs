@@ -32,8 +32,14 @@
 //! `<subtest without result line>` when the output goes on at an outer level.
 //!
 //! Several documents one after the other (each module load prints its own
-//! `KTAP version 1` / `1..1` header) are read as one: numbering restarts and
-//! the plans add up.
+//! `KTAP version 1` / `1..1` header, after the kernel's boot-time `KTAP
+//! version 1` / `1..0` when no suite is built in) are read as one: a version
+//! line at a level that has its plan or results starts the next document,
+//! numbering restarts and the plans add up.
+//!
+//! A test is failed when one of its subtests is (ktap.rst's rule, and
+//! kunit.py's): a result line that says `ok` (or `# SKIP`) over a subtest
+//! that says `not ok` is a problem.
 //!
 //! [`Report::status`] sums a report up as the kernel's `kunit.py` does
 //! (passed, failed, crashed, skipped, no tests). The logs of the kernel's own

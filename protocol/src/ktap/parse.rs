@@ -425,6 +425,9 @@ struct Doc {
     has_results: bool,
     expected_next: u32,
     cases: Vec<TestCase>,
+    /// The first case whose own result line said `not ok` (a failure the
+    /// parser made up for a missing result line is reported otherwise).
+    first_failure: Option<String>,
     /// Diagnostics of a subtest before its plan: they describe the parent.
     header_diags: Vec<String>,
     /// Diagnostics waiting for the next result at this level.
@@ -588,7 +591,8 @@ impl Parser {
         }
 
         // Enter a deeper level.
-        if indent > self.cur.indent {
+        let entered = indent > self.cur.indent;
+        if entered {
             if let Some(child) = closed.take() {
                 self.attach_unfinished(child, false);
             }
@@ -609,6 +613,8 @@ impl Parser {
             self.attach_unfinished(child, false);
         }
         match line {
+            // The version line that opens a level is its header.
+            Structural::Version if entered => {}
             Structural::Version => self.version(),
             Structural::Subtest(name) => self.subtest(name),
             Structural::Plan(n, comment) => self.plan(n, comment),
@@ -616,11 +622,12 @@ impl Parser {
         }
     }
 
-    /// A version line after results starts a new document at the same level
-    /// (as when each module load prints its own header); elsewhere it is just
-    /// the header of the current level.
+    /// A version line after a plan or results starts a new document at the
+    /// same level (as when each module load prints its own header, after the
+    /// boot-time `1..0` of a kernel with no built-in suite); elsewhere it is
+    /// just the header of the current level.
     fn version(&mut self) {
-        if self.cur.has_results {
+        if self.cur.has_results || self.cur.section_plan.is_some() {
             let mismatch = self.cur.finish_section();
             self.cur.expected_next = 1;
             if let Some((plan, results)) = mismatch {
@@ -678,8 +685,10 @@ impl Parser {
             subtests: Vec::new(),
         };
         let mut child_mismatch = None;
+        let mut failed_child = None;
         if let Some(mut child) = closed {
             child_mismatch = child.finish_section();
+            failed_child = child.first_failure.take();
             case.diagnostics.append(&mut child.header_diags);
             case.diagnostics.append(&mut child.pending_diags);
             case.subtests = child.cases;
@@ -695,6 +704,9 @@ impl Parser {
         }
         doc.section_results += 1;
         doc.has_results = true;
+        if outcome == Outcome::Fail && doc.first_failure.is_none() {
+            doc.first_failure = Some(r.name.to_string());
+        }
         doc.cases.push(case);
 
         if number != expected {
@@ -711,6 +723,20 @@ impl Parser {
         if let Some((plan, results)) = child_mismatch {
             let subject = format!("subtest '{}' ", self.path(r.name));
             self.problems.push(count_problem(&subject, plan, results));
+        }
+        // ktap.rst: "If one of the subtests fail, for example, the parent
+        // test should also fail" (kunit.py fails the run).
+        let said = match outcome {
+            Outcome::Pass => Some("ok"),
+            Outcome::Skip => Some("skipped"),
+            Outcome::Fail | Outcome::Todo => None,
+        };
+        if let (Some(said), Some(child)) = (said, failed_child) {
+            self.problems.push(format!(
+                "test '{}' is {said} but its subtest '{child}' failed; a test with a failed \
+                 subtest fails",
+                self.path(r.name)
+            ));
         }
     }
 
@@ -1280,13 +1306,13 @@ random: crng init done
         some deeply indented noise
     Expected 1 == 2, but
     not ok 2 second
-ok 1 suite
+not ok 1 suite
 trailing noise
 ";
         let report = parse(text);
         assert_eq!(report.problems, Vec::<String>::new());
         let suite = &report.cases[0];
-        assert_eq!(suite.outcome, Outcome::Pass);
+        assert_eq!(suite.outcome, Outcome::Fail);
         assert_eq!(suite.subtests[0].diagnostics, ["random: crng init done"]);
         assert_eq!(
             suite.subtests[1].diagnostics,
@@ -1574,6 +1600,100 @@ ok 1 hello
         assert_eq!(report.problems, Vec::<String>::new());
         assert_eq!(report.plan, Some(2));
         assert_eq!(names(&report.cases), ["scull", "hello"]);
+    }
+
+    /// A console log of lkmlab's own: the kernel's boot-time KUnit run with
+    /// no suite (`1..0`), then one document each time a module with a KUnit
+    /// suite is loaded. The `1..0` document once swallowed the next one's
+    /// version line ("has a second plan line 1..1", "plan 1..0 but 1
+    /// result").
+    #[test]
+    fn concatenated_documents_after_an_empty_one() {
+        let suite = "\
+KTAP version 1
+1..1
+    KTAP version 1
+    # Subtest: scull_buffer
+    1..1
+    ok 1 new_buffer_is_empty
+# scull_buffer: pass:1 fail:0 skip:0 total:1
+ok 1 scull_buffer
+";
+        let text = format!("KTAP version 1\n1..0\n{suite}{suite}");
+        let report = parse(&text);
+        assert_eq!(report.problems, Vec::<String>::new());
+        assert_eq!(report.plan, Some(2));
+        assert_eq!(names(&report.cases), ["scull_buffer", "scull_buffer"]);
+        assert_eq!(report.status(), Status::Passed);
+        // A document that promised results and gave none is still short.
+        let report = parse(&format!("KTAP version 1\n1..2\n{suite}"));
+        assert_eq!(report.problems, ["truncated: plan 1..2 but only 0 results"]);
+    }
+
+    /// ktap.rst: a test fails when one of its subtests does; kunit.py fails
+    /// such a run (of `ok 1 s` over `ok 1 a`, `not ok 2 b`: "Ran 2 tests:
+    /// passed: 1, failed: 1", exit status 1). An `ok` (or skipped) parent
+    /// over a `not ok` child is a problem, named by the first failed child.
+    #[test]
+    fn a_parent_that_passes_over_a_failed_subtest_is_a_problem() {
+        let text = "\
+KTAP version 1
+1..2
+    KTAP version 1
+    # Subtest: outer
+    1..1
+        KTAP version 1
+        # Subtest: inner
+        1..3
+        ok 1 a
+        not ok 2 b
+        not ok 3 c
+    ok 1 inner
+ok 1 outer
+    KTAP version 1
+    # Subtest: skipped
+    1..1
+    not ok 1 d
+ok 2 skipped # SKIP not here
+";
+        let report = parse(text);
+        assert_eq!(
+            report.problems,
+            [
+                "test 'outer.inner' is ok but its subtest 'b' failed; a test with a failed \
+                 subtest fails",
+                "test 'skipped' is skipped but its subtest 'd' failed; a test with a failed \
+                 subtest fails",
+            ]
+        );
+        assert_eq!(report.status(), Status::Failed);
+        // A failed parent, an expected failure (TODO) or a skipped child is fine.
+        let fine = "\
+KTAP version 1
+1..3
+    KTAP version 1
+    1..1
+    not ok 1 a
+not ok 1 x
+    KTAP version 1
+    1..1
+    not ok 1 b # TODO known bug
+ok 2 y
+    KTAP version 1
+    1..1
+    ok 1 c # SKIP no device
+ok 3 z
+";
+        let report = parse(fine);
+        assert_eq!(report.problems, Vec::<String>::new());
+        // A child that never printed its result is reported as that alone.
+        let cut = "KTAP version 1\n1..1\n    KTAP version 1\n    # Subtest: s\n    1..1\n\
+                   \x20       KTAP version 1\n        1..1\n        ok 1 t\nok 1 s\n";
+        let report = parse(cut);
+        assert_eq!(
+            report.problems,
+            ["subtest 's.<subtest without result line>' has no result line"]
+        );
     }
 
     #[test]

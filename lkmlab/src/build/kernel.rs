@@ -308,16 +308,24 @@ pub fn configure(
             "\nCONFIG_RUST needs a usable Rust toolchain: {why}"
         ));
     }
-    msg.push_str(&format!(
-        "\nFix the fragment: enable the missing dependency (the values in [=…] are this \
+    msg.push('\n');
+    msg.push_str(&fix_the_fragment(src, env));
+    bail!(msg)
+}
+
+/// The advice that ends a dropped-options error: a `menuconfig` with the
+/// make variables the build used (the flavor's `LLVM=…` among them: a clang
+/// flavor's options are not those of a gcc configuration).
+fn fix_the_fragment(src: &Path, env: &MakeSetup) -> String {
+    format!(
+        "Fix the fragment: enable the missing dependency (the values in [=…] are this \
          configuration's), or drop the option. To browse the options, configure a tree of \
          your own: make -C {} O=/tmp/kconfig {} {} tinyconfig menuconfig (search \
          with /).",
         src.display(),
         env.arch_var,
         env.compiler_var
-    ));
-    bail!(msg)
+    )
 }
 
 /// Ask Kconfig why each dropped option was dropped (see [`kconfig::explain`]),
@@ -621,6 +629,25 @@ mod tests {
         key_of(&build_inputs(project, &target(project, flavor), "libsrc").unwrap())
             .unwrap()
             .0
+    }
+
+    /// The dropped-option advice's `menuconfig` runs with the build's own
+    /// make variables: `LLVM=-19` for the clang-built debug flavor.
+    #[test]
+    fn the_menuconfig_advice_names_the_flavors_compiler() {
+        let (_dir, project) = temp_project();
+        let src = Path::new("/src/linux");
+        let debug = MakeSetup::new(&project, &target(&project, "debug"), None);
+        let text = fix_the_fragment(src, &debug);
+        assert!(
+            text.contains(
+                "make -C /src/linux O=/tmp/kconfig ARCH=x86_64 LLVM=-19 tinyconfig menuconfig"
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with('.'), "{text}");
+        let default = MakeSetup::new(&project, &target(&project, "default"), None);
+        assert!(fix_the_fragment(src, &default).contains(" ARCH=x86_64 LLVM= tinyconfig"));
     }
 
     #[test]

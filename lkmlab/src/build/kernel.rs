@@ -40,6 +40,9 @@ pub struct KernelTree {
     pub compiler_var: String,
     /// The tree's `.config`.
     pub config: BTreeMap<String, kconfig::Value>,
+    /// Whether its Kbuild puts an external module's objects where `MO=`
+    /// says (6.13 and later); an older one writes them beside the sources.
+    pub module_output: bool,
 }
 
 impl KernelTree {
@@ -588,7 +591,17 @@ pub fn tree(project: &Project, dir: &Path, target: &Target) -> Result<KernelTree
         cc_version_text,
         compiler_var: toolchain::compiler_var(project, compiler),
         config,
+        module_output: takes_module_output(dir),
     })
+}
+
+/// Whether the kernel source of the build tree `dir` (its `source` link, or
+/// the tree itself) reads `MO=` (Kbuild's `KBUILD_EXTMOD_OUTPUT`, 6.13).
+fn takes_module_output(dir: &Path) -> bool {
+    let makefile = |d: &Path| std::fs::read_to_string(d.join("Makefile")).ok();
+    makefile(&dir.join("source"))
+        .or_else(|| makefile(dir))
+        .is_some_and(|text| text.contains("KBUILD_EXTMOD_OUTPUT"))
 }
 
 #[cfg(test)]

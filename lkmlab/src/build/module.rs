@@ -29,19 +29,60 @@ pub struct ModuleBuild<'a> {
 /// an object that fails does not stop the others: every module of the
 /// directory gets its errors reported. Targets and variables are for the
 /// caller to add.
-pub fn kbuild(tree: &KernelTree, src: &Path, out: &Path, env: &[(String, OsString)]) -> Command {
+///
+/// A kernel older than `MO=` (6.12) writes the objects beside the sources:
+/// for it, `out` gets a link to each source file (see [`mirror_sources`]) and
+/// Kbuild runs with `M=<out>`, its messages' paths mapped back to `src`.
+pub fn kbuild(
+    tree: &KernelTree,
+    src: &Path,
+    out: &Path,
+    env: &[(String, OsString)],
+) -> Result<Command> {
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut cmd = Command::new("make");
-    cmd.arg("-k")
-        .arg("-C")
-        .arg(&tree.dir)
-        .arg(format!("M={}", src.display()))
-        .arg(format!("MO={}", out.display()))
-        .arg(format!("ARCH={}", tree.target.arch.kbuild()))
+    cmd.arg("-k").arg("-C").arg(&tree.dir);
+    if tree.module_output {
+        cmd.arg(format!("M={}", src.display()))
+            .arg(format!("MO={}", out.display()));
+    } else {
+        mirror_sources(src, out)?;
+        cmd.arg(format!("M={}", out.display())).env(
+            "KRUSTFLAGS",
+            format!("--remap-path-prefix={}={}", out.display(), src.display()),
+        );
+    }
+    cmd.arg(format!("ARCH={}", tree.target.arch.kbuild()))
         .arg(&tree.compiler_var)
         .arg(format!("-j{jobs}"))
         .envs(env.iter().map(|(k, v)| (k, v)));
-    cmd
+    Ok(cmd)
+}
+
+/// Make `out` a stand-in for the module directory `src`: a symbolic link to
+/// each of its source files ([`module_dir::files`]) at the same relative
+/// path, and no link to a file `src` no longer has. Objects then land in
+/// `out`, never in `src`.
+pub fn mirror_sources(src: &Path, out: &Path) -> Result<()> {
+    let sources = module_dir::files(src, module_dir::Walk::Sources, false)?;
+    // Links from an earlier mirror: a removed or renamed source must not
+    // stay behind.
+    for old in module_dir::files(out, module_dir::Walk::Sources, false)? {
+        if old.is_symlink() {
+            std::fs::remove_file(&old).with_context(|| format!("removing {}", old.display()))?;
+        }
+    }
+    for file in sources {
+        let rel = file.strip_prefix(src).unwrap_or(&file);
+        let link = out.join(rel);
+        if let Some(parent) = link.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::os::unix::fs::symlink(&file, &link)
+            .with_context(|| format!("linking {} to {}", link.display(), file.display()))?;
+    }
+    Ok(())
 }
 
 /// Bump when the way lkmlab builds modules changes.
@@ -95,7 +136,7 @@ pub fn build(b: &ModuleBuild) -> Result<(Vec<PathBuf>, Built)> {
         src.display(),
         b.tree.dir.display()
     );
-    let mut cmd = kbuild(b.tree, &src, &out, b.env);
+    let mut cmd = kbuild(b.tree, &src, &out, b.env)?;
     cmd.args(b.extra).arg("modules");
     let log = out.join("build.log");
     run_logged_explained(&mut cmd, &log, "module build", |text| {
@@ -461,7 +502,37 @@ mod tests {
             cc_version_text: "gcc 12".into(),
             compiler_var: "LLVM=".into(),
             config: Default::default(),
+            module_output: true,
         }
+    }
+
+    #[test]
+    fn a_mirror_links_every_source_and_drops_links_to_removed_ones() {
+        let src = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        std::fs::write(src.path().join("Kbuild"), "obj-m := a.o\n").unwrap();
+        std::fs::write(src.path().join("a.rs"), "").unwrap();
+        std::fs::create_dir(src.path().join("sub")).unwrap();
+        std::fs::write(src.path().join("sub/b.rs"), "").unwrap();
+        std::fs::write(src.path().join("old.rs"), "").unwrap();
+        mirror_sources(src.path(), out.path()).unwrap();
+        // A product of the last build, beside the links.
+        std::fs::write(out.path().join("a.o"), "").unwrap();
+        std::fs::remove_file(src.path().join("old.rs")).unwrap();
+        mirror_sources(src.path(), out.path()).unwrap();
+        for rel in ["Kbuild", "a.rs", "sub/b.rs"] {
+            let link = out.path().join(rel);
+            assert_eq!(
+                std::fs::read_link(&link).unwrap(),
+                src.path().join(rel),
+                "{rel}"
+            );
+        }
+        assert!(
+            !out.path().join("old.rs").exists(),
+            "a removed source's link stays"
+        );
+        assert!(out.path().join("a.o").is_file(), "products are left alone");
     }
 
     #[test]

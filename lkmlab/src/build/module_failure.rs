@@ -435,6 +435,7 @@ make[3]: *** [/k/scripts/Makefile.build:366: uses_net.o] Error 1
             cc_version_text: "gcc 14".into(),
             compiler_var: "LLVM=".into(),
             config: [("CONFIG_X".to_string(), Value::Module)].into(),
+            module_output: true,
         }
     }
 

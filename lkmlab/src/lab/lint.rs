@@ -111,7 +111,7 @@ pub fn clippy(l: &Lint) -> Result<()> {
         .canonicalize()
         .with_context(|| format!("module directory {}", l.src.display()))?;
     let out = (l.out.canonicalize()).with_context(|| format!("resolving {}", l.out.display()))?;
-    let mut cmd = crate::build::module::kbuild(l.tree, &src, &out, l.env);
+    let mut cmd = crate::build::module::kbuild(l.tree, &src, &out, l.env)?;
     cmd.args(["CLIPPY=1", "KRUSTFLAGS=-Dwarnings", "modules"]);
     let log = out.join("lint.log");
     run_logged(

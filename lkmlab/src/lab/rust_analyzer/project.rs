@@ -30,7 +30,7 @@ pub fn write(
     let out = (out.canonicalize()).with_context(|| format!("resolving {}", out.display()))?;
     let generated = out.join(RUST_PROJECT);
     let _ = std::fs::remove_file(&generated);
-    let mut cmd = crate::build::module::kbuild(tree, &src, &out, env);
+    let mut cmd = crate::build::module::kbuild(tree, &src, &out, env)?;
     cmd.arg("rust-analyzer");
     run_logged(
         &mut cmd,

@@ -5,5 +5,6 @@ pub mod kernel;
 pub mod module;
 pub mod module_dir;
 pub mod module_failure;
+pub mod partial;
 pub mod progress;
 pub mod toolchain;

@@ -168,6 +168,35 @@ pub(super) fn build_module(
     Ok(kos)
 }
 
+/// [`build_module`] for a test run: on a kernel other than the pin's
+/// default one, a module that does not build is skipped with the
+/// compiler's reason and the others are tested; on the default kernel every
+/// module must build.
+pub(super) fn build_module_for_test(
+    ctx: &Ctx,
+    tree: &KernelTree,
+    dir: &Path,
+) -> Result<crate::build::partial::Outcome> {
+    if tree.target.kernel.is_default {
+        let kos = build_module(ctx, tree, Some(dir), &[])?;
+        return Ok(crate::build::partial::Outcome {
+            kos,
+            unbuilt: Vec::new(),
+        });
+    }
+    let out = module_out_dir(ctx, &tree.target, dir, "modules")?;
+    let _lock = lock_out_dir(&out)?;
+    let env = toolchain::make_env(&ctx.project, None);
+    crate::build::partial::build_what_builds(&ModuleBuild {
+        tree,
+        src: dir,
+        out: &out,
+        env: &env,
+        extra: &[],
+        shared_fragments: &ctx.project.pin.kconfig.fragments,
+    })
+}
+
 /// Where Kbuild puts a module's objects (`MO=`):
 /// `target/lkmlab/<target label>/<kind>/<dir name>-<hash>` (see
 /// [`Target::label`], [`out_dir_name`]).

@@ -84,7 +84,7 @@ fn run_targets(ctx: &Ctx, targets: &[Target], vm: &VmArgs) -> Result<Done> {
             // One target's broken build does not hide the others' results.
             Err(e) if several => {
                 let why = format!("{e:#}");
-                crate::notice!("lkmlab: target {} failed: {why}", target.name());
+                crate::notice!("target {} failed: {why}", target.name());
                 TargetRun::Broken(why)
             }
             Err(e) => return Err(e),
@@ -340,6 +340,39 @@ mod tests {
         assert_eq!(row("guest tests"), ["pass", "skip"]);
         assert_eq!(row("whole run"), ["pass", "FAIL"]);
         assert_eq!(lines.last(), Some(&"4 passed, 1 failed, 1 skipped"));
+    }
+
+    /// A module that does not build for a target's kernel is a skip in its
+    /// column, and the run still passes on what did build.
+    #[test]
+    fn a_module_that_does_not_build_on_a_kernel_is_skipped_there() {
+        let mut older = judged("KTAP version 1\n1..1\nok 1 hello.insmod\n");
+        if let TargetRun::Judged(v) = &mut older {
+            v.add_skip(
+                "scull.build",
+                "does not build for kernel 6.12.117: scull.rs:56: …",
+            );
+            assert!(v.passed(), "a skip is not a failure");
+        }
+        let runs = vec![
+            (
+                target(Arch::X86_64),
+                judged("KTAP version 1\n1..2\nok 1 hello.insmod\nok 2 scull.insmod\n"),
+            ),
+            (target(Arch::Arm64), older),
+        ];
+        let modules = module_names(&runs);
+        assert_eq!(modules, ["hello", "scull"]);
+        let text = matrix(&modules, &runs);
+        let scull = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("scull"))
+            .unwrap();
+        assert_eq!(
+            scull.split_whitespace().collect::<Vec<_>>(),
+            ["scull", "pass", "skip"],
+            "{text}"
+        );
     }
 
     /// The debug kernel's kmemleak suite is the kernel's, not a module's;

@@ -1,10 +1,11 @@
 //! `lkmlab test` and `lkmlab watch`: build (or take) a kernel and modules,
 //! boot the test VM, judge the run.
 
-use super::build::{build_module, kos_in};
+use super::build::kos_in;
 use super::{accel_choice, finish, print_verdict, Ctx, Done};
 use crate::build::kernel::{self, KernelTree};
 use crate::build::module;
+use crate::build::partial::Unbuilt;
 use crate::cli::{Format, TargetArg, VmArgs};
 use crate::config::target::Target;
 use crate::timings::Timings;
@@ -107,9 +108,12 @@ pub(super) fn build_and_test(
     let tree = timings.stage("kernel", || {
         kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), target)
     })?;
-    let kos = timings.stage("module", || build_module(ctx, &tree, Some(module_dir), &[]))?;
-    let payload = guest::Payload::new(
-        kos,
+    let built = timings.stage("module", || {
+        super::build::build_module_for_test(ctx, &tree, module_dir)
+    })?;
+    let payload = guest::Payload::with_unbuilt(
+        built.kos,
+        built.unbuilt,
         Some(module_dir),
         ctx.example_suites(module_dir),
         &ctx.guest_tools(target.arch),
@@ -206,7 +210,9 @@ fn run_vm_test(
     timings.record("boot", first);
     timings.record("tests", done - first);
     timings.record("shutdown", run.elapsed.saturating_sub(done));
-    let verdict = timings.stage("verdict", || judge(&run, timeout, &out, target))?;
+    let verdict = timings.stage("verdict", || {
+        judge(&run, timeout, &out, target, &payload.not_built)
+    })?;
     crate::status!(
         "VM finished in {:.2}s under {accel}; results in {} (console.log, results.ktap, junit.xml)",
         run.elapsed.as_secs_f64(),
@@ -226,17 +232,28 @@ fn lock_results(out: &Path) -> Result<crate::lock::Lock> {
     )
 }
 
-/// The verdict on what the VM left (KTAP, console log, how QEMU ended), and
-/// its JUnit file beside them.
+/// The verdict on what the VM left (KTAP, console log, how QEMU ended) and
+/// on the modules that did not build for its kernel (each a skipped case,
+/// `MODULE.build`), and its JUnit file beside them.
 fn judge(
     run: &qemu::VmRun,
     timeout: Duration,
     out: &Path,
     target: &Target,
+    not_built: &[Unbuilt],
 ) -> Result<report::Verdict> {
     let ktap_text = std::fs::read_to_string(&run.ktap).unwrap_or_default();
     let console = std::fs::read_to_string(&run.console).unwrap_or_default();
-    let verdict = report::evaluate(&ktap_text, &console, &run.ending, timeout);
+    let mut verdict = report::evaluate(&ktap_text, &console, &run.ending, timeout);
+    for u in not_built {
+        verdict.add_skip(
+            &format!("{}.build", u.module),
+            &format!(
+                "does not build for kernel {}: {}",
+                target.kernel.version, u.reason
+            ),
+        );
+    }
     let junit_path = out.join("junit.xml");
     std::fs::write(
         &junit_path,

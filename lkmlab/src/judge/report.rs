@@ -30,6 +30,21 @@ impl Verdict {
         failed == 0 && passed > 0
     }
 
+    /// Add a case that did not run, with the reason (`# SKIP reason`): what
+    /// the host decided before the guest ran (a module that does not build
+    /// for this kernel).
+    pub fn add_skip(&mut self, name: &str, reason: &str) {
+        let number = u32::try_from(self.ktap.cases.len() + 1).unwrap_or(u32::MAX);
+        self.ktap.cases.push(TestCase {
+            number,
+            name: name.to_string(),
+            outcome: Outcome::Skip,
+            directive: Some(reason.to_string()),
+            diagnostics: Vec::new(),
+            subtests: Vec::new(),
+        });
+    }
+
     /// The closing line: `N passed, N failed` (`, N skipped` where any).
     pub fn summary_line(&self) -> String {
         let (passed, failed, skipped) = self.counts();

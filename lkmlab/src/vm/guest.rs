@@ -3,6 +3,7 @@
 
 use crate::build::module_dir::module_name;
 use crate::build::module_dir::{GUEST_TESTS_DIR, HELPERS_DIR, LOAD_EXT};
+use crate::build::partial::Unbuilt;
 use crate::config::arch::Arch;
 use crate::vm::cpio::CpioWriter;
 use anyhow::{bail, Context, Result};
@@ -137,6 +138,9 @@ pub struct Payload {
     /// The runner's built-in example suites to run instead of the generic
     /// suite of the module of the same name.
     pub examples: Vec<ExampleSuite>,
+    /// Modules of the directory that do not build on this kernel: not
+    /// packed; the verdict reports each as skipped, with the reason.
+    pub not_built: Vec<Unbuilt>,
 }
 
 impl Payload {
@@ -150,6 +154,23 @@ impl Payload {
         examples: &[ExampleSuite],
         guest: &GuestTools,
     ) -> Result<Payload> {
+        Payload::with_unbuilt(modules, Vec::new(), module_dir, examples, guest)
+    }
+
+    /// [`Payload::new`] where the modules `not_built` did not build on this
+    /// kernel: their example suites are left out.
+    pub fn with_unbuilt(
+        modules: Vec<PathBuf>,
+        not_built: Vec<Unbuilt>,
+        module_dir: Option<&Path>,
+        examples: &[ExampleSuite],
+        guest: &GuestTools,
+    ) -> Result<Payload> {
+        let examples: Vec<ExampleSuite> = examples
+            .iter()
+            .copied()
+            .filter(|e| !not_built.iter().any(|u| u.module == e.name()))
+            .collect();
         let names: Vec<String> = modules.iter().map(|ko| module_name(ko)).collect();
         if let Some(missing) = examples
             .iter()
@@ -172,7 +193,8 @@ impl Payload {
             helpers: Vec::new(),
             preloads: Vec::new(),
             busybox: None,
-            examples: examples.to_vec(),
+            examples,
+            not_built,
         };
         let Some(dir) = module_dir.map(|d| d.join(GUEST_TESTS_DIR)) else {
             return Ok(payload);
@@ -514,6 +536,7 @@ mod tests {
             ],
             busybox: None,
             examples: Vec::new(),
+            not_built: Vec::new(),
         };
         let plan = plan(&payload, &RunOptions::default()).render();
         assert!(!plan.contains("option"));
@@ -649,6 +672,7 @@ mod tests {
             preloads: Vec::new(),
             busybox: None,
             examples: Vec::new(),
+            not_built: Vec::new(),
         };
         let cpio = dir.path().join("initramfs.cpio");
         write_initramfs(&cpio, b"runner", &payload, &RunOptions::default()).unwrap();
@@ -684,6 +708,7 @@ mod tests {
                 preloads: Vec::new(),
                 busybox: None,
                 examples: Vec::new(),
+                not_built: Vec::new(),
             },
         )
         .unwrap_err()

@@ -1,0 +1,230 @@
+//! A module directory on a kernel where some of its modules do not build:
+//! on a kernel other than the pin's default one (an older series, whose
+//! `kernel` crate lacks APIs a module uses), such a module is skipped there
+//! with the compiler's first error as the reason, and the others are built
+//! one by one (`make … NAME.ko`) and tested.
+
+use crate::build::module::{self, Built, ModuleBuild};
+use crate::build::module_failure::Objects;
+use crate::build::progress::run_logged;
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+/// A module of the directory that did not build, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unbuilt {
+    /// Its name (the `.ko`'s stem).
+    pub module: String,
+    /// The compiler's first error in its source, on one line.
+    pub reason: String,
+}
+
+/// What a directory came to: the `.ko` files that built and the modules that
+/// did not.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub kos: Vec<PathBuf>,
+    pub unbuilt: Vec<Unbuilt>,
+}
+
+/// Build the directory; if that fails, build the modules whose objects
+/// compiled one by one and report the others as [`Unbuilt`]. Fails as
+/// [`module::build`] does when the failure cannot be put on some of the
+/// modules (a failed link, a composite module's object), or when none
+/// builds.
+pub fn build_what_builds(b: &ModuleBuild) -> Result<Outcome> {
+    let whole = match module::build(b) {
+        Ok((kos, built)) => {
+            if built == Built::UpToDate {
+                crate::status!("{} is up to date: nothing to build", b.src.display());
+            }
+            return Ok(Outcome {
+                kos,
+                unbuilt: Vec::new(),
+            });
+        }
+        Err(e) => e,
+    };
+    let log_path = b.out.join("build.log");
+    let Ok(log) = std::fs::read_to_string(&log_path) else {
+        return Err(whole);
+    };
+    let objects = Objects::of(&log);
+    let built: Vec<PathBuf> = objects.compiled.iter().map(PathBuf::from).collect();
+    let failed: Vec<PathBuf> = objects.failed.iter().map(PathBuf::from).collect();
+    if failed.is_empty() || built.is_empty() {
+        return Err(whole);
+    }
+    let unbuilt: Vec<Unbuilt> = failed
+        .iter()
+        .map(|object| {
+            let module = stem(object);
+            let source = format!("{module}.rs");
+            let reason = first_error_in(&log, &source)
+                .or_else(|| first_error_in(&log, &format!("{module}.c")))
+                .unwrap_or_else(|| format!("its build failed (log: {})", log_path.display()));
+            Unbuilt { module, reason }
+        })
+        .collect();
+    for u in &unbuilt {
+        crate::notice!(
+            "{} does not build against {}: {}",
+            u.module,
+            b.tree.release,
+            u.reason
+        );
+    }
+    let kos = build_each(b, &built).with_context(|| {
+        format!(
+            "building the modules of {} that compile, one by one, after the others failed",
+            b.src.display()
+        )
+    })?;
+    Ok(Outcome { kos, unbuilt })
+}
+
+/// `make … A.ko B.ko`: only the modules whose objects compiled (Kbuild's
+/// single-module targets), checked for vermagic like a whole build's.
+fn build_each(b: &ModuleBuild, objects: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let src = b
+        .src
+        .canonicalize()
+        .with_context(|| format!("module directory {}", b.src.display()))?;
+    let out = b
+        .out
+        .canonicalize()
+        .with_context(|| format!("resolving {}", b.out.display()))?;
+    let kos: Vec<PathBuf> = objects
+        .iter()
+        .map(|o| out.join(o).with_extension("ko"))
+        .collect();
+    let mut cmd = module::kbuild(b.tree, &src, &out, b.env)?;
+    cmd.args(b.extra);
+    for ko in &kos {
+        // Kbuild names single targets relative to the module directory.
+        let rel = ko.strip_prefix(&out).unwrap_or(ko);
+        cmd.arg(rel);
+    }
+    run_logged(&mut cmd, &out.join("build-each.log"), "module build")?;
+    for ko in &kos {
+        if !ko.is_file() {
+            bail!("Kbuild built no {}", ko.display());
+        }
+        module::check_vermagic(ko, &b.tree.release)?;
+    }
+    Ok(kos)
+}
+
+fn stem(object: &Path) -> String {
+    object
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The first error the compiler reported in the file named `file_name`, on
+/// one line: `scull.rs:56: error: proc macro panicked (Unknown key …)`.
+/// rustc's errors are a header (`error[E0432]: …`) with a `--> PATH:LINE:COL`
+/// line under it, and a proc macro's own message on a `= help: message:`
+/// line; gcc's are one line, `PATH:LINE:COL: error: …`.
+pub fn first_error_in(log: &str, file_name: &str) -> Option<String> {
+    let lines: Vec<&str> = log.lines().collect();
+    let named = |path: &str| Path::new(path).file_name().is_some_and(|n| n == file_name);
+    for (i, line) in lines.iter().enumerate() {
+        if line.starts_with("error") && !line.starts_with("error: aborting") {
+            // rustc: the location follows the header, before the next one.
+            let block = lines[i + 1..]
+                .iter()
+                .take_while(|l| !(l.starts_with("error") || l.starts_with("warning")));
+            let mut at = None;
+            let mut help = None;
+            for l in block {
+                let t = l.trim_start();
+                if let Some(loc) = t.strip_prefix("--> ") {
+                    at = at.or(Some(loc.trim()));
+                } else if let Some(msg) = t.strip_prefix("= help: message: ") {
+                    help = help.or(Some(msg.trim()));
+                }
+            }
+            let Some(loc) = at else { continue };
+            let mut parts = loc.rsplitn(3, ':');
+            let (_col, line_no, path) = (parts.next(), parts.next(), parts.next());
+            let (Some(line_no), Some(path)) = (line_no, path) else {
+                continue;
+            };
+            if !named(path) {
+                continue;
+            }
+            let mut text = format!("{file_name}:{line_no}: {line}");
+            if let Some(help) = help {
+                text.push_str(&format!(" ({help})"));
+            }
+            return Some(text);
+        }
+        // gcc: PATH:LINE:COL: error: MESSAGE
+        if let Some((path, rest)) = line.split_once(':') {
+            if named(path) {
+                let mut parts = rest.splitn(3, ':');
+                if let (Some(line_no), Some(_col), Some(msg)) =
+                    (parts.next(), parts.next(), parts.next())
+                {
+                    if msg.trim_start().starts_with("error") {
+                        return Some(format!("{file_name}:{line_no}:{msg}"));
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The head of a real 6.12 build of lkmlab's module/ (scull needs a
+    /// newer `kernel` crate).
+    const LOG: &str = r#"make: Entering directory '/k'
+  RUSTC [M] /o/hello.o
+  RUSTC [M] /o/scull.o
+error: proc macro panicked
+  --> /work/main/module/scull.rs:56:1
+   |
+56 | / module! {
+   |
+   = help: message: Unknown key "authors". Valid keys are: ["type", "name", "author", "description", "license", "alias", "firmware"].
+
+error[E0432]: unresolved imports `kernel::debugfs`, `kernel::fs`
+  --> /work/main/module/scull.rs:26:5
+   |
+error: aborting due to 21 previous errors; 1 warning emitted
+make[2]: *** [/k/scripts/Makefile.build:289: /o/scull.o] Error 1
+"#;
+
+    #[test]
+    fn the_first_located_error_of_a_file_is_the_reason() {
+        assert_eq!(
+            first_error_in(LOG, "scull.rs").unwrap(),
+            "scull.rs:56: error: proc macro panicked (Unknown key \"authors\". Valid keys \
+             are: [\"type\", \"name\", \"author\", \"description\", \"license\", \"alias\", \
+             \"firmware\"].)"
+        );
+        assert_eq!(first_error_in(LOG, "hello.rs"), None);
+    }
+
+    #[test]
+    fn a_c_compilers_error_is_read_too() {
+        let log = "/o/a.c: In function 'f':\n/o/a.c:3:5: error: 'x' undeclared\n";
+        assert_eq!(
+            first_error_in(log, "a.c").unwrap(),
+            "a.c:3: error: 'x' undeclared"
+        );
+    }
+
+    #[test]
+    fn objects_say_which_modules_failed_and_which_compiled() {
+        let o = Objects::of(LOG);
+        assert_eq!(o.failed, ["/o/scull.o"]);
+        assert_eq!(o.compiled, ["/o/hello.o"]);
+    }
+}

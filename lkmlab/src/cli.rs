@@ -15,7 +15,8 @@ use std::path::PathBuf;
     long_about = "Builds the kernel pinned in lkmlab.toml with Rust support, builds your \
                   out-of-tree Rust modules against exactly that tree, and tests them in a \
                   QEMU VM.\n\nExit status: 0 success; 1 tests failed; 2 anything else \
-                  (bad input, missing tool, build failure); `vm --exec`: the command's own.",
+                  (bad input, missing tool, build failure); `vm --exec`: the command's own; \
+                  141 when standard output is closed before lkmlab is done (`| head`).",
     after_help = "Start with `lkmlab doctor`, then `lkmlab check`."
 )]
 pub struct Cli {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 pub(super) fn kernel(ctx: &Ctx, target: &TargetArg) -> Result<Done> {
     let target = ctx.project.select(&target.selection())?;
     let tree = kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), &target)?;
-    println!("{}", tree.dir.display());
+    crate::outln!("{}", tree.dir.display())?;
     Ok(Done::Ok)
 }
 
@@ -26,7 +26,7 @@ pub(super) fn module(
     let target = ctx.project.select(&target.selection())?;
     let tree = kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), &target)?;
     for ko in build_module(ctx, &tree, dir, make_vars)? {
-        println!("{}", ko.display());
+        crate::outln!("{}", ko.display())?;
     }
     Ok(Done::Ok)
 }
@@ -82,7 +82,7 @@ pub(super) fn clean(ctx: &Ctx, dry_run: bool) -> Result<()> {
     let done = clean::remove(&stale, dry_run)?;
     let verb = if dry_run { "would remove" } else { "removed" };
     for (path, bytes) in &done.removed {
-        println!("{verb} {} ({})", path.display(), clean::human_bytes(*bytes));
+        crate::outln!("{verb} {} ({})", path.display(), clean::human_bytes(*bytes))?;
     }
     for path in &done.busy {
         crate::notice!(
@@ -91,14 +91,13 @@ pub(super) fn clean(ctx: &Ctx, dry_run: bool) -> Result<()> {
         );
     }
     let total: u64 = done.removed.iter().map(|(_, b)| b).sum();
-    println!(
+    crate::outln!(
         "lkmlab clean: {verb} {} item(s), {}; kept {} kernel tree(s) in use and the pinned sources in {}",
         done.removed.len(),
         clean::human_bytes(total),
         used.kernel_trees.iter().filter(|t| t.exists()).count(),
         ctx.paths.cache.display()
-    );
-    Ok(())
+    )
 }
 
 pub(super) fn fetch(ctx: &Ctx) -> Result<()> {

@@ -182,13 +182,12 @@ fn accel_choice(ctx: &Ctx, asked: Option<AccelChoice>) -> Result<AccelChoice> {
 /// The verdict on standard output, as text or JSON.
 fn print_verdict(verdict: &report::Verdict, format: Format) -> Result<()> {
     match format {
-        Format::Text => print!("{}", report::render(verdict)),
-        Format::Json => println!(
+        Format::Text => crate::out!("{}", report::render(verdict)),
+        Format::Json => crate::outln!(
             "{}",
             serde_json::to_string_pretty(&report::to_json(verdict))?
         ),
     }
-    Ok(())
 }
 
 /// The end of one test run: its verdict printed as asked, then (with

@@ -81,8 +81,7 @@ pub(super) fn watch(
         |verdict| match vm.format {
             // A passing run says so in one line; a failing one shows why.
             Format::Text if verdict.passed() => {
-                println!("{}", verdict.summary_line());
-                Ok(())
+                crate::outln!("{}", verdict.summary_line())
             }
             format => print_verdict(verdict, format),
         },

@@ -24,8 +24,9 @@ pub(super) fn module(
     make_vars: &[String],
 ) -> Result<Done> {
     let target = ctx.project.select(&target.selection())?;
+    let src = ctx.module_dir(dir)?;
     let tree = kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), &target)?;
-    for ko in build_module(ctx, &tree, dir, make_vars)? {
+    for ko in build_module(ctx, &tree, Some(&src), make_vars)? {
         crate::outln!("{}", ko.display())?;
     }
     Ok(Done::Ok)
@@ -33,8 +34,8 @@ pub(super) fn module(
 
 pub(super) fn lint(ctx: &Ctx, target: &TargetArg, dir: Option<PathBuf>, fix: bool) -> Result<Done> {
     let target = ctx.project.select(&target.selection())?;
+    let src = ctx.module_dir(dir.as_deref())?;
     let tree = kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), &target)?;
-    let src = dir.unwrap_or_else(|| ctx.default_module_dir());
     let out = module_out_dir(ctx, &tree.target, &src, "lint")?;
     lint::run(&lint::Lint {
         tree: &tree,
@@ -55,7 +56,7 @@ pub(super) struct AnalyzerArgs {
 }
 
 pub(super) fn rust_analyzer(ctx: &Ctx, target: &TargetArg, a: &AnalyzerArgs) -> Result<Done> {
-    let src = a.module.clone().unwrap_or_else(|| ctx.default_module_dir());
+    let src = ctx.module_dir(a.module.as_deref())?;
     crate::lab::rust_analyzer::run(&crate::lab::rust_analyzer::Request {
         project: &ctx.project,
         paths: &ctx.paths,

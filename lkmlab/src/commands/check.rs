@@ -48,6 +48,7 @@ impl Cell {
 /// target the selection names, or every declared one.
 pub(super) fn run(ctx: &Ctx, selection: &TargetArg, vm: &VmArgs) -> Result<Done> {
     let targets = ctx.project.check_targets(&selection.selection())?;
+    ctx.module_dir(None)?;
     let accel = super::accel_choice(ctx, vm.accel)?;
     for target in &targets {
         crate::vm::accel::check_possible(accel, target.arch)?;

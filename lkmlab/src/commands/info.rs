@@ -49,12 +49,7 @@ pub(super) fn init(dir: Option<&Path>, name: Option<&str>) -> Result<()> {
     };
     let name = match name {
         Some(n) => n.to_string(),
-        None => crate::lab::init::default_name(&dir).with_context(|| {
-            format!(
-                "{} does not make a module name: give one with --name NAME",
-                dir.display()
-            )
-        })?,
+        None => crate::lab::init::default_name(&dir)?,
     };
     let files = crate::lab::init::init(&dir, &name)?;
     crate::status!(

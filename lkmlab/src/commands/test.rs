@@ -4,8 +4,8 @@
 use super::build::kos_in;
 use super::{accel_choice, finish, print_verdict, Ctx, Done};
 use crate::build::kernel::{self, KernelTree};
-use crate::build::module;
 use crate::build::partial::Unbuilt;
+use crate::build::{module, module_dir};
 use crate::cli::{Format, TargetArg, VmArgs};
 use crate::config::target::Target;
 use crate::timings::Timings;
@@ -27,10 +27,15 @@ pub(super) struct Given {
 pub(super) fn test(ctx: &Ctx, target: &TargetArg, vm: &VmArgs, given: &Given) -> Result<Done> {
     let target = ctx.project.select(&target.selection())?;
     let mut timings = Timings::new();
-    let module_dir = given
-        .module
-        .clone()
-        .unwrap_or_else(|| ctx.default_module_dir());
+    let module_dir = match (&given.kernel, &given.module) {
+        // Nothing is built: the module directory only brings its guest tests.
+        (Some(_), Some(dir)) => {
+            module_dir::check_dir(dir, "--module")?;
+            dir.clone()
+        }
+        (Some(_), None) => ctx.default_module_dir(),
+        (None, dir) => ctx.module_dir(dir.as_deref())?,
+    };
     let runner = given.runner.as_deref();
     let verdict = match &given.kernel {
         Some((image, modules)) => {
@@ -66,7 +71,7 @@ pub(super) fn watch(
     runs: Option<u32>,
 ) -> Result<Done> {
     let target = ctx.project.select(&target.selection())?;
-    let module_dir = module.unwrap_or_else(|| ctx.default_module_dir());
+    let module_dir = ctx.module_dir(module.as_deref())?;
     let verdict = watch::run(
         &module_dir,
         runs,

@@ -32,6 +32,9 @@ fn run_timed(ctx: &Ctx, o: &VmCmd, timings: &mut Timings) -> Result<Done> {
             target.arch
         );
     }
+    if o.modules.is_none() {
+        ctx.module_dir(o.module.as_deref())?;
+    }
     let vng = vng::find_vng()?;
     if o.exec.is_some() && vng::find_udevd().is_none() {
         bail!(

@@ -101,7 +101,7 @@ pub struct VmArgs {
     /// Accelerator: auto uses KVM only after a probe shows it works, else TCG.
     #[arg(long, value_name = "auto|kvm|tcg")]
     pub accel: Option<AccelChoice>,
-    /// Seconds before the VM is killed and the run fails [default: [vm] timeout_secs].
+    /// Seconds before the VM is killed and the run fails, at least 1 [default: [vm] timeout_secs].
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
     /// Where console.log, results.ktap and junit.xml go [default: target/lkmlab/<flavor>/test

@@ -1,8 +1,9 @@
 //! Bad input is refused before any work, with exit status 2 and a message
 //! that names what is wrong and the fix: a module name that would not
-//! build, a module directory that is not one. "Before any work": nothing
-//! is fetched or built (the cache stays empty) and nothing is left in the
-//! project (no build or lock folders under target/).
+//! build, a module directory that is not one, `[vm]` values or a
+//! `--timeout` that no VM of the target can run with. "Before any work":
+//! nothing is fetched or built (the cache cannot even be written) and
+//! nothing is left in the project (no build or lock folders under target/).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -11,12 +12,14 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// lkmlab in `dir`, with a cache of its own there that must stay empty.
+/// lkmlab in `dir`, with a cache it cannot write (procfs makes no
+/// directories): whatever got past a refusal could neither download nor
+/// build anything, and would fail on that instead.
 fn lkmlab(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lkmlab"))
         .args(args)
         .current_dir(dir)
-        .env("LKMLAB_CACHE", dir.join("no-cache"))
+        .env("LKMLAB_CACHE", "/proc/lkmlab-no-cache")
         .env_remove("LKMLAB_MIRROR")
         .output()
         .unwrap()
@@ -157,6 +160,88 @@ fn a_module_directory_that_is_not_one_is_refused_before_any_build() {
         );
     }
     std::fs::write(d.join("lkmlab.toml"), pin).unwrap();
-    // No lock or build folder, nothing in the cache.
+    // No lock or build folder.
     assert_eq!(tree(d), before);
+}
+
+/// The pin of `dir` with `key = from` replaced by `key = to` in `[vm]`.
+fn set_vm(dir: &Path, key: &str, from: &str, to: &str) {
+    let path = dir.join("lkmlab.toml");
+    let pin = std::fs::read_to_string(&path).unwrap();
+    let (old, new) = (format!("\n{key} = {from}\n"), format!("\n{key} = {to}\n"));
+    assert!(pin.contains(&old), "no {old:?} in the pin");
+    std::fs::write(&path, pin.replacen(&old, &new, 1)).unwrap();
+}
+
+#[test]
+fn vm_values_no_run_can_succeed_with_are_refused_naming_the_key_and_the_range() {
+    let p = project();
+    let d = p.path();
+    let before = tree(d);
+    let vm_commands: [&[&str]; 6] = [
+        &["test"],
+        &["check"],
+        &["watch"],
+        &["vm", "--exec", "true"],
+        &["test", "--flavor", "debug"],
+        &["check", "--flavor", "debug"],
+    ];
+    // The ceiling is CONFIG_NR_CPUS of the fragments (8 in base.config).
+    for cpus in ["0", "9", "999"] {
+        set_vm(d, "cpus", "2", cpus);
+        for args in vm_commands {
+            refused(
+                d,
+                args,
+                &[
+                    &format!("lkmlab.toml [vm] cpus = {cpus}: the x86_64"),
+                    " kernel runs on 1 to 8 CPUs (CONFIG_NR_CPUS=8 in kernel-config/base.config:",
+                    "set cpus in that range",
+                ],
+            );
+        }
+        set_vm(d, "cpus", cpus, "2");
+    }
+    // The floor of memory is the flavor's: KASAN needs more.
+    set_vm(d, "memory_mib", "256", "16");
+    for args in vm_commands {
+        let err = refused(d, args, &["lkmlab.toml [vm] memory_mib = 16: the x86_64"]);
+        let floor = if args.contains(&"debug") { 128 } else { 64 };
+        assert!(
+            err.contains(&format!("needs at least {floor} MiB")),
+            "{args:?}: {err}"
+        );
+    }
+    set_vm(d, "memory_mib", "16", "100");
+    refused(
+        d,
+        &["test", "--flavor", "debug"],
+        &[
+            "memory_mib = 100: the x86_64-debug kernel needs at least 128 MiB (it has KASAN \
+             (kernel-config/debug.config:",
+            "set memory_mib to 128 or more",
+        ],
+    );
+    set_vm(d, "memory_mib", "100", "256");
+    // A time limit of 0 kills the VM at once.
+    set_vm(d, "timeout_secs", "120", "0");
+    for args in vm_commands {
+        refused(
+            d,
+            args,
+            &[
+                "lkmlab.toml [vm] timeout_secs = 0: the VM would be killed",
+                "1 s or more",
+            ],
+        );
+    }
+    set_vm(d, "timeout_secs", "0", "120");
+    for command in ["test", "check", "watch"] {
+        refused(
+            d,
+            &[command, "--timeout", "0"],
+            &["--timeout 0: the VM would be killed", "1 s or more"],
+        );
+    }
+    assert_eq!(tree(d), before, "nothing was built or locked");
 }

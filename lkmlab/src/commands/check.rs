@@ -49,6 +49,10 @@ impl Cell {
 pub(super) fn run(ctx: &Ctx, selection: &TargetArg, vm: &VmArgs) -> Result<Done> {
     let targets = ctx.project.check_targets(&selection.selection())?;
     ctx.module_dir(None)?;
+    for target in &targets {
+        crate::vm::limits::check(&ctx.project, Some(target))?;
+    }
+    crate::vm::limits::check_timeout(&ctx.project.pin.vm, vm.timeout)?;
     let accel = super::accel_choice(ctx, vm.accel)?;
     for target in &targets {
         crate::vm::accel::check_possible(accel, target.arch)?;

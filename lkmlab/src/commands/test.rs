@@ -9,7 +9,8 @@ use crate::build::{module, module_dir};
 use crate::cli::{Format, TargetArg, VmArgs};
 use crate::config::target::Target;
 use crate::timings::Timings;
-use crate::{judge::junit, judge::report, lab::watch, vm::accel, vm::guest, vm::qemu};
+use crate::vm::{accel, guest, limits, qemu};
+use crate::{judge::junit, judge::report, lab::watch};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -36,6 +37,9 @@ pub(super) fn test(ctx: &Ctx, target: &TargetArg, vm: &VmArgs, given: &Given) ->
         (Some(_), None) => ctx.default_module_dir(),
         (None, dir) => ctx.module_dir(dir.as_deref())?,
     };
+    let built = given.kernel.is_none().then_some(&target);
+    limits::check(&ctx.project, built)?;
+    limits::check_timeout(&ctx.project.pin.vm, vm.timeout)?;
     let runner = given.runner.as_deref();
     let verdict = match &given.kernel {
         Some((image, modules)) => {
@@ -72,6 +76,8 @@ pub(super) fn watch(
 ) -> Result<Done> {
     let target = ctx.project.select(&target.selection())?;
     let module_dir = ctx.module_dir(module.as_deref())?;
+    limits::check(&ctx.project, Some(&target))?;
+    limits::check_timeout(&ctx.project.pin.vm, vm.timeout)?;
     let verdict = watch::run(
         &module_dir,
         runs,

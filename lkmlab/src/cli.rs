@@ -15,7 +15,8 @@ use std::path::PathBuf;
     long_about = "Builds the kernel pinned in lkmlab.toml with Rust support, builds your \
                   out-of-tree Rust modules against exactly that tree, and tests them in a \
                   QEMU VM.\n\nExit status: 0 success; 1 tests failed; 2 anything else \
-                  (bad input, missing tool, build failure); `vm --exec`: the command's own.",
+                  (bad input, missing tool, build failure); `vm --exec`: the command's own; \
+                  141 when standard output is closed before lkmlab is done (`| head`).",
     after_help = "Start with `lkmlab doctor`, then `lkmlab check`."
 )]
 pub struct Cli {
@@ -100,7 +101,7 @@ pub struct VmArgs {
     /// Accelerator: auto uses KVM only after a probe shows it works, else TCG.
     #[arg(long, value_name = "auto|kvm|tcg")]
     pub accel: Option<AccelChoice>,
-    /// Seconds before the VM is killed and the run fails [default: [vm] timeout_secs].
+    /// Seconds before the VM is killed and the run fails, at least 1 [default: [vm] timeout_secs].
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
     /// Where console.log, results.ktap and junit.xml go [default: target/lkmlab/<flavor>/test

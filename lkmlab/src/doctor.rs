@@ -390,7 +390,7 @@ fn lab_checks(project: &Project) -> Vec<Check> {
 }
 
 /// Print the checks; true when the pipeline can run.
-pub fn print(checks: &[Check]) -> bool {
+pub fn print(checks: &[Check]) -> anyhow::Result<bool> {
     let width = checks
         .iter()
         .map(|c| c.name.chars().count())
@@ -402,18 +402,18 @@ pub fn print(checks: &[Check]) -> bool {
             Status::Note => "note",
             Status::Fail => "FAIL",
         };
-        println!("{tag} {:<width$} {}", c.name, c.detail);
+        crate::outln!("{tag} {:<width$} {}", c.name, c.detail)?;
         if let Some(fix) = &c.fix {
-            println!("     {:<width$} fix: {fix}", "");
+            crate::outln!("     {:<width$} fix: {fix}", "")?;
         }
     }
     let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
     if failed == 0 {
-        println!("lkmlab doctor: the pipeline can run");
+        crate::outln!("lkmlab doctor: the pipeline can run")?;
     } else {
-        println!("lkmlab doctor: {failed} problem(s) stop the pipeline; fix them and run `lkmlab doctor` again");
+        crate::outln!("lkmlab doctor: {failed} problem(s) stop the pipeline; fix them and run `lkmlab doctor` again")?;
     }
-    failed == 0
+    Ok(failed == 0)
 }
 
 #[cfg(test)]

@@ -1,5 +1,9 @@
 //! lkmlab: build a pinned kernel, build Rust modules against exactly its tree,
 //! and test them in a VM.
+//!
+//! Output goes through [`output`] (results: `out!`/`outln!`), never
+//! `print!`/`eprint!`, which panic on a closed pipe.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod build;
 pub mod cli;

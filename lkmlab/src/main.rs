@@ -1,3 +1,5 @@
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 use clap::Parser;
 use lkmlab::cli::Cli;
 use lkmlab::commands::{self, Done};
@@ -28,6 +30,9 @@ fn main() -> ExitCode {
         Ok(Done::Ok) => ExitCode::SUCCESS,
         Ok(Done::TestsFailed) => ExitCode::from(1),
         Ok(Done::Exit(code)) => ExitCode::from(code),
+        // Nobody is left to read the rest: end quietly, as a program that
+        // SIGPIPE killed (see `output`).
+        Err(e) if output::closed_stdout(&e) => ExitCode::from(output::CLOSED_STDOUT_STATUS),
         Err(e) => {
             output::error(&e);
             ExitCode::from(2)

@@ -9,9 +9,18 @@
 //!   waiting for another lkmlab);
 //! - [`detail!`]: the commands behind a step; only with `-v`;
 //! - [`error`]: a failure, with its causes (always).
+//!
+//! Results are written with [`out!`] and [`outln!`], never `print!`: when
+//! the reader of standard output goes away (`lkmlab show kconfig | head -2`)
+//! they return [`StdoutClosed`], which ends the command through its usual
+//! error path (children killed, temporary files removed) and lkmlab with
+//! status 141, as a program killed by `SIGPIPE` ends; `println!` would panic
+//! instead (Rust ignores `SIGPIPE`, so the write fails with `EPIPE`), and the
+//! release build aborts on a panic. What lkmlab says on standard error is
+//! commentary: a write there that fails is dropped, and the work goes on.
 
 use std::fmt;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 /// How much lkmlab says on standard error.
@@ -68,8 +77,82 @@ pub fn shows_status() -> bool {
 #[doc(hidden)]
 pub fn write(min: Verbosity, args: fmt::Arguments) {
     if level() >= min as u8 {
-        eprintln!("lkmlab: {args}");
+        to_stderr(format_args!("lkmlab: {args}\n"));
     }
+}
+
+/// Text on standard error as it is (no prefix, no newline added); a write
+/// that fails is dropped (see the module's documentation).
+pub fn to_stderr(args: fmt::Arguments) {
+    // The unit tests' harness captures each test's output from `eprint!`
+    // alone (and never closes standard error).
+    #[cfg(test)]
+    #[allow(clippy::print_stderr)]
+    {
+        eprint!("{args}");
+    }
+    #[cfg(not(test))]
+    {
+        let _ = std::io::stderr().lock().write_fmt(args);
+    }
+}
+
+/// Standard output was closed before lkmlab finished writing its results:
+/// its reader stopped reading (`| head`). Not a failure to report, since
+/// nobody is left to read the rest; lkmlab exits with 141 (see
+/// [`closed_stdout`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StdoutClosed;
+
+impl fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("standard output was closed by its reader")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
+/// Results on standard output, written and flushed at once: the error
+/// [`StdoutClosed`] when its reader has gone, else any other write error.
+/// Used through [`out!`] and [`outln!`].
+#[doc(hidden)]
+pub fn write_stdout(args: fmt::Arguments) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_fmt(args).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        Err(e) => Err(anyhow::Error::new(e).context("writing the results to standard output")),
+    }
+}
+
+/// Whether `e` is (or was caused by) [`StdoutClosed`].
+pub fn closed_stdout(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| cause.is::<StdoutClosed>())
+}
+
+/// The exit status of lkmlab when its standard output was closed early:
+/// 128 + `SIGPIPE`, what a shell reports for a program the signal killed.
+pub const CLOSED_STDOUT_STATUS: u8 = 141;
+
+/// Results on standard output, as `print!`; an `anyhow::Result` to pass on
+/// with `?` (see [`StdoutClosed`]).
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// Results on standard output, as `println!`; an `anyhow::Result` to pass
+/// on with `?` (see [`StdoutClosed`]).
+#[macro_export]
+macro_rules! outln {
+    () => {
+        $crate::output::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
 }
 
 /// `lkmlab: …` on standard error, unless `-q`.
@@ -98,9 +181,9 @@ macro_rules! detail {
 
 /// `lkmlab: error: …`, then a `caused by:` line per cause.
 pub fn error(e: &anyhow::Error) {
-    eprintln!("lkmlab: error: {e}");
+    to_stderr(format_args!("lkmlab: error: {e}\n"));
     for cause in e.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+        to_stderr(format_args!("  caused by: {cause}\n"));
     }
 }
 
@@ -148,4 +231,22 @@ pub fn paint(tag: Tag, text: &str) -> String {
         Tag::Skip | Tag::Todo => "33",
     };
     format!("\u{1b}[{code}m{text}\u{1b}[0m")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn a_closed_stdout_is_recognised_under_any_context() {
+        let e = Err::<(), _>(anyhow::Error::from(StdoutClosed))
+            .context("printing the verdict")
+            .context("lkmlab test")
+            .unwrap_err();
+        assert!(closed_stdout(&e));
+        let other = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+            .context("writing to a child");
+        assert!(!closed_stdout(&other), "only standard output's own");
+    }
 }

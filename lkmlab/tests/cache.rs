@@ -185,3 +185,77 @@ fn parallel_fetches_on_an_empty_cache_leave_one_verified_copy() {
         tarball_sha256
     );
 }
+
+/// The pin's `[kernel.deb] urls`, replaced by one that fails at once (nothing
+/// listens on port 9), so that nothing here can reach the network.
+fn offline(pin: &str) -> String {
+    let start = pin.find("[kernel.deb]").unwrap();
+    let urls = start + pin[start..].find("urls = [").unwrap();
+    let end = urls + pin[urls..].find(']').unwrap() + 1;
+    format!(
+        "{}urls = [\"http://127.0.0.1:9/kernel.deb\"]{}",
+        &pin[..urls],
+        &pin[end..]
+    )
+}
+
+/// A wrong sha256 in the pin (an edit by hand) must not cost the good
+/// download in the cache: lkmlab refuses at once, downloads nothing, says the
+/// pin may be wrong, and the file is there again for the pin that is right.
+#[test]
+fn a_wrong_sha256_in_the_pin_keeps_the_cached_download_and_fetches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mirror = dir.path().join("mirror");
+    let name = "linux-source-7.3_7.3.4-1_all.deb";
+    let (deb, tarball_sha256) = stand_in_package(dir.path(), &mirror, name);
+    let project = project_for(dir.path(), &deb, &tarball_sha256);
+    let pin_path = project.join("lkmlab.toml");
+    let good_pin = offline(&std::fs::read_to_string(&pin_path).unwrap());
+    std::fs::write(&pin_path, &good_pin).unwrap();
+    let lib = dir.path().join("library");
+    std::fs::create_dir_all(lib.join("core/src")).unwrap();
+    std::fs::write(lib.join("core/src/lib.rs"), "").unwrap();
+    let cache = dir.path().join("cache");
+    let fetch = |mirror: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_lkmlab"))
+            .arg("--project")
+            .arg(&project)
+            .arg("fetch")
+            .env("LKMLAB_CACHE", &cache)
+            .env("LKMLAB_MIRROR", mirror)
+            .env("RUST_LIB_SRC", &lib)
+            .output()
+            .unwrap()
+    };
+    // The good download, from the mirror; then no mirror, and no unpacked
+    // source either, so that the next fetch needs the package.
+    assert!(fetch(&mirror).status.success());
+    std::fs::remove_dir_all(cache.join("src")).unwrap();
+    let cached = cache.join("downloads").join(name);
+    let good = sha256(&cached);
+
+    let wrong = good_pin.replacen(&good, &"0".repeat(64), 1);
+    assert_ne!(wrong, good_pin);
+    std::fs::write(&pin_path, wrong).unwrap();
+    let out = fetch(Path::new(""));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the cache's copy of {name} is not the file the pin describes"
+        )) && err.contains(&format!("got      {good}"))
+            && err.contains("the pin itself may be wrong"),
+        "{err}"
+    );
+    assert!(!err.contains("downloading"), "nothing is downloaded: {err}");
+    assert_eq!(sha256(&cached), good, "the cached download is kept");
+
+    // The pin put right finds it again, offline.
+    std::fs::write(&pin_path, &good_pin).unwrap();
+    let out = fetch(Path::new(""));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,6 +1,7 @@
 //! What lkmlab says as a user sees it: `-q` silences the status lines and
-//! nothing else (results on standard output, errors), and `--color` decides
-//! whether the report is coloured.
+//! nothing else (results on standard output, errors), `--color` decides
+//! whether the report is coloured, and a reader that closes the pipe early
+//! ends lkmlab quietly.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -119,4 +120,52 @@ fn verbose_shows_every_command_it_runs() {
         assert!(running.contains(&expected), "{expected} not in:\n{loud}");
     }
     assert!(!run(false).contains("lkmlab: running "));
+}
+
+/// A pipe whose reading end is already closed: every write to the other
+/// end fails with EPIPE, as when `| head -2` has read what it wanted.
+fn closed_pipe() -> std::io::PipeWriter {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    writer
+}
+
+/// `lkmlab … | head -2`: a reader that leaves early ends lkmlab quietly with
+/// 141, as `SIGPIPE` ends a C program, instead of a panic (the release
+/// build aborted: 134).
+#[test]
+fn a_closed_standard_output_ends_lkmlab_quietly_with_141() {
+    let dir = tempfile::tempdir().unwrap();
+    let ktap = dir.path().join("results.ktap");
+    std::fs::write(&ktap, "KTAP version 1\n1..1\nok 1 m.a\n").unwrap();
+    for args in [
+        &["report", ktap.to_str().unwrap()][..],
+        &["report", "--format", "json", ktap.to_str().unwrap()],
+        &["show", "kconfig"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_lkmlab"))
+            .args(args)
+            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+            .stdout(closed_pipe())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {out:?}");
+        assert_eq!(text(&out.stderr), "", "{args:?}: nothing to say about it");
+    }
+}
+
+/// Standard error is commentary: when it is closed, lkmlab says nothing and
+/// does its work all the same.
+#[test]
+fn a_closed_standard_error_does_not_stop_the_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lkmlab"))
+        .args(["-v", "init", "quiet"])
+        .current_dir(dir.path())
+        .stderr(closed_pipe())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(text(&out.stdout).trim_end().ends_with("quiet"));
+    assert!(dir.path().join("quiet/lkmlab.toml").is_file());
 }

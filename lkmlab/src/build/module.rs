@@ -105,13 +105,7 @@ pub fn build(b: &ModuleBuild) -> Result<(Vec<PathBuf>, Built)> {
         .src
         .canonicalize()
         .with_context(|| format!("module directory {}", b.src.display()))?;
-    if !src.join("Kbuild").is_file() && !src.join("Makefile").is_file() {
-        bail!(
-            "{} has neither a Kbuild nor a Makefile; an out-of-tree module needs a Kbuild \
-             file such as `obj-m := mymodule.o`",
-            src.display()
-        );
-    }
+    module_dir::check_buildable(&src, "module directory")?;
     check_compiler(b.tree, b.extra)?;
     std::fs::create_dir_all(b.out).with_context(|| format!("creating {}", b.out.display()))?;
     let out = (b.out.canonicalize()).with_context(|| format!("resolving {}", b.out.display()))?;

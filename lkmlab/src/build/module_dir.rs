@@ -2,7 +2,7 @@
 //! meaning to in it, and what of it is never the module's source. The build,
 //! the test payload, `watch` and `rust-analyzer` all read these names here.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
 /// Where a module keeps its own guest tests (see docs/guest-tests.md).
@@ -18,6 +18,59 @@ pub const RUST_PROJECT: &str = "rust-project.json";
 /// Where a module directory that is also a Cargo-style project keeps build
 /// results (`target/`): never sources.
 pub const TARGET_DIR: &str = "target";
+
+/// Refuse `dir` unless it is a directory; `what` says where it came from
+/// (`--module`, `lkmlab.toml [module] dir`). Cheap, so commands run it
+/// before any build.
+pub fn check_dir(dir: &Path, what: &str) -> Result<()> {
+    let meta = match std::fs::metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "{what} {}: no such directory; give the module's directory, the one holding its \
+             Kbuild",
+            dir.display()
+        ),
+        other => other.with_context(|| format!("{what} {}", dir.display()))?,
+    };
+    if !meta.is_dir() {
+        // A source file given for its directory: name the directory.
+        let parent = dir
+            .parent()
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
+            .filter(|p| has_build_file(p));
+        bail!(
+            "{what} {} is a file, not a directory: give the module's directory, the one \
+             holding its Kbuild{}",
+            dir.display(),
+            parent.map_or_else(String::new, |p| format!(" ({})", p.display()))
+        );
+    }
+    Ok(())
+}
+
+/// Refuse `dir` unless Kbuild can build a module in it: a directory (see
+/// [`check_dir`]) with a Kbuild or a Makefile.
+pub fn check_buildable(dir: &Path, what: &str) -> Result<()> {
+    check_dir(dir, what)?;
+    if !has_build_file(dir) {
+        bail!(
+            "{} has neither a Kbuild nor a Makefile; an out-of-tree module needs a Kbuild \
+             file such as `obj-m := mymodule.o`",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Whether `dir` has what Kbuild reads in a module directory.
+fn has_build_file(dir: &Path) -> bool {
+    dir.join("Kbuild").is_file() || dir.join("Makefile").is_file()
+}
 
 /// Whether an entry at the top of a module directory is something other
 /// than the module's sources: hidden files, its guest tests, build results,

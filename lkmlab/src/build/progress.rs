@@ -217,16 +217,16 @@ pub fn run_logged_explained(
             last_print = Instant::now();
             let line = progress.line(what, started.elapsed());
             if tty {
-                eprint!("\r\x1b[2K{line}");
+                crate::output::to_stderr(format_args!("\r\x1b[2K{line}"));
             } else {
-                eprintln!("{line}");
+                crate::output::to_stderr(format_args!("{line}\n"));
             }
         }
     }
     let _ = pump.join();
     let status = child.wait()?;
     if tty {
-        eprint!("\r\x1b[2K");
+        crate::output::to_stderr(format_args!("\r\x1b[2K"));
     }
     file.flush()?;
     if status.success() {

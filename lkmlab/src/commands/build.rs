@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 pub(super) fn kernel(ctx: &Ctx, target: &TargetArg) -> Result<Done> {
     let target = ctx.project.select(&target.selection())?;
     let tree = kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), &target)?;
-    println!("{}", tree.dir.display());
+    crate::outln!("{}", tree.dir.display())?;
     Ok(Done::Ok)
 }
 
@@ -24,17 +24,18 @@ pub(super) fn module(
     make_vars: &[String],
 ) -> Result<Done> {
     let target = ctx.project.select(&target.selection())?;
+    let src = ctx.module_dir(dir)?;
     let tree = kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), &target)?;
-    for ko in build_module(ctx, &tree, dir, make_vars)? {
-        println!("{}", ko.display());
+    for ko in build_module(ctx, &tree, Some(&src), make_vars)? {
+        crate::outln!("{}", ko.display())?;
     }
     Ok(Done::Ok)
 }
 
 pub(super) fn lint(ctx: &Ctx, target: &TargetArg, dir: Option<PathBuf>, fix: bool) -> Result<Done> {
     let target = ctx.project.select(&target.selection())?;
+    let src = ctx.module_dir(dir.as_deref())?;
     let tree = kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), &target)?;
-    let src = dir.unwrap_or_else(|| ctx.default_module_dir());
     let out = module_out_dir(ctx, &tree.target, &src, "lint")?;
     lint::run(&lint::Lint {
         tree: &tree,
@@ -55,7 +56,7 @@ pub(super) struct AnalyzerArgs {
 }
 
 pub(super) fn rust_analyzer(ctx: &Ctx, target: &TargetArg, a: &AnalyzerArgs) -> Result<Done> {
-    let src = a.module.clone().unwrap_or_else(|| ctx.default_module_dir());
+    let src = ctx.module_dir(a.module.as_deref())?;
     crate::lab::rust_analyzer::run(&crate::lab::rust_analyzer::Request {
         project: &ctx.project,
         paths: &ctx.paths,
@@ -82,7 +83,7 @@ pub(super) fn clean(ctx: &Ctx, dry_run: bool) -> Result<()> {
     let done = clean::remove(&stale, dry_run)?;
     let verb = if dry_run { "would remove" } else { "removed" };
     for (path, bytes) in &done.removed {
-        println!("{verb} {} ({})", path.display(), clean::human_bytes(*bytes));
+        crate::outln!("{verb} {} ({})", path.display(), clean::human_bytes(*bytes))?;
     }
     for path in &done.busy {
         crate::notice!(
@@ -91,14 +92,13 @@ pub(super) fn clean(ctx: &Ctx, dry_run: bool) -> Result<()> {
         );
     }
     let total: u64 = done.removed.iter().map(|(_, b)| b).sum();
-    println!(
+    crate::outln!(
         "lkmlab clean: {verb} {} item(s), {}; kept {} kernel tree(s) in use and the pinned sources in {}",
         done.removed.len(),
         clean::human_bytes(total),
         used.kernel_trees.iter().filter(|t| t.exists()).count(),
         ctx.paths.cache.display()
-    );
-    Ok(())
+    )
 }
 
 pub(super) fn fetch(ctx: &Ctx) -> Result<()> {

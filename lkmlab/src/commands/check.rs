@@ -48,13 +48,18 @@ impl Cell {
 /// target the selection names, or every declared one.
 pub(super) fn run(ctx: &Ctx, selection: &TargetArg, vm: &VmArgs) -> Result<Done> {
     let targets = ctx.project.check_targets(&selection.selection())?;
+    ctx.module_dir(None)?;
+    for target in &targets {
+        crate::vm::limits::check(&ctx.project, Some(target))?;
+    }
+    crate::vm::limits::check_timeout(&ctx.project.pin.vm, vm.timeout)?;
     let accel = super::accel_choice(ctx, vm.accel)?;
     for target in &targets {
         crate::vm::accel::check_possible(accel, target.arch)?;
     }
     let checks = doctor::run(&ctx.project, &ctx.paths, &targets);
     if checks.iter().any(|c| c.status == doctor::Status::Fail) {
-        doctor::print(&checks);
+        doctor::print(&checks)?;
         bail!("the pipeline cannot run on this machine yet (see the fixes above)");
     }
     super::build::fetch(ctx)?;
@@ -102,11 +107,11 @@ fn run_targets(ctx: &Ctx, targets: &[Target], vm: &VmArgs) -> Result<Done> {
     }
     let modules = module_names(&runs);
     match vm.format {
-        Format::Text => print!("{}", matrix(&modules, &runs)),
-        Format::Json => println!(
+        Format::Text => crate::out!("{}", matrix(&modules, &runs))?,
+        Format::Json => crate::outln!(
             "{}",
             serde_json::to_string_pretty(&to_json(&modules, &runs))?
-        ),
+        )?,
     }
     if let Some((target, _)) = runs.iter().find(|(_, r)| matches!(r, TargetRun::Broken(_))) {
         bail!(

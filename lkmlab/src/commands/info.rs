@@ -10,7 +10,7 @@ use std::time::Duration;
 
 pub(super) fn doctor(ctx: &Ctx) -> Result<Done> {
     let targets = ctx.project.targets()?;
-    if doctor::print(&doctor::run(&ctx.project, &ctx.paths, &targets)) {
+    if doctor::print(&doctor::run(&ctx.project, &ctx.paths, &targets))? {
         Ok(Done::Ok)
     } else {
         bail!("the pipeline cannot run on this machine yet (see the fixes above)")
@@ -37,7 +37,7 @@ pub(super) fn show(ctx: &Ctx, what: ShowWhat) -> Result<Done> {
                 .to_json(&dir)
         }
     };
-    println!("{}", serde_json::to_string_pretty(&json)?);
+    crate::outln!("{}", serde_json::to_string_pretty(&json)?)?;
     Ok(Done::Ok)
 }
 
@@ -49,12 +49,7 @@ pub(super) fn init(dir: Option<&Path>, name: Option<&str>) -> Result<()> {
     };
     let name = match name {
         Some(n) => n.to_string(),
-        None => crate::lab::init::default_name(&dir).with_context(|| {
-            format!(
-                "{} does not make a module name: give one with --name NAME",
-                dir.display()
-            )
-        })?,
+        None => crate::lab::init::default_name(&dir)?,
     };
     let files = crate::lab::init::init(&dir, &name)?;
     crate::status!(
@@ -63,8 +58,7 @@ pub(super) fn init(dir: Option<&Path>, name: Option<&str>) -> Result<()> {
         dir.display(),
         dir.display()
     );
-    println!("{}", dir.display());
-    Ok(())
+    crate::outln!("{}", dir.display())
 }
 
 /// `lkmlab report`: the verdict on saved files, printed as asked. When there
@@ -77,7 +71,7 @@ pub(super) fn report_files(file: &Path, console: Option<&Path>, format: Format) 
         Err(e) => {
             if matches!(format, Format::Json) {
                 let json = serde_json::json!({ "passed": false, "error": format!("{e:#}") });
-                println!("{}", serde_json::to_string_pretty(&json)?);
+                crate::outln!("{}", serde_json::to_string_pretty(&json)?)?;
             }
             return Err(e);
         }

@@ -41,6 +41,18 @@ impl Ctx {
         self.project.root.join(&self.project.pin.module.dir)
     }
 
+    /// The module directory a command builds: `--module DIR` when given,
+    /// else `[module] dir`; refused before any work (fetch, kernel build)
+    /// unless Kbuild can build in it.
+    fn module_dir(&self, given: Option<&Path>) -> Result<PathBuf> {
+        let (dir, what) = match given {
+            Some(dir) => (dir.to_path_buf(), "--module"),
+            None => (self.default_module_dir(), "lkmlab.toml [module] dir"),
+        };
+        crate::build::module_dir::check_buildable(&dir, what)?;
+        Ok(dir)
+    }
+
     /// The built-in example suites for the modules in `module_dir`: the
     /// pin's `[module] example_suites` when it is the pin's own module
     /// directory, none for any other.
@@ -182,13 +194,12 @@ fn accel_choice(ctx: &Ctx, asked: Option<AccelChoice>) -> Result<AccelChoice> {
 /// The verdict on standard output, as text or JSON.
 fn print_verdict(verdict: &report::Verdict, format: Format) -> Result<()> {
     match format {
-        Format::Text => print!("{}", report::render(verdict)),
-        Format::Json => println!(
+        Format::Text => crate::out!("{}", report::render(verdict)),
+        Format::Json => crate::outln!(
             "{}",
             serde_json::to_string_pretty(&report::to_json(verdict))?
         ),
     }
-    Ok(())
 }
 
 /// The end of one test run: its verdict printed as asked, then (with

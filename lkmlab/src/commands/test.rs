@@ -4,12 +4,13 @@
 use super::build::kos_in;
 use super::{accel_choice, finish, print_verdict, Ctx, Done};
 use crate::build::kernel::{self, KernelTree};
-use crate::build::module;
 use crate::build::partial::Unbuilt;
+use crate::build::{module, module_dir};
 use crate::cli::{Format, TargetArg, VmArgs};
 use crate::config::target::Target;
 use crate::timings::Timings;
-use crate::{judge::junit, judge::report, lab::watch, vm::accel, vm::guest, vm::qemu};
+use crate::vm::{accel, guest, limits, qemu};
+use crate::{judge::junit, judge::report, lab::watch};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -27,10 +28,18 @@ pub(super) struct Given {
 pub(super) fn test(ctx: &Ctx, target: &TargetArg, vm: &VmArgs, given: &Given) -> Result<Done> {
     let target = ctx.project.select(&target.selection())?;
     let mut timings = Timings::new();
-    let module_dir = given
-        .module
-        .clone()
-        .unwrap_or_else(|| ctx.default_module_dir());
+    let module_dir = match (&given.kernel, &given.module) {
+        // Nothing is built: the module directory only brings its guest tests.
+        (Some(_), Some(dir)) => {
+            module_dir::check_dir(dir, "--module")?;
+            dir.clone()
+        }
+        (Some(_), None) => ctx.default_module_dir(),
+        (None, dir) => ctx.module_dir(dir.as_deref())?,
+    };
+    let built = given.kernel.is_none().then_some(&target);
+    limits::check(&ctx.project, built)?;
+    limits::check_timeout(&ctx.project.pin.vm, vm.timeout)?;
     let runner = given.runner.as_deref();
     let verdict = match &given.kernel {
         Some((image, modules)) => {
@@ -66,7 +75,9 @@ pub(super) fn watch(
     runs: Option<u32>,
 ) -> Result<Done> {
     let target = ctx.project.select(&target.selection())?;
-    let module_dir = module.unwrap_or_else(|| ctx.default_module_dir());
+    let module_dir = ctx.module_dir(module.as_deref())?;
+    limits::check(&ctx.project, Some(&target))?;
+    limits::check_timeout(&ctx.project.pin.vm, vm.timeout)?;
     let verdict = watch::run(
         &module_dir,
         runs,
@@ -81,8 +92,7 @@ pub(super) fn watch(
         |verdict| match vm.format {
             // A passing run says so in one line; a failing one shows why.
             Format::Text if verdict.passed() => {
-                println!("{}", verdict.summary_line());
-                Ok(())
+                crate::outln!("{}", verdict.summary_line())
             }
             format => print_verdict(verdict, format),
         },

@@ -6,7 +6,7 @@ use super::{accel_choice, Ctx, Done};
 use crate::cli::VmCmd;
 use crate::config::target::Target;
 use crate::timings::Timings;
-use crate::{build::kernel, build::toolchain, lab::vng, vm::accel};
+use crate::{build::kernel, build::toolchain, lab::vng, vm::accel, vm::limits};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -31,6 +31,15 @@ fn run_timed(ctx: &Ctx, o: &VmCmd, timings: &mut Timings) -> Result<Done> {
             target.name(),
             target.arch
         );
+    }
+    if o.modules.is_none() {
+        ctx.module_dir(o.module.as_deref())?;
+    }
+    let built = o.kernel.is_none().then_some(&target);
+    limits::check(&ctx.project, built)?;
+    // `--timeout 0` is no limit; the pin's default is a test run's.
+    if o.exec.is_some() && o.timeout.is_none() {
+        limits::check_timeout(&ctx.project.pin.vm, None)?;
     }
     let vng = vng::find_vng()?;
     if o.exec.is_some() && vng::find_udevd().is_none() {

@@ -16,21 +16,115 @@ pub const TEMPLATE_NAME: &str = "mymodule";
 /// The same name as a Rust type in the template.
 const TEMPLATE_TYPE: &str = "MyModule";
 
-/// The kernel's limit for a module's name (`MODULE_NAME_LEN` - 1).
+/// The kernel's limit for a module's name: `MODULE_NAME_LEN` (56, in
+/// `include/linux/moduleparam.h`) bytes with the final NUL.
 const MAX_NAME: usize = 55;
 
+/// Rust's keywords, strict and reserved, in every edition: the module's
+/// name is its crate's (the `.rs` file's) and its KUnit suite's
+/// (`#[kunit_tests(NAME)]`), and neither can be one.
+const RUST_KEYWORDS: &[&str] = &[
+    "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "crate",
+    "do", "dyn", "else", "enum", "extern", "false", "final", "fn", "for", "gen", "if", "impl",
+    "in", "let", "loop", "macro", "match", "mod", "move", "mut", "override", "priv", "pub", "ref",
+    "return", "self", "static", "struct", "super", "trait", "true", "try", "type", "typeof",
+    "unsafe", "unsized", "use", "virtual", "where", "while", "yield",
+];
+
+/// The crates a module is compiled with or against, which its own crate
+/// cannot share a name with: Rust's own (`core`, `alloc`, `std`,
+/// `proc_macro`) and the kernel's (its `rust/` directory).
+const RESERVED_CRATES: &[&str] = &[
+    "core",
+    "alloc",
+    "std",
+    "proc_macro",
+    "kernel",
+    "macros",
+    "bindings",
+    "uapi",
+    "ffi",
+    "build_error",
+    "compiler_builtins",
+    "pin_init",
+    "pin_init_internal",
+    "zerocopy",
+    "zerocopy_derive",
+    "proc_macro2",
+    "quote",
+    "syn",
+];
+
+/// The names the template's module code uses unqualified, which its own
+/// type ([`type_name`] of the module's name) must not hide.
+const TEMPLATE_USES: &[&str] = &["Result", "ThisModule", "Drop"];
+
 /// A valid module name: it is the `.ko`'s name, the Kbuild object, the
-/// `module!` name and the KUnit suite's, so it must be a C identifier.
+/// Rust crate, the `module!` name and the KUnit suite's, and it names the
+/// module's type, so it must be a C identifier and a Rust one, within the
+/// kernel's length, and no crate the module is built with. The error says
+/// which rule it breaks, and a name that keeps it when there is one.
 pub fn check_name(name: &str) -> Result<()> {
-    let ok = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+    let fix = "give another with --name NAME";
+    // A name that keeps every rule, when the one given breaks an easy one.
+    let instead = |candidate: &str| match check_name(candidate) {
+        Ok(()) => format!("--name {candidate}"),
+        Err(_) => fix.to_string(),
+    };
+    if name.is_empty() {
+        bail!("the module name is empty; {fix}");
+    }
+    if name.len() > MAX_NAME {
+        bail!(
+            "{name:?} is {} characters long: a kernel module's name has at most {MAX_NAME} \
+             (the kernel's MODULE_NAME_LEN, 56, counts the final NUL); {fix}",
+            name.len()
+        );
+    }
+    let lowered = name.to_ascii_lowercase().replace('-', "_");
+    if name.contains('-') {
+        bail!(
+            "{name:?} has a `-`: the module's name is its Rust crate's, which cannot have \
+             one (and Kbuild would name the module with `_` anyway); use `_`: {}",
+            instead(&lowered)
+        );
+    }
+    if name.chars().any(|c| c.is_ascii_uppercase()) {
+        bail!(
+            "{name:?} has capital letters: module names are lowercase; {}",
+            instead(&lowered)
+        );
+    }
+    let identifier = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
         && name
             .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && name.len() <= MAX_NAME;
-    if !ok {
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !identifier {
         bail!(
             "{name:?} cannot name a kernel module: use a lowercase letter, then lowercase \
-             letters, digits or `_`, at most {MAX_NAME} characters (--name NAME)"
+             letters, digits or `_`; {fix}"
+        );
+    }
+    let other = instead(&format!("{name}_mod"));
+    if RUST_KEYWORDS.contains(&name) {
+        bail!(
+            "{name:?} is a Rust keyword, and the module's name is its Rust crate's and its \
+             KUnit suite's: the module would not build; choose another, such as {other}"
+        );
+    }
+    if RESERVED_CRATES.contains(&name) {
+        bail!(
+            "{name:?} is the name of one of Rust's or the kernel's crates ({}), which the \
+             module's own crate cannot share: the module would not build; choose another, such \
+             as {other}",
+            RESERVED_CRATES.join(", ")
+        );
+    }
+    let ty = type_name(name);
+    if TEMPLATE_USES.contains(&ty.as_str()) {
+        bail!(
+            "{name:?} would name the module's type `{ty}`, which hides the `{ty}` its code \
+             uses: the module would not build; choose another, such as {other}"
         );
     }
     Ok(())
@@ -40,21 +134,30 @@ pub fn check_name(name: &str) -> Result<()> {
 /// and `.` as `_`.
 pub fn name_from_dir(dir: &Path) -> Option<String> {
     let base = dir.file_name()?.to_string_lossy().to_lowercase();
-    let name: String = base
-        .chars()
-        .map(|c| if c == '-' || c == '.' { '_' } else { c })
-        .collect();
-    check_name(&name).is_ok().then_some(name)
+    Some(
+        base.chars()
+            .map(|c| if c == '-' || c == '.' { '_' } else { c })
+            .collect(),
+    )
 }
 
 /// The module name for a project in `dir` (which need not exist yet): its
-/// last component once `.` and `..` are resolved, as [`name_from_dir`].
-pub fn default_name(dir: &Path) -> Option<String> {
+/// last component once `.` and `..` are resolved, as [`name_from_dir`],
+/// refused as [`check_name`] refuses it.
+pub fn default_name(dir: &Path) -> Result<String> {
     let resolved = dir
         .canonicalize()
         .or_else(|_| std::path::absolute(dir))
-        .ok()?;
-    name_from_dir(&resolved)
+        .with_context(|| format!("resolving {}", dir.display()))?;
+    let name = name_from_dir(&resolved)
+        .with_context(|| format!("{} has no name to take", resolved.display()))?;
+    check_name(&name).with_context(|| {
+        format!(
+            "{} does not make a module name ({name:?}): give one with --name NAME",
+            dir.display()
+        )
+    })?;
+    Ok(name)
 }
 
 /// `mymodule` → `MyModule`-style: each `_`-separated part capitalised.
@@ -272,10 +375,73 @@ mod tests {
 
     #[test]
     fn names_that_cannot_name_a_module_are_refused() {
-        for bad in ["", "My", "9lives", "a-b", "a b", &"x".repeat(56)] {
+        for bad in ["", "9lives", "a b", "_x", "é"] {
             let err = check_name(bad).unwrap_err().to_string();
-            assert!(err.contains("cannot name a kernel module"), "{bad}: {err}");
+            assert!(
+                err.contains("cannot name a kernel module") || err.contains("is empty"),
+                "{bad}: {err}"
+            );
         }
+        assert!(check_name(&"x".repeat(55)).is_ok());
+        let err = check_name(&"x".repeat(56)).unwrap_err().to_string();
+        assert!(err.contains("is 56 characters long") && err.contains("MODULE_NAME_LEN"));
+        assert_eq!(
+            check_name("my-driver").unwrap_err().to_string(),
+            "\"my-driver\" has a `-`: the module's name is its Rust crate's, which cannot have \
+             one (and Kbuild would name the module with `_` anyway); use `_`: --name my_driver"
+        );
+        let err = check_name("My").unwrap_err().to_string();
+        assert!(
+            err.ends_with("module names are lowercase; --name my"),
+            "{err}"
+        );
+        // No suggestion that would be refused in turn.
+        let err = check_name("9-Lives").unwrap_err().to_string();
+        assert!(err.ends_with("give another with --name NAME"), "{err}");
+    }
+
+    /// Each of these makes a project that does not build: a keyword or a
+    /// crate's name as the module's crate and KUnit suite, or a type that
+    /// hides one the module's code uses.
+    #[test]
+    fn names_that_would_not_build_are_refused_with_another_suggested() {
+        for keyword in ["fn", "self", "match", "type", "async", "gen", "yield"] {
+            let err = check_name(keyword).unwrap_err().to_string();
+            assert!(err.contains("is a Rust keyword"), "{keyword}: {err}");
+            assert!(err.ends_with(&format!("--name {keyword}_mod")), "{err}");
+        }
+        for krate in ["kernel", "core", "std", "alloc", "macros", "pin_init"] {
+            let err = check_name(krate).unwrap_err().to_string();
+            assert!(err.contains("the kernel's crates"), "{krate}: {err}");
+        }
+        for (name, ty) in [
+            ("result", "Result"),
+            ("this_module", "ThisModule"),
+            ("drop", "Drop"),
+        ] {
+            let err = check_name(name).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("module's type `{ty}`")),
+                "{name}: {err}"
+            );
+        }
+        // What the template uses unqualified is there to be hidden.
+        let (_, rs) = template_files()
+            .into_iter()
+            .find(|(p, _)| p.extension().is_some_and(|e| e == "rs"))
+            .unwrap();
+        let rs = String::from_utf8_lossy(rs);
+        for ty in TEMPLATE_USES {
+            assert!(rs.contains(ty), "the template no longer uses {ty}");
+        }
+        // Names close to those are fine.
+        for good in ["fn_mod", "kernels", "my_core", "results", "stdx", "m"] {
+            check_name(good).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_directory_suggests_its_name() {
         assert_eq!(
             name_from_dir(Path::new("/src/my-driver")).as_deref(),
             Some("my_driver")
@@ -284,17 +450,21 @@ mod tests {
             name_from_dir(Path::new("/src/Foo.Bar")).as_deref(),
             Some("foo_bar")
         );
-        assert_eq!(name_from_dir(Path::new("/src/2fast")), None);
+        let err = format!("{:#}", default_name(Path::new("/src/2fast")).unwrap_err());
+        assert!(
+            err.contains("/src/2fast does not make a module name (\"2fast\")")
+                && err.contains("cannot name a kernel module"),
+            "{err}"
+        );
+        let err = format!("{:#}", default_name(Path::new("/src/fn")).unwrap_err());
+        assert!(err.contains("is a Rust keyword"), "{err}");
         // `.` and `..` stand for the directory they name.
         let dir = tempfile::tempdir().unwrap();
         let top = dir.path().join("my-top");
         std::fs::create_dir_all(top.join("sub")).unwrap();
-        assert_eq!(default_name(&top.join("sub/..")).as_deref(), Some("my_top"));
-        assert_eq!(default_name(&top.join(".")).as_deref(), Some("my_top"));
-        assert_eq!(
-            default_name(&top.join("new-dir")).as_deref(),
-            Some("new_dir")
-        );
+        assert_eq!(default_name(&top.join("sub/..")).unwrap(), "my_top");
+        assert_eq!(default_name(&top.join(".")).unwrap(), "my_top");
+        assert_eq!(default_name(&top.join("new-dir")).unwrap(), "new_dir");
     }
 
     #[test]

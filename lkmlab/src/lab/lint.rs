@@ -161,11 +161,10 @@ pub fn run(l: &Lint) -> Result<()> {
         l.tree.dir.display()
     );
     clippy(l)?;
-    println!(
+    crate::outln!(
         "lkmlab lint: {} file(s) formatted as the kernel's .rustfmt.toml asks; clippy: no warnings",
         files.len()
-    );
-    Ok(())
+    )
 }
 
 #[cfg(test)]

@@ -32,36 +32,81 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Refuse a file whose sha256 is not the pinned one, naming both hashes.
-pub fn verify(path: &Path, want: &pin::Sha256) -> Result<()> {
+/// What is wrong with a file given for a sha256: `None` when it has it,
+/// else both hashes.
+fn sha256_mismatch(path: &Path, want: &pin::Sha256) -> Result<Option<String>> {
     let got = sha256_file(path)?;
-    if *want != *got {
-        bail!(
-            "sha256 mismatch for {}\n  expected {want}\n  got      {got}\n\
-             The file is not the pinned one: it was refused and nothing was unpacked. \
-             Delete it (or fix the mirror) and run `lkmlab fetch` again.",
+    Ok((*want != *got).then(|| {
+        format!(
+            "sha256 mismatch for {}\n  expected {want}\n  got      {got}",
             path.display()
-        );
-    }
-    Ok(())
+        )
+    }))
 }
 
-/// Refuse a file that is not the pinned one: its size (which a truncated
-/// download gets wrong at once), then its sha256.
-pub fn verify_pinned(path: &Path, pinned: &PinnedFile) -> Result<()> {
+/// What is wrong with a file given for `pinned`: `None` when it is the
+/// pinned one; else its size (which a truncated download gets wrong at
+/// once, before any hashing), or both hashes.
+fn pinned_mismatch(path: &Path, pinned: &PinnedFile) -> Result<Option<String>> {
     let size = std::fs::metadata(path)
         .with_context(|| format!("reading {}", path.display()))?
         .len();
     if size != pinned.size {
-        bail!(
-            "{} is {size} bytes; the pin says {} bytes\n\
-             The file is not the pinned one: it was refused and nothing was unpacked. \
-             Delete it (or fix the mirror) and run `lkmlab fetch` again.",
+        return Ok(Some(format!(
+            "{} is {size} bytes; the pin says {} bytes",
             path.display(),
             pinned.size
-        );
+        )));
     }
-    verify(path, &pinned.sha256)
+    sha256_mismatch(path, &pinned.sha256)
+}
+
+/// What follows a refused file: either the file or the pin is wrong.
+const REFUSED: &str = "The file is not the pinned one: it was refused and nothing was \
+                       unpacked. Delete it (or fix the mirror) and run `lkmlab fetch` again; \
+                       if it is the right file, the pin itself is wrong: check its sha256 \
+                       (and size) in lkmlab.toml.";
+
+/// Refuse a file whose sha256 is not the pinned one, naming both hashes.
+pub fn verify(path: &Path, want: &pin::Sha256) -> Result<()> {
+    match sha256_mismatch(path, want)? {
+        Some(why) => bail!("{why}\n{REFUSED}"),
+        None => Ok(()),
+    }
+}
+
+/// Refuse a file that is not the pinned one: its size, then its sha256.
+pub fn verify_pinned(path: &Path, pinned: &PinnedFile) -> Result<()> {
+    match pinned_mismatch(path, pinned)? {
+        Some(why) => bail!("{why}\n{REFUSED}"),
+        None => Ok(()),
+    }
+}
+
+/// Take the cache's copy of `pinned`, or refuse it, leaving it in place.
+///
+/// The cache holds only files that were verified against a pin when they
+/// were fetched, under the name the pin gives them, so a copy that does
+/// not match the current pin is another pin's file: another project's, or
+/// this one's before an edit. It is not removed nor replaced (that pin may
+/// be back), and nothing is fetched in its place: the likeliest cause is a
+/// wrong size or sha256 in the pin, and downloading the file again would
+/// only be refused in the same way.
+fn cached(dest: &Path, pinned: &PinnedFile) -> Result<PathBuf> {
+    match pinned_mismatch(dest, pinned)? {
+        None => Ok(dest.to_path_buf()),
+        Some(why) => bail!(
+            "the cache's copy of {file} is not the file the pin describes: {why}\n\
+             lkmlab left it in place and fetched nothing. lkmlab caches only files it \
+             verified, so this is the file an earlier pin named (another project's, or this \
+             one's before an edit), and the pin itself may be wrong: check the size and sha256 \
+             that lkmlab.toml gives for {file} (a hash edited by hand is the likeliest cause). \
+             If the pin is right, move {dest} away (or delete it, if no other project pins \
+             it) and run `lkmlab fetch` again.",
+            file = pinned.file,
+            dest = dest.display()
+        ),
+    }
 }
 
 /// Where a pinned file comes from.
@@ -74,25 +119,21 @@ impl Fetcher<'_> {
     /// A verified local copy of `pinned`, fetched if the cache lacks it. One
     /// lkmlab fetches a file at a time (others wait, then find it there);
     /// it is written to a new file of a random name in the cache and renamed
-    /// into place once verified, so the cache never holds half a file.
+    /// into place once verified, so the cache never holds half a file, nor
+    /// one that no pin asked for. A cached file of that name that does not
+    /// match is refused and left alone (see [`cached`]).
     pub fn get(&self, pinned: &PinnedFile) -> Result<PathBuf> {
         let dest = self.paths.downloads().join(&pinned.file);
-        if dest.is_file() && verify_pinned(&dest, pinned).is_ok() {
-            return Ok(dest);
+        if dest.is_file() {
+            return cached(&dest, pinned);
         }
         let _lock = crate::lock::exclusive(
             &crate::lock::beside(&dest),
             &format!("fetching {}", pinned.file),
         )?;
+        // Another lkmlab may have fetched it while this one waited.
         if dest.is_file() {
-            if verify_pinned(&dest, pinned).is_ok() {
-                return Ok(dest);
-            }
-            crate::notice!(
-                "cached {} does not match its pin; fetching it again",
-                dest.display()
-            );
-            std::fs::remove_file(&dest).with_context(|| format!("removing {}", dest.display()))?;
+            return cached(&dest, pinned);
         }
         let downloads = self.paths.downloads();
         let partial = tempfile::Builder::new()
@@ -245,12 +286,36 @@ mod tests {
         let got = fetcher.get(&pinned(HELLO_SHA256)).unwrap();
         assert_eq!(std::fs::read(got).unwrap(), b"hello");
 
-        // A corrupted mirror file is refused and nothing enters the cache
-        // (the earlier copy does not match this pin either, so it goes too).
+        // A pin that names another file (a wrong sha256) does not remove
+        // the cached copy, which another pin may want, nor fetch anything:
+        // the refusal says the pin may be wrong.
         std::fs::write(mirror.join("input.deb"), b"evil!").unwrap();
         let other = "0".repeat(64);
         let err = format!("{:#}", fetcher.get(&pinned(&other)).unwrap_err());
-        assert!(err.contains("sha256 mismatch"), "{err}");
+        assert!(
+            err.contains("the cache's copy of input.deb is not the file the pin describes")
+                && err.contains("the pin itself may be wrong")
+                && err.contains("left it in place and fetched nothing"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read(paths.downloads().join("input.deb")).unwrap(),
+            b"hello"
+        );
+        // The pin it matches still has it.
+        assert_eq!(
+            std::fs::read(fetcher.get(&pinned(HELLO_SHA256)).unwrap()).unwrap(),
+            b"hello"
+        );
+
+        // Without a cached copy, a corrupted mirror file is refused and
+        // nothing enters the cache.
+        std::fs::remove_file(paths.downloads().join("input.deb")).unwrap();
+        let err = format!("{:#}", fetcher.get(&pinned(&other)).unwrap_err());
+        assert!(
+            err.contains("sha256 mismatch") && err.contains("the pin itself is wrong"),
+            "{err}"
+        );
         // Only the file's lock stays, no partial copy.
         let cached: Vec<_> = std::fs::read_dir(paths.downloads())
             .unwrap()

@@ -4,4 +4,5 @@ pub mod accel;
 pub mod cpio;
 pub mod cross;
 pub mod guest;
+pub mod limits;
 pub mod qemu;

@@ -77,7 +77,7 @@ pub fn run(r: &Request) -> Result<bool> {
         &lib,
         &dest,
     )?;
-    println!("{}", dest.display());
+    crate::outln!("{}", dest.display())?;
     match program {
         Some(program) => check(&program, &dest, r.src, &crates),
         None => Ok(true),
@@ -102,15 +102,15 @@ fn check(
     let findings = diagnostics::diagnose(program, rust_project, &src)?;
     let (counted, weak): (Vec<_>, Vec<_>) = findings.iter().partition(|f| f.counts());
     for f in &counted {
-        println!("{f}");
+        crate::outln!("{f}")?;
     }
-    println!(
+    crate::outln!(
         "rust-analyzer: {} error(s) or warning(s) in {} ({} crate(s): {}); {} weak warning(s) not counted",
         counted.len(),
         src.display(),
         crates.module.len(),
         crates.module.join(", "),
         weak.len()
-    );
+    )?;
     Ok(counted.is_empty())
 }

@@ -354,8 +354,7 @@ impl Project {
                  and move the x86-only options out of your shared fragments (KERNEL_LZ4, \
                  KERNEL_XZ, EARLY_PRINTK, SERIAL_8250, SERIAL_8250_CONSOLE, HYPERVISOR_GUEST, \
                  PARAVIRT, KVM_GUEST in base.config; ACPI in virtme.config) into \
-                 kernel-config/x86_64.config, and virtme.config (only `lkmlab vm` needs it, on \
-                 the host's architecture) into [kconfig.arch.x86_64] too (`lkmlab init` in an \
+                 kernel-config/x86_64.config under [kconfig.arch.x86_64] (`lkmlab init` in an \
                  empty directory shows the layout)",
                 arch = target.arch
             ),

@@ -2,7 +2,7 @@
 //! on a kernel other than the pin's default one (an older series, whose
 //! `kernel` crate lacks APIs a module uses), such a module is skipped there
 //! with the compiler's first error as the reason, and the others are built
-//! one by one (`make … NAME.ko`) and tested.
+//! on their own (`make … NAME.ko`) and tested.
 
 use crate::build::module::{self, Built, ModuleBuild};
 use crate::build::module_failure::Objects;
@@ -17,6 +17,17 @@ pub struct Unbuilt {
     pub module: String,
     /// The compiler's first error in its source, on one line.
     pub reason: String,
+}
+
+/// The case a module that did not build is reported as (skipped):
+/// `MODULE.build`.
+pub const BUILD_CASE: &str = "build";
+
+impl Unbuilt {
+    /// Its skipped case's name.
+    pub fn case_name(&self) -> String {
+        format!("{}.{BUILD_CASE}", self.module)
+    }
 }
 
 /// What a directory came to: the `.ko` files that built and the modules that
@@ -49,9 +60,17 @@ pub fn build_what_builds(b: &ModuleBuild) -> Result<Outcome> {
     let Ok(log) = std::fs::read_to_string(&log_path) else {
         return Err(whole);
     };
+    let Ok(out) = b.out.canonicalize() else {
+        return Err(whole);
+    };
     let objects = Objects::of(&log);
-    let built: Vec<PathBuf> = objects.compiled.iter().map(PathBuf::from).collect();
-    let failed: Vec<PathBuf> = objects.failed.iter().map(PathBuf::from).collect();
+    let failed: Vec<PathBuf> = objects.failed.iter().map(|o| out.join(o)).collect();
+    // Every module Kbuild made a NAME.mod for whose object exists and did
+    // not fail: compiled now, or up to date from an earlier build.
+    let built: Vec<PathBuf> = module_objects(&out)
+        .into_iter()
+        .filter(|o| o.is_file() && !failed.contains(o))
+        .collect();
     if failed.is_empty() || built.is_empty() {
         return Err(whole);
     }
@@ -94,10 +113,7 @@ fn build_each(b: &ModuleBuild, objects: &[PathBuf]) -> Result<Vec<PathBuf>> {
         .out
         .canonicalize()
         .with_context(|| format!("resolving {}", b.out.display()))?;
-    let kos: Vec<PathBuf> = objects
-        .iter()
-        .map(|o| out.join(o).with_extension("ko"))
-        .collect();
+    let kos: Vec<PathBuf> = objects.iter().map(|o| o.with_extension("ko")).collect();
     let mut cmd = module::kbuild(b.tree, &src, &out, b.env)?;
     cmd.args(b.extra);
     for ko in &kos {
@@ -113,6 +129,31 @@ fn build_each(b: &ModuleBuild, objects: &[PathBuf]) -> Result<Vec<PathBuf>> {
         module::check_vermagic(ko, &b.tree.release)?;
     }
     Ok(kos)
+}
+
+/// The object of each module Kbuild listed in `out` (`NAME.mod`, written
+/// for every module of `obj-m` before its objects compile), in the folder
+/// and its subfolders (not through links: the mirrored sources are links).
+fn module_objects(out: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![out.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => todo.push(path),
+                Ok(t) if t.is_file() && path.extension().is_some_and(|e| e == "mod") => {
+                    found.push(path.with_extension("o"));
+                }
+                _ => {}
+            }
+        }
+    }
+    found.sort();
+    found
 }
 
 fn stem(object: &Path) -> String {
@@ -226,5 +267,34 @@ make[2]: *** [/k/scripts/Makefile.build:289: /o/scull.o] Error 1
         let o = Objects::of(LOG);
         assert_eq!(o.failed, ["/o/scull.o"]);
         assert_eq!(o.compiled, ["/o/hello.o"]);
+    }
+
+    #[test]
+    fn kbuilds_mod_files_name_the_modules_of_a_folder() {
+        let out = tempfile::tempdir().unwrap();
+        for f in [
+            "hello.mod",
+            "hello.o",
+            "scull.mod",
+            "sub/x.mod",
+            "notes.txt",
+        ] {
+            let p = out.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, "").unwrap();
+        }
+        let found = module_objects(out.path());
+        let rel: Vec<&Path> = found
+            .iter()
+            .map(|p| p.strip_prefix(out.path()).unwrap())
+            .collect();
+        assert_eq!(
+            rel,
+            [
+                Path::new("hello.o"),
+                Path::new("scull.o"),
+                Path::new("sub/x.o")
+            ]
+        );
     }
 }

@@ -4,6 +4,7 @@
 
 use super::test::build_and_test;
 use super::{print_verdict, Ctx, Done};
+use crate::build::partial::BUILD_CASE;
 use crate::cli::{Format, TargetArg, VmArgs};
 use crate::config::target::Target;
 use crate::doctor;
@@ -226,6 +227,15 @@ pub fn matrix(modules: &[String], runs: &[(Target, TargetRun)]) -> String {
         match r {
             TargetRun::Judged(v) => {
                 let _ = writeln!(out, "  {}: {}", t.name(), v.summary_line());
+                // Why a module is skipped there: it does not build for
+                // that target's kernel.
+                for case in v.ktap.cases.iter().filter(|c| c.outcome == Outcome::Skip) {
+                    let Some((module, BUILD_CASE)) = case.name.split_once('.') else {
+                        continue;
+                    };
+                    let why = case.directive.as_deref().unwrap_or_default();
+                    let _ = writeln!(out, "    {module} skipped: {why}");
+                }
             }
             TargetRun::Broken(why) => {
                 let first_line = why.lines().next().unwrap_or_default();
@@ -376,6 +386,12 @@ mod tests {
         assert_eq!(
             scull.split_whitespace().collect::<Vec<_>>(),
             ["scull", "pass", "skip"],
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "\n    scull skipped: does not build for kernel 6.12.117: scull.rs:56: …\n"
+            ),
             "{text}"
         );
     }

@@ -257,7 +257,7 @@ fn judge(
     let mut verdict = report::evaluate(&ktap_text, &console, &run.ending, timeout);
     for u in not_built {
         verdict.add_skip(
-            &format!("{}.build", u.module),
+            &u.case_name(),
             &format!(
                 "does not build for kernel {}: {}",
                 target.kernel.version, u.reason

@@ -456,7 +456,7 @@ mod tests {
         let x86 = p
             .target_of(p.default_kernel(), Arch::X86_64, DEFAULT_FLAVOR)
             .unwrap();
-        assert_eq!(p.fragments(&x86).unwrap().len(), 1);
+        assert_eq!(p.fragments(&x86).unwrap().len(), 2);
         let arm = p
             .target_of(p.default_kernel(), Arch::Arm64, DEFAULT_FLAVOR)
             .unwrap();

@@ -6,13 +6,13 @@
 //! parameter: `insmod hello.ko greeting_count=3`.
 //!
 //! It also builds on kernels older than Rust module parameters (6.19), such
-//! as 6.12 (the one tried): there it has no parameter and greets once. `module/Kbuild` tells
-//! rustc which kernel it is (`--cfg module_params`), the way a C module tests
-//! `LINUX_VERSION_CODE`.
+//! as 6.12 (the one tried): there it has no parameter and greets once.
+//! `module/Kbuild` tells rustc about such a kernel (`--cfg
+//! no_module_params`), the way a C module tests `LINUX_VERSION_CODE`.
 
 use kernel::prelude::*;
 
-#[cfg(module_params)]
+#[cfg(not(no_module_params))]
 module! {
     type: Hello,
     name: "hello",
@@ -27,7 +27,7 @@ module! {
     },
 }
 
-#[cfg(not(module_params))]
+#[cfg(no_module_params)]
 module! {
     type: Hello,
     name: "hello",
@@ -36,13 +36,16 @@ module! {
     license: "GPL",
 }
 
-/// The `greeting_count` parameter; 1 where the kernel has no module parameters.
+/// The `greeting_count` parameter (`insmod hello.ko greeting_count=3`).
+#[cfg(not(no_module_params))]
 fn greeting_count() -> i64 {
-    #[cfg(module_params)]
-    let count = module_parameters::greeting_count.value();
-    #[cfg(not(module_params))]
-    let count = 1;
-    count
+    module_parameters::greeting_count.value()
+}
+
+/// A kernel without module parameters: greet once.
+#[cfg(no_module_params)]
+fn greeting_count() -> i64 {
+    1
 }
 
 struct Hello {

@@ -81,7 +81,7 @@ fn without_parameter(env: &Plan) -> Result<Option<Outcome>, String> {
     if kernel_has_params(&release) {
         return Err(format!(
             "hello.ko declares no greeting_count parameter, but kernel {release} has Rust \
-             module parameters: module/Kbuild's version test did not pass --cfg module_params"
+             module parameters: module/Kbuild's version test passed --cfg no_module_params"
         ));
     }
     Ok(Some(Outcome::Skip(format!(

@@ -1,10 +1,12 @@
 # The Kconfig options lkmlab requests, parsed from the fragments named in
 # lkmlab.toml: `[kconfig] fragments`, then `[kconfig.arch.<arch>] fragments`
 # (none for x86_64 in a pin from before architectures had fragments of their
-# own), then `[kconfig.flavors.<flavor>] fragments`.
+# own), then `[kernels.<kernel>] fragments` (a kernel other than [kernel]),
+# then `[kconfig.flavors.<flavor>] fragments`.
 #
 # Pure Nix (no nixpkgs), so it evaluates anywhere and is cross-checked against
-# `lkmlab show kconfig --arch <arch> --flavor <flavor>` by .ci/nix-check; the rules are
+# `lkmlab show kconfig --arch <arch> --flavor <flavor> [--kernel-name <kernel>]` by
+# .ci/nix-check; the rules are
 # lkmlab's (lkmlab/src/build/kconfig.rs). Returns { CONFIG_X = "y"; ... }:
 #   CONFIG_X=y|m|n|123|-1|0x1f   -> the value; a `# comment` after it is dropped
 #   CONFIG_X="text"              -> text, unquoted (a backslash escapes the next
@@ -17,6 +19,8 @@
   root,
   arch ? "x86_64",
   flavor ? "default",
+  # A [kernels.NAME] of the pin; null: [kernel], the default one.
+  kernel ? null,
 }:
 let
   inherit (builtins)
@@ -38,6 +42,7 @@ let
   flavors = toml.kconfig.flavors or { };
 
   arches = toml.kconfig.arch or { };
+  kernels = toml.kernels or { };
 
   fragments =
     toml.kconfig.fragments
@@ -48,6 +53,14 @@ let
         [ ]
       else
         throw "kconfig.nix: lkmlab.toml has no [kconfig.arch.${arch}] fragments"
+    )
+    ++ (
+      if kernel == null then
+        [ ]
+      else if kernels ? ${kernel} then
+        kernels.${kernel}.fragments or [ ]
+      else
+        throw "kconfig.nix: lkmlab.toml has no [kernels.\"${kernel}\"]"
     )
     ++ (
       if flavors ? ${flavor} then

@@ -1,18 +1,29 @@
-# The kernel pin, read from lkmlab.toml: the single pin both providers share.
+# A kernel pin, read from lkmlab.toml: the single pin both providers share.
 #
 # Pure Nix (no nixpkgs): `nix-instantiate --eval --strict --json -E "import ./nix/pin.nix { }"`
-# must print exactly what `lkmlab show pin` prints (.ci/nix-check compares them).
+# must print exactly what `lkmlab show pin` prints, and with `kernel = "NAME"`
+# what `lkmlab show pin --kernel-name NAME` prints (.ci/nix-check compares them).
 {
   # The project whose lkmlab.toml is read (lkmlab's own by default).
   root ? ../.,
+  # A [kernels.NAME] of the pin; null: [kernel], the default one.
+  kernel ? null,
 }:
 let
-  inherit (builtins.fromTOML (builtins.readFile (root + "/lkmlab.toml"))) kernel;
+  toml = builtins.fromTOML (builtins.readFile (root + "/lkmlab.toml"));
+  kernels = toml.kernels or { };
+  k =
+    if kernel == null then
+      toml.kernel
+    else if kernels ? ${kernel} then
+      kernels.${kernel}
+    else
+      throw "pin.nix: lkmlab.toml has no [kernels.\"${kernel}\"]";
 in
 {
-  inherit (kernel) version;
+  inherit (k) version;
   deb = {
-    inherit (kernel.deb)
+    inherit (k.deb)
       file
       size
       sha256
@@ -20,6 +31,6 @@ in
       ;
   };
   tarball = {
-    inherit (kernel.tarball) path sha256 top_dir;
+    inherit (k.tarball) path sha256 top_dir;
   };
 }

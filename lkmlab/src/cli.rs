@@ -306,8 +306,13 @@ pub enum Cmd {
 
 #[derive(Subcommand, Debug)]
 pub enum ShowWhat {
-    /// The pinned kernel source: version, .deb and inner tarball.
-    Pin,
+    /// A pinned kernel source: version, .deb and inner tarball.
+    Pin {
+        /// A kernel of the pin: `[kernel]`'s series (`7.3`) or a NAME of its
+        /// [kernels.NAME] [default: [kernel]].
+        #[arg(long, value_name = "NAME")]
+        kernel_name: Option<String>,
+    },
     /// The merged Kconfig options the fragments request: {"CONFIG_X": "y", …}.
     Kconfig {
         #[command(flatten)]

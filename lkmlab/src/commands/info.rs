@@ -19,8 +19,11 @@ pub(super) fn doctor(ctx: &Ctx) -> Result<Done> {
 
 pub(super) fn show(ctx: &Ctx, what: ShowWhat) -> Result<Done> {
     let json = match what {
-        ShowWhat::Pin => {
-            let k = &ctx.project.pin.kernel;
+        ShowWhat::Pin { kernel_name } => {
+            let k = match kernel_name {
+                Some(name) => ctx.project.kernel(&name)?,
+                None => ctx.project.default_kernel(),
+            };
             serde_json::json!({"version": k.version, "deb": k.deb, "tarball": k.tarball})
         }
         ShowWhat::Kconfig { target } => {

@@ -175,6 +175,17 @@ impl Arch {
         }
     }
 
+    /// `CONFIG_NR_CPUS` when the fragments do not set it: the kernel's
+    /// default (7.3's `arch/x86/Kconfig`, `arch/arm64/Kconfig`). On x86-64 a
+    /// kernel without `CONFIG_SMP=y` (tinyconfig leaves it off) has one CPU.
+    pub fn default_nr_cpus(self, smp: bool) -> u32 {
+        match self {
+            Arch::X86_64 if smp => 64,
+            Arch::X86_64 => 1,
+            Arch::Arm64 => 512,
+        }
+    }
+
     /// `e_machine` of its ELF files (the runner, busybox, guest test
     /// programs, modules).
     pub fn elf_machine(self) -> u16 {

@@ -38,17 +38,6 @@ pub const MIN_MEMORY_MIB_KASAN: u32 = 128;
 /// about 5 s) is reported by the run itself, as a time-out.
 pub const MIN_TIMEOUT_SECS: u64 = 1;
 
-/// `CONFIG_NR_CPUS` when the fragments do not set it: the kernel's default
-/// (7.3's `arch/x86/Kconfig`, `arch/arm64/Kconfig`). On x86-64 a kernel
-/// without `CONFIG_SMP=y` (tinyconfig leaves it off) has one CPU.
-pub fn default_nr_cpus(arch: Arch, smp: bool) -> u32 {
-    match arch {
-        Arch::X86_64 if smp => 64,
-        Arch::X86_64 => 1,
-        Arch::Arm64 => 512,
-    }
-}
-
 /// What one kernel can boot with, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -120,7 +109,7 @@ impl Limits {
             }
             None => {
                 let smp = yes("CONFIG_SMP").is_some();
-                let n = default_nr_cpus(arch, smp);
+                let n = arch.default_nr_cpus(smp);
                 let why = match (arch, smp) {
                     (Arch::X86_64, false) => {
                         "no CONFIG_SMP=y in its fragments: one CPU; add CONFIG_SMP=y and \

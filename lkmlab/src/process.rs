@@ -6,10 +6,18 @@
 //! killed together with everything it started. A group of its own no longer
 //! gets the terminal's Ctrl-C, so lkmlab kills the groups it runs when it is
 //! interrupted or terminated itself (then exits 130).
+//!
+//! A SIGKILL runs no handler: for that, each such child asks the kernel to
+//! kill it when lkmlab dies (`PR_SET_PDEATHSIG`; see [`spawn`]). That
+//! reaches the child itself, not what it started: QEMU under `lkmlab test`
+//! is the child, but under `lkmlab vm` QEMU is vng's grandchild.
 
 use anyhow::{bail, Context, Result};
+use nix::errno::Errno;
+use nix::sys::prctl;
 use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
+use nix::unistd::{getppid, Pid};
+use std::marker::PhantomData;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Output};
 use std::sync::{Mutex, Once};
@@ -24,10 +32,17 @@ static HANDLER: Once = Once::new();
 
 /// A child process leading a process group of its own; the group is killed
 /// when this is dropped before the child exited.
+///
+/// It stays on the thread that spawned the child (it is not `Send`): the
+/// kernel kills the child when that *thread* exits (`PR_SET_PDEATHSIG`), so
+/// a `Group` handed to another thread could lose its child early, when the
+/// spawning thread ended. On one thread the `Group` is dropped, and its
+/// child killed anyway, before the thread can end.
 #[derive(Debug)]
 pub struct Group {
     child: Child,
     reaped: bool,
+    on_spawning_thread: PhantomData<*const ()>,
 }
 
 /// How a wait ended.
@@ -121,9 +136,25 @@ pub fn output_of(cmd: &mut Command, what: &str) -> Result<String> {
 }
 
 /// Start `cmd` in a new process group; `program` names it in errors.
+///
+/// The child dies with lkmlab, SIGKILL included: it asks the kernel for a
+/// SIGKILL when its parent dies (`PR_SET_PDEATHSIG`), then checks that its
+/// parent is still lkmlab (if lkmlab died before that request, nobody would
+/// send the signal, and the child ends there). The signal comes when the
+/// thread that spawned the child ends, which is why a [`Group`] cannot
+/// leave that thread. What the child starts in turn is not covered: a
+/// grandchild outlives a SIGKILL of lkmlab.
 pub fn spawn(cmd: &mut Command, program: &str) -> Result<Group> {
     on_interrupt_kill_children();
     announce(cmd);
+    let parent = Pid::this();
+    // SAFETY: the closure runs in the child between fork and exec, where
+    // only async-signal-safe work is sound: `in_child` makes two system
+    // calls (prctl, getppid) through nix's thin wrappers, takes no lock and
+    // allocates nothing (its errors are plain errno values).
+    unsafe {
+        cmd.pre_exec(move || in_child(parent));
+    }
     let child = cmd
         .process_group(0)
         .spawn()
@@ -135,7 +166,18 @@ pub fn spawn(cmd: &mut Command, program: &str) -> Result<Group> {
     Ok(Group {
         child,
         reaped: false,
+        on_spawning_thread: PhantomData,
     })
+}
+
+/// In the child, before it runs its program: die with `parent` (lkmlab).
+fn in_child(parent: Pid) -> std::io::Result<()> {
+    prctl::set_pdeathsig(Signal::SIGKILL)?;
+    if getppid() != parent {
+        // lkmlab died before the request above: no signal will come.
+        return Err(Errno::ESRCH.into());
+    }
+    Ok(())
 }
 
 fn kill_all() {
@@ -278,6 +320,29 @@ mod tests {
             .lock()
             .unwrap()
             .contains(&(group.child().id() as i32)));
+    }
+
+    /// What makes a SIGKILL of lkmlab take its QEMU along: the kernel kills
+    /// a child when the thread that spawned it ends. Here that thread
+    /// forgets the child's `Group` (which would have killed it) and ends.
+    #[test]
+    fn a_child_dies_with_the_thread_that_spawned_it() {
+        use nix::sys::wait::{waitpid, WaitStatus};
+        let pid = std::thread::spawn(|| {
+            let group = spawn(Command::new("sleep").arg("30"), "sleep").unwrap();
+            let pid = group.child.id() as i32;
+            std::mem::forget(group);
+            pid
+        })
+        .join()
+        .unwrap();
+        GROUPS.lock().unwrap().retain(|&g| g != pid);
+        // Our child still, so ours to reap: killed, not exited.
+        let status = waitpid(Pid::from_raw(pid), None).unwrap();
+        assert_eq!(
+            status,
+            WaitStatus::Signaled(Pid::from_raw(pid), Signal::SIGKILL, false)
+        );
     }
 
     #[test]

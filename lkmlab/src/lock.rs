@@ -10,13 +10,25 @@
 
 use anyhow::{Context, Result};
 use std::fs::{File, OpenOptions, TryLockError};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
-/// A held lock; released when dropped.
+/// A held lock; released when dropped, unless a child process was given it
+/// too ([`crate::process::spawn_holding`]): a flock belongs to the open
+/// file, and is released when the last process that has it open closes it.
+/// (So nothing here unlocks explicitly: that would release it for the child
+/// too.)
 #[derive(Debug)]
 pub struct Lock {
     file: File,
     path: PathBuf,
+}
+
+impl AsFd for Lock {
+    /// The open lock file, whose holders hold the lock.
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
 }
 
 impl Lock {

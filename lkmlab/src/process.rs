@@ -12,12 +12,15 @@
 //! reaches the child itself, not what it started: QEMU under `lkmlab test`
 //! is the child, but under `lkmlab vm` QEMU is vng's grandchild.
 
+use crate::lock::Lock;
 use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use nix::sys::prctl;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::{getppid, Pid};
 use std::marker::PhantomData;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Output};
 use std::sync::{Mutex, Once};
@@ -145,15 +148,30 @@ pub fn output_of(cmd: &mut Command, what: &str) -> Result<String> {
 /// leave that thread. What the child starts in turn is not covered: a
 /// grandchild outlives a SIGKILL of lkmlab.
 pub fn spawn(cmd: &mut Command, program: &str) -> Result<Group> {
+    start(cmd, program, None)
+}
+
+/// [`spawn`], and the child holds `lock` too: it inherits the lock's open
+/// file, so the lock is released only when lkmlab and the child have both
+/// closed it (a flock belongs to the open file, whoever has it). Should
+/// the child ever outlive lkmlab, what the lock guards (a results folder
+/// QEMU writes into) is not handed to the next run while the child lives.
+pub fn spawn_holding(cmd: &mut Command, program: &str, lock: &Lock) -> Result<Group> {
+    start(cmd, program, Some(lock.as_fd().as_raw_fd()))
+}
+
+fn start(cmd: &mut Command, program: &str, inherit: Option<RawFd>) -> Result<Group> {
     on_interrupt_kill_children();
     announce(cmd);
     let parent = Pid::this();
     // SAFETY: the closure runs in the child between fork and exec, where
-    // only async-signal-safe work is sound: `in_child` makes two system
-    // calls (prctl, getppid) through nix's thin wrappers, takes no lock and
-    // allocates nothing (its errors are plain errno values).
+    // only async-signal-safe work is sound: `in_child` makes three system
+    // calls (prctl, getppid, fcntl) through nix's thin wrappers, takes no
+    // lock and allocates nothing (its errors are plain errno values).
+    // `inherit` is the descriptor of a `Lock` that the caller lends for the
+    // whole of this call, so it is open in the child's copy of the table.
     unsafe {
-        cmd.pre_exec(move || in_child(parent));
+        cmd.pre_exec(move || in_child(parent, inherit));
     }
     let child = cmd
         .process_group(0)
@@ -170,12 +188,19 @@ pub fn spawn(cmd: &mut Command, program: &str) -> Result<Group> {
     })
 }
 
-/// In the child, before it runs its program: die with `parent` (lkmlab).
-fn in_child(parent: Pid) -> std::io::Result<()> {
+/// In the child, before it runs its program: die with `parent` (lkmlab),
+/// and keep `inherit` open across exec (std opens every file close-on-exec).
+fn in_child(parent: Pid, inherit: Option<RawFd>) -> std::io::Result<()> {
     prctl::set_pdeathsig(Signal::SIGKILL)?;
     if getppid() != parent {
         // lkmlab died before the request above: no signal will come.
         return Err(Errno::ESRCH.into());
+    }
+    if let Some(fd) = inherit {
+        // SAFETY: `fd` is open in this process for as long as it runs this
+        // function (see `start`), and the borrow ends with the call below.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty()))?;
     }
     Ok(())
 }
@@ -343,6 +368,33 @@ mod tests {
             status,
             WaitStatus::Signaled(Pid::from_raw(pid), Signal::SIGKILL, false)
         );
+    }
+
+    /// A child given a lock holds it with lkmlab, and alone once lkmlab let
+    /// go (as when lkmlab is killed); a child not given it does not get it.
+    #[test]
+    fn a_child_given_a_lock_holds_it_until_it_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".lkmlab-lock");
+        let lock = crate::lock::exclusive(&path, "testing").unwrap();
+        let mut holder = spawn_holding(
+            Command::new("sleep").arg("30").stdin(Stdio::null()),
+            "sleep",
+            &lock,
+        )
+        .unwrap();
+        let mut other = spawn(Command::new("sleep").arg("30"), "sleep").unwrap();
+        drop(lock);
+        assert!(crate::lock::is_held(&path), "the child let go of the lock");
+        holder.kill();
+        // Polled: a child another test forks has every file open until it
+        // runs its program (std opens them close-on-exec).
+        let free = (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            !crate::lock::is_held(&path)
+        });
+        assert!(free, "a child not given the lock holds it");
+        other.kill();
     }
 
     #[test]

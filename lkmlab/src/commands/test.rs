@@ -182,7 +182,7 @@ fn run_vm_test(
         .out
         .clone()
         .unwrap_or_else(|| ctx.project.target_dir().join(target.label()).join("test"));
-    let _lock = lock_results(&out)?;
+    let lock = lock_results(&out)?;
     let initramfs = out.join("initramfs.cpio");
     let options = guest::RunOptions {
         fault_injection: vm.fault_injection,
@@ -213,6 +213,7 @@ fn run_vm_test(
         cpus: ctx.project.pin.vm.cpus,
         timeout,
         out: &out,
+        out_lock: &lock,
         cmdline_extra: &cmdline_extra,
     })?;
     let first = run.first_ktap.unwrap_or(run.elapsed);
@@ -233,7 +234,9 @@ fn run_vm_test(
 
 /// The results folder, made and locked: one run at a time writes its
 /// initramfs, boots it and writes its results there; a second lkmlab testing
-/// into the same folder waits.
+/// into the same folder waits. QEMU holds the lock too (see
+/// [`qemu::VmTest::out_lock`]), so the folder is not free before QEMU is
+/// gone, whatever ended lkmlab.
 fn lock_results(out: &Path) -> Result<crate::lock::Lock> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     crate::lock::exclusive(

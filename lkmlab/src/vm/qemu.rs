@@ -3,6 +3,7 @@
 //! console. What differs between architectures comes from [`Arch`].
 
 use crate::config::arch::Arch;
+use crate::lock::Lock;
 use crate::process::{self, Waited};
 use crate::vm::accel::Accel;
 use anyhow::{Context, Result};
@@ -23,6 +24,9 @@ pub struct VmTest<'a> {
     pub timeout: Duration,
     /// Receives console.log and results.ktap.
     pub out: &'a Path,
+    /// The lock on `out`, which QEMU holds too: a QEMU that outlived lkmlab
+    /// would keep the next run out of the folder it still writes.
+    pub out_lock: &'a Lock,
     /// Kernel parameters after [`CMDLINE`], the architecture's and the KUnit filter (e.g.
     /// `kasan_multi_shot` for a KASAN kernel).
     pub cmdline_extra: &'a [&'a str],
@@ -125,11 +129,13 @@ pub fn run(t: &VmTest) -> Result<VmRun> {
     }
     let started = Instant::now();
     let mut cmd = qemu_command(t, &console, &ktap);
-    let mut qemu = process::spawn(
+    // QEMU dies with lkmlab, and holds the results folder's lock.
+    let mut qemu = process::spawn_holding(
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped()),
         t.arch.qemu_binary(),
+        t.out_lock,
     )?;
     // Drain stderr on a thread so a chatty QEMU cannot block on a full pipe.
     let stderr = qemu.child().stderr.take();

@@ -1,9 +1,10 @@
 //! lkmlab-guest: PID 1 of the lkmlab test VM.
 //!
-//! It mounts the pseudo filesystems, reads the test plan the host packed into
-//! the initramfs (`/lkmlab/plan`), runs every case in a child process of its
-//! own and writes the results as KTAP to a virtio serial port named
-//! `lkmlab.ktap` — a channel apart from the kernel log on the serial console.
+//! It mounts the pseudo filesystems ([`mounts`]), reads the test plan the
+//! host packed into the initramfs (`/lkmlab/plan`), runs every case in a
+//! child process of its own and writes the results as KTAP to a virtio
+//! serial port named `lkmlab.ktap` — a channel apart from the kernel log on
+//! the serial console.
 //! Then it reboots; QEMU runs with `-no-reboot` and exits.
 //!
 //! Each case runs in a forked child of PID 1 ([`run_child`]).
@@ -16,6 +17,7 @@ mod case;
 mod checks;
 mod fail_nth;
 mod fault;
+mod mounts;
 mod suites;
 mod sys;
 
@@ -140,10 +142,7 @@ fn find_ktap_port() -> io::Result<PathBuf> {
 }
 
 fn setup() -> io::Result<(File, Env)> {
-    sys::mount("proc", "/proc")?;
-    sys::mount("sysfs", "/sys")?;
-    sys::mount("devtmpfs", "/dev")?;
-    sys::mount("debugfs", "/sys/kernel/debug")?;
+    mounts::mount_all()?;
     // The kernel booted with a KUnit filter that matched its own built-in
     // suites away; the modules' suites are to run at insmod.
     checks::set_kunit_filter(lkmlab_protocol::KUNIT_FILTER_ALL).map_err(io::Error::other)?;

@@ -11,7 +11,8 @@
 //! `lkmlab-guest --fail-nth-load MODULE N` is one load of the
 //! fault-injection sweep, which the sweep's case executes anew. Run as
 //! `fail-nth` (a link to it in the guest's `/bin`), it is the
-//! fault-injection helper for guest tests ([`fail_nth`]).
+//! fault-injection helper for guest tests ([`fail_nth`]); as `lkmlab-log`,
+//! it prints a guest test's own kernel log ([`test_log`]).
 
 mod case;
 mod checks;
@@ -20,6 +21,7 @@ mod fault;
 mod mounts;
 mod suites;
 mod sys;
+mod test_log;
 
 use case::{Env, Outcome, Suite};
 use lkmlab_protocol::ktap::{self, CaseReport};
@@ -39,8 +41,10 @@ fn main() -> ExitCode {
         .and_then(|a| std::path::Path::new(a).file_name())
         .and_then(|n| n.to_str())
         .unwrap_or_default();
-    if called_as == "fail-nth" {
-        return fail_nth::main(&args[1..]);
+    match called_as {
+        "fail-nth" => return fail_nth::main(&args[1..]),
+        "lkmlab-log" => return test_log::main(&args[1..]),
+        _ => {}
     }
     match args.as_slice() {
         [_, flag, module, n] if flag == "--fail-nth-load" => fail_nth_load(module, n),
@@ -48,7 +52,7 @@ fn main() -> ExitCode {
         _ => {
             eprintln!(
                 "lkmlab-guest runs as PID 1 in the lkmlab test VM \
-                 (or: --fail-nth-load MODULE N, or as fail-nth)"
+                 (or: --fail-nth-load MODULE N, or as fail-nth or lkmlab-log)"
             );
             ExitCode::from(2)
         }
@@ -177,7 +181,7 @@ fn run_all(port: &mut File, env: &Env) -> io::Result<()> {
             // Lets the host name the case that was running if the guest dies,
             // and puts the case into the kernel log beside what it caused.
             ktap.running(&name)?;
-            sys::log_to_kernel(&format!("lkmlab: case {name}"));
+            sys::log_to_kernel(&case::log_marker(&name));
             let result = run_child(env, &suites, &suite.name, &case.name);
             ktap.result(&CaseReport {
                 name: &name,

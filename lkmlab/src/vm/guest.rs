@@ -105,6 +105,9 @@ const APPLETS: &[&str] = &[
     "dd", "od", "hexdump", "cmp", "diff", "printf", "true", "false", "expr", "seq", "stat", "env",
     "id", "uname", "ps", "kill", "sync", "sysctl", "taskset",
 ];
+/// The runner's other names, each a link to it in the guest's `/bin`: the
+/// fault-injection helper and the guest test's own kernel log.
+const RUNNER_LINKS: &[&str] = &["fail-nth", "lkmlab-log"];
 /// How to get a static guest test or helper program.
 const GUEST_PROGRAM_STATIC_FIX: &str =
     "link it statically (gcc -static; for Rust, -C target-feature=+crt-static)";
@@ -417,8 +420,9 @@ pub fn write_initramfs(
     // The kernel opens /dev/console for PID 1 before devtmpfs is mounted.
     cpio.char_device("dev/console", 0o600, 5, 1)?;
     cpio.file("init", 0o755, runner)?;
-    // The runner is also the guest tests' fault-injection helper.
-    cpio.symlink("bin/fail-nth", "/init")?;
+    for name in RUNNER_LINKS {
+        cpio.symlink(&format!("bin/{name}"), "/init")?;
+    }
     for ko in &payload.modules {
         let data = std::fs::read(ko).with_context(|| format!("reading {}", ko.display()))?;
         let path = layout::module(&module_name(ko));
@@ -697,6 +701,10 @@ mod tests {
         assert_eq!(mode(&helpers.join("bin/tool")), 0o755);
         assert_eq!(mode(&helpers.join("data.txt")), 0o644);
         assert!(!root.join("lkmlab/tests/tool").exists());
+        for name in ["fail-nth", "lkmlab-log"] {
+            let link = std::fs::read_link(root.join("bin").join(name)).unwrap();
+            assert_eq!(link, Path::new("/init"), "{name}");
+        }
     }
 
     /// docs/guest-tests.md names the applets on a test's `PATH`: exactly

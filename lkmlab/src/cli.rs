@@ -160,7 +160,7 @@ pub enum Cmd {
     Module {
         #[command(flatten)]
         target: TargetArg,
-        /// The module directory (with a Kbuild file) [default: [module] dir].
+        /// The module directory (with a Kbuild or a Makefile) [default: [module] dir].
         #[arg(long, value_name = "DIR")]
         module: Option<PathBuf>,
         /// Extra make variables, e.g. CLIPPY=1.

@@ -4,6 +4,14 @@
 /// with this prefix; the runner indents them under the case's result line.
 pub const SUBTEST_PREFIX: &str = "ktap: ";
 
+/// The line the runner writes to the kernel log before it runs the case
+/// `SUITE.CASE` (`lkmlab: case guest_tests.NAME` for a guest test): in
+/// console.log it tells what the runner was doing around the kernel's own
+/// lines, and a guest test's log starts after it ([`crate::test_log`]).
+pub fn log_marker(name: &str) -> String {
+    format!("lkmlab: case {name}")
+}
+
 /// What a case that did not fail reports.
 #[derive(Debug)]
 pub enum Outcome {

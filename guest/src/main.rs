@@ -1,23 +1,28 @@
 //! lkmlab-guest: PID 1 of the lkmlab test VM.
 //!
-//! It mounts the pseudo filesystems, reads the test plan the host packed into
-//! the initramfs (`/lkmlab/plan`), runs every case in a child process of its
-//! own and writes the results as KTAP to a virtio serial port named
-//! `lkmlab.ktap` — a channel apart from the kernel log on the serial console.
+//! It mounts the pseudo filesystems ([`mounts`]), reads the test plan the
+//! host packed into the initramfs (`/lkmlab/plan`), runs every case in a
+//! child process of its own and writes the results as KTAP to a virtio
+//! serial port named `lkmlab.ktap` — a channel apart from the kernel log on
+//! the serial console.
 //! Then it reboots; QEMU runs with `-no-reboot` and exits.
 //!
 //! Each case runs in a forked child of PID 1 ([`run_child`]).
 //! `lkmlab-guest --fail-nth-load MODULE N` is one load of the
 //! fault-injection sweep, which the sweep's case executes anew. Run as
 //! `fail-nth` (a link to it in the guest's `/bin`), it is the
-//! fault-injection helper for guest tests ([`fail_nth`]).
+//! fault-injection helper for guest tests ([`fail_nth`]); as `lkmlab-log`,
+//! it prints a guest test's own kernel log ([`test_log`]).
 
 mod case;
 mod checks;
+mod elf;
 mod fail_nth;
 mod fault;
+mod mounts;
 mod suites;
 mod sys;
+mod test_log;
 
 use case::{Env, Outcome, Suite};
 use lkmlab_protocol::ktap::{self, CaseReport};
@@ -37,8 +42,10 @@ fn main() -> ExitCode {
         .and_then(|a| std::path::Path::new(a).file_name())
         .and_then(|n| n.to_str())
         .unwrap_or_default();
-    if called_as == "fail-nth" {
-        return fail_nth::main(&args[1..]);
+    match called_as {
+        "fail-nth" => return fail_nth::main(&args[1..]),
+        "lkmlab-log" => return test_log::main(&args[1..]),
+        _ => {}
     }
     match args.as_slice() {
         [_, flag, module, n] if flag == "--fail-nth-load" => fail_nth_load(module, n),
@@ -46,7 +53,7 @@ fn main() -> ExitCode {
         _ => {
             eprintln!(
                 "lkmlab-guest runs as PID 1 in the lkmlab test VM \
-                 (or: --fail-nth-load MODULE N, or as fail-nth)"
+                 (or: --fail-nth-load MODULE N, or as fail-nth or lkmlab-log)"
             );
             ExitCode::from(2)
         }
@@ -66,7 +73,11 @@ fn suites(env: &Env) -> Vec<Suite> {
         .modules
         .iter()
         .map(|module| {
-            let mut suite = suites::for_module(&module.name, env.example_of(&module.name));
+            // A module file that cannot be read keeps its `kunit` case,
+            // which then says what it finds.
+            let has_kunit = elf::has_kunit_suites(&module.path).unwrap_or(true);
+            let mut suite =
+                suites::for_module(&module.name, env.example_of(&module.name), has_kunit);
             if env.fault_injection {
                 suite.cases.push(suites::fault_injection(&module.name));
             }
@@ -140,10 +151,7 @@ fn find_ktap_port() -> io::Result<PathBuf> {
 }
 
 fn setup() -> io::Result<(File, Env)> {
-    sys::mount("proc", "/proc")?;
-    sys::mount("sysfs", "/sys")?;
-    sys::mount("devtmpfs", "/dev")?;
-    sys::mount("debugfs", "/sys/kernel/debug")?;
+    mounts::mount_all()?;
     // The kernel booted with a KUnit filter that matched its own built-in
     // suites away; the modules' suites are to run at insmod.
     checks::set_kunit_filter(lkmlab_protocol::KUNIT_FILTER_ALL).map_err(io::Error::other)?;
@@ -178,7 +186,7 @@ fn run_all(port: &mut File, env: &Env) -> io::Result<()> {
             // Lets the host name the case that was running if the guest dies,
             // and puts the case into the kernel log beside what it caused.
             ktap.running(&name)?;
-            sys::log_to_kernel(&format!("lkmlab: case {name}"));
+            sys::log_to_kernel(&case::log_marker(&name));
             let result = run_child(env, &suites, &suite.name, &case.name);
             ktap.result(&CaseReport {
                 name: &name,

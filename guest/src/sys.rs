@@ -18,20 +18,22 @@ fn check(ret: libc::c_long) -> io::Result<()> {
     }
 }
 
-/// `mount(2)` a pseudo filesystem; an already mounted target is fine.
-pub fn mount(fstype: &str, target: &str) -> io::Result<()> {
+/// `mount(2)` a pseudo filesystem with `options` (its own, as `mount -o`
+/// takes them; empty for none), creating the mount point; an already
+/// mounted target is fine.
+pub fn mount(fstype: &str, target: &str, options: &str) -> io::Result<()> {
     std::fs::create_dir_all(target)?;
     let src = cstring(fstype)?;
     let tgt = cstring(target)?;
-    // SAFETY: all pointers are valid NUL-terminated strings that outlive the call;
-    // a null data pointer is allowed.
+    let data = cstring(options)?;
+    // SAFETY: all pointers are valid NUL-terminated strings that outlive the call.
     let ret = unsafe {
         libc::mount(
             src.as_ptr(),
             tgt.as_ptr(),
             src.as_ptr(),
             0,
-            std::ptr::null(),
+            data.as_ptr().cast(),
         )
     };
     match check(ret.into()) {

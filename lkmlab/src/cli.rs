@@ -126,7 +126,9 @@ pub struct VmArgs {
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// Start a module project: lkmlab.toml (this lkmlab's pin), kernel-config/, module/ with
-    /// a module NAME and a guest test, flake.nix, .gitignore, README.md. Overwrites nothing.
+    /// a module NAME and a guest test, flake.nix, .gitignore, README.md; or, with
+    /// --module-dir, only lkmlab.toml and kernel-config/ for a module you have. Overwrites
+    /// nothing.
     #[command(after_help = "Then: cd DIR && lkmlab check")]
     Init {
         /// Where to create it (made if missing) [default: the current directory].
@@ -135,6 +137,10 @@ pub enum Cmd {
         /// The module's name [default: DIR's name, lowercased, `-` as `_`].
         #[arg(long, value_name = "NAME")]
         name: Option<String>,
+        /// Start from the module in MODDIR (a directory with a Kbuild or a Makefile, inside
+        /// DIR): lkmlab.toml's [module] dir names it, and no example module is written.
+        #[arg(long, value_name = "MODDIR", conflicts_with = "name")]
+        module_dir: Option<PathBuf>,
     },
     /// Get every pinned input (kernel source, rust-src when needed) into the cache, sha256-verified.
     Fetch,
@@ -160,7 +166,7 @@ pub enum Cmd {
     Module {
         #[command(flatten)]
         target: TargetArg,
-        /// The module directory (with a Kbuild file) [default: [module] dir].
+        /// The module directory (with a Kbuild or a Makefile) [default: [module] dir].
         #[arg(long, value_name = "DIR")]
         module: Option<PathBuf>,
         /// Extra make variables, e.g. CLIPPY=1.

@@ -1,5 +1,6 @@
-//! Any module: it loads, its KUnit suites (if it has any) pass, it unloads
-//! cleanly and leaves the kernel log clean.
+//! Any module: it loads, its KUnit suites pass (a module that has any gets
+//! a `kunit` case: [`crate::elf::has_kunit_suites`]), it unloads cleanly
+//! and leaves the kernel log clean.
 
 use crate::case::{Case, Outcome, Suite, Verdict};
 use crate::checks;
@@ -16,21 +17,29 @@ fn before_file(module: &str) -> String {
     format!("/tmp/lkmlab-kunit-before-{module}")
 }
 
-pub fn suite(module: &str) -> Suite {
+/// The suite of `module`; with a `kunit` case when it has KUnit suites
+/// (`has_kunit`), else none: a module without is not a skipped test in
+/// every report, and its `insmod` case says so once, among its diagnostics.
+pub fn suite(module: &str, has_kunit: bool) -> Suite {
     let (m1, m2, m3) = (module.to_string(), module.to_string(), module.to_string());
+    let mut cases = vec![Case::new("insmod", move |env| {
+        let before: Vec<String> = kunit_suites().unwrap_or_default().into_iter().collect();
+        std::fs::write(before_file(&m1), before.join("\n"))
+            .map_err(|e| format!("{}: {e}", before_file(&m1)))?;
+        let loaded = checks::insmod(env, &m1, "")?;
+        if !has_kunit {
+            println!("{m1} has no KUnit suite: no {m1}.kunit case");
+        }
+        Ok(loaded)
+    })];
+    if has_kunit {
+        cases.push(Case::new("kunit", move |_| kunit_suites_passed(&m2)));
+    }
+    cases.push(Case::new("rmmod", move |_| checks::unload(&m3)));
+    cases.push(Case::new("kernel_log_clean", |_| checks::log_clean()));
     Suite {
         name: module.to_string(),
-        cases: vec![
-            Case::new("insmod", move |env| {
-                let before: Vec<String> = kunit_suites().unwrap_or_default().into_iter().collect();
-                std::fs::write(before_file(&m1), before.join("\n"))
-                    .map_err(|e| format!("{}: {e}", before_file(&m1)))?;
-                checks::insmod(env, &m1, "")
-            }),
-            Case::new("kunit", move |_| kunit_suites_passed(&m2)),
-            Case::new("rmmod", move |_| checks::unload(&m3)),
-            Case::new("kernel_log_clean", |_| checks::log_clean()),
-        ],
+        cases,
     }
 }
 
@@ -46,7 +55,7 @@ fn kunit_suites() -> Option<BTreeSet<String>> {
 }
 
 /// Every KUnit suite the module ran at load passed (their results nested
-/// under this case); a module without `#[kunit_tests]` skips.
+/// under this case); none ran (KUnit's filter, a load that failed) skips.
 fn kunit_suites_passed(module: &str) -> Verdict {
     let Some(now) = kunit_suites() else {
         return Ok(Outcome::Skip(format!(
@@ -70,5 +79,28 @@ fn kunit_suites_passed(module: &str) -> Verdict {
         Ok(Outcome::Pass)
     } else {
         Err(failures.join("\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(suite: &Suite) -> Vec<&str> {
+        suite.cases.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    /// A module without KUnit suites adds no skipped case to every report;
+    /// one with suites keeps the case that fails when they fail.
+    #[test]
+    fn only_a_module_with_kunit_suites_has_a_kunit_case() {
+        assert_eq!(
+            names(&suite("greeter", false)),
+            ["insmod", "rmmod", "kernel_log_clean"]
+        );
+        assert_eq!(
+            names(&suite("scull", true)),
+            ["insmod", "kunit", "rmmod", "kernel_log_clean"]
+        );
     }
 }

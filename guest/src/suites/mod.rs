@@ -18,11 +18,12 @@ pub use user::guest_tests;
 use lkmlab_protocol::plan::ExampleSuite;
 
 /// The suite for a module: the example suite the plan gives it, otherwise
-/// the generic load/unload suite that any module must pass.
-pub fn for_module(module: &str, example: Option<ExampleSuite>) -> Suite {
+/// the generic load/unload suite that any module must pass (which checks
+/// its KUnit suites if `has_kunit`).
+pub fn for_module(module: &str, example: Option<ExampleSuite>, has_kunit: bool) -> Suite {
     match example {
         Some(ExampleSuite::Hello) => hello::suite(),
         Some(ExampleSuite::Scull) => scull::suite(),
-        None => generic::suite(module),
+        None => generic::suite(module, has_kunit),
     }
 }

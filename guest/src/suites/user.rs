@@ -2,9 +2,10 @@
 //! each one KTAP result by exit status (0 pass, 77 skip, anything else fail).
 //! A test's `.load` file names modules the runner loads before it and
 //! unloads after it; `guest-tests/helpers/` is at [`layout::HELPERS`] for it to use.
+//! Its kernel log is what was logged since its case started ([`test_log`]).
 
-use crate::case::{Case, Env, Outcome, Preload, Suite, Verdict};
-use crate::checks;
+use crate::case::{log_marker, Case, Env, Outcome, Preload, Suite, Verdict};
+use crate::{checks, test_log};
 use lkmlab_protocol::layout;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -25,9 +26,12 @@ pub fn guest_tests(env: &Env) -> Suite {
         .map(|test| {
             let (name, path) = (test.name.clone(), test.path.clone());
             Case::new(name.clone(), move |env| {
+                // The runner marked the case's start in the kernel log: the
+                // test's log starts there, before its modules load.
+                let log_since = test_log::start(&log_marker(&format!("{SUITE}.{name}")))?;
                 let preloads: Vec<&Preload> = env.preloads_of(&name).collect();
                 load_first(env, &preloads)?;
-                let verdict = run(&path);
+                let verdict = run(&path, log_since);
                 let unloaded = unload_after(&preloads);
                 after_unload(verdict, unloaded)
             })
@@ -39,13 +43,15 @@ pub fn guest_tests(env: &Env) -> Suite {
     }
 }
 
-/// Run the test program; its exit status is the verdict.
-fn run(path: &Path) -> Verdict {
+/// Run the test program, its kernel log starting after the record
+/// `log_since`; its exit status is the verdict.
+fn run(path: &Path, log_since: u64) -> Verdict {
     let out = Command::new(path)
         .env_clear()
         .env("PATH", search_path())
         .env("LKMLAB_MODULES", layout::MODULES)
         .env("LKMLAB_HELPERS", layout::HELPERS)
+        .env(test_log::SINCE_VAR, log_since.to_string())
         .current_dir("/")
         .stdin(Stdio::null())
         .output()

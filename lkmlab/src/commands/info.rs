@@ -45,11 +45,28 @@ pub(super) fn show(ctx: &Ctx, what: ShowWhat) -> Result<Done> {
 }
 
 /// `lkmlab init`: the new project's directory on standard output.
-pub(super) fn init(dir: Option<&Path>, name: Option<&str>) -> Result<()> {
+pub(super) fn init(
+    dir: Option<&Path>,
+    name: Option<&str>,
+    module_dir: Option<&Path>,
+) -> Result<()> {
     let dir = match dir {
         Some(d) => d.to_path_buf(),
         None => std::env::current_dir().context("reading the current directory")?,
     };
+    if let Some(module_dir) = module_dir {
+        let (files, module_dir) = crate::lab::init::init_existing(&dir, module_dir)?;
+        crate::status!(
+            "wrote lkmlab.toml ([module] dir = {:?}) and kernel-config/, {} files in {}; add \
+             /target/ to .gitignore (lkmlab's builds and results go there); next: cd {} && \
+             lkmlab check",
+            module_dir.display().to_string(),
+            files.len(),
+            dir.display(),
+            dir.display()
+        );
+        return crate::outln!("{}", dir.display());
+    }
     let name = match name {
         Some(n) => n.to_string(),
         None => crate::lab::init::default_name(&dir)?,

@@ -92,8 +92,13 @@ impl Ctx {
 pub fn run(cli: Cli) -> Result<Done> {
     // `init` makes a project and `report` reads files only: neither needs one.
     match &cli.command {
-        Cmd::Init { dir, name } => {
-            return info::init(dir.as_deref(), name.as_deref()).map(|()| Done::Ok)
+        Cmd::Init {
+            dir,
+            name,
+            module_dir,
+        } => {
+            return info::init(dir.as_deref(), name.as_deref(), module_dir.as_deref())
+                .map(|()| Done::Ok)
         }
         Cmd::Report {
             file,

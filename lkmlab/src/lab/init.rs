@@ -2,7 +2,9 @@
 //! flake's `templates.default` (`templates/default/` in lkmlab's repository,
 //! carried inside lkmlab). The template's module is called `mymodule`
 //! (`MyModule` as a Rust type); `--name` renames both, in file names and
-//! contents. Nothing that exists is overwritten.
+//! contents. `--module-dir` starts from a module that exists instead: only
+//! the pin and its fragments are written ([`init_existing`]). Nothing that
+//! exists is overwritten.
 
 use anyhow::{bail, Context, Result};
 use include_dir::{include_dir, Dir, DirEntry};
@@ -214,10 +216,85 @@ pub fn project_files(name: &str) -> Result<Vec<(PathBuf, Vec<u8>)>> {
         .collect()
 }
 
+/// The template's pin, whose `[module] dir` names the module directory.
+const PIN: &str = "lkmlab.toml";
+/// The template's Kconfig fragments, which the pin names.
+const FRAGMENTS: &str = "kernel-config";
+/// The template pin's `[module] dir` line.
+const MODULE_DIR_LINE: &str = "dir = \"module\"";
+
+/// The files of a project for a module that exists in `module_dir` (a
+/// path relative to the project): the template's pin, with `[module] dir`
+/// set to it, and the fragments the pin names; no module, no guest test.
+pub fn pin_files(module_dir: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>> {
+    let dir = module_dir.to_str().with_context(|| {
+        format!(
+            "{} is not UTF-8, and lkmlab.toml cannot name it",
+            module_dir.display()
+        )
+    })?;
+    let quoted = toml::Value::String(dir.to_string()).to_string();
+    template_files()
+        .into_iter()
+        .filter(|(path, _)| path == Path::new(PIN) || path.starts_with(FRAGMENTS))
+        .map(|(path, bytes)| {
+            if path != Path::new(PIN) {
+                return Ok((path, bytes.to_vec()));
+            }
+            let text = std::str::from_utf8(bytes).context("the template's lkmlab.toml")?;
+            if text.matches(MODULE_DIR_LINE).count() != 1 {
+                bail!("the template's lkmlab.toml has no single `{MODULE_DIR_LINE}` line");
+            }
+            let pin = text.replace(MODULE_DIR_LINE, &format!("dir = {quoted}"));
+            Ok((path, pin.into_bytes()))
+        })
+        .collect()
+}
+
+/// Write the pin and fragments of a project in `dir` for the module in
+/// `module_dir` (as given: relative to the current directory), which must
+/// be a directory Kbuild can build in, inside `dir`. Refuses, writing
+/// nothing, if any of the files exists. Returns the files written and the
+/// module directory as `[module] dir` names it.
+pub fn init_existing(dir: &Path, module_dir: &Path) -> Result<(Vec<PathBuf>, PathBuf)> {
+    crate::build::module_dir::check_buildable(module_dir, "--module-dir")?;
+    let root = dir.canonicalize().with_context(|| {
+        format!(
+            "the project directory {}: with --module-dir it must exist, holding the module",
+            dir.display()
+        )
+    })?;
+    let module = module_dir
+        .canonicalize()
+        .with_context(|| format!("resolving {}", module_dir.display()))?;
+    let Ok(relative) = module.strip_prefix(&root) else {
+        bail!(
+            "--module-dir {} is not inside the project directory {}: lkmlab.toml names the \
+             module directory relative to the project; make the project a directory above it \
+             (lkmlab init DIR --module-dir {})",
+            module_dir.display(),
+            dir.display(),
+            module_dir.display()
+        );
+    };
+    let relative = if relative.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        relative.to_path_buf()
+    };
+    let written = write_files(dir, pin_files(&relative)?)?;
+    Ok((written, relative))
+}
+
 /// Write a new project for module `name` into `dir` (created if needed);
 /// refuses, writing nothing, if any of its files exists. Returns the files.
 pub fn init(dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
-    let files = project_files(name)?;
+    write_files(dir, project_files(name)?)
+}
+
+/// Write `files` (paths relative to `dir`, created if needed); refuses,
+/// writing nothing, if any of them exists. Returns the files written.
+fn write_files(dir: &Path, files: Vec<(PathBuf, Vec<u8>)>) -> Result<Vec<PathBuf>> {
     let existing: Vec<String> = files
         .iter()
         .filter(|(rel, _)| dir.join(rel).symlink_metadata().is_ok())
@@ -465,6 +542,62 @@ mod tests {
         assert_eq!(default_name(&top.join("sub/..")).unwrap(), "my_top");
         assert_eq!(default_name(&top.join(".")).unwrap(), "my_top");
         assert_eq!(default_name(&top.join("new-dir")).unwrap(), "new_dir");
+    }
+
+    /// An existing module gets the template's pin, pointing at it, and the
+    /// fragments: nothing else of the template.
+    #[test]
+    fn an_existing_module_gets_the_pin_and_fragments_only() {
+        let files = pin_files(Path::new("drivers/rng")).unwrap();
+        let paths: Vec<&Path> = files.iter().map(|(p, _)| p.as_path()).collect();
+        let mut expected: Vec<PathBuf> = tree(&repo().join("templates/default/kernel-config"))
+            .into_iter()
+            .map(|p| Path::new(FRAGMENTS).join(p))
+            .collect();
+        expected.push(PathBuf::from(PIN));
+        expected.sort();
+        assert_eq!(paths, expected);
+        let (_, pin) = files.iter().find(|(p, _)| p == Path::new(PIN)).unwrap();
+        let parse = |bytes: &[u8]| {
+            crate::config::pin::parse_pin(std::str::from_utf8(bytes).unwrap()).unwrap()
+        };
+        let mut pin = parse(pin);
+        assert_eq!(pin.module.dir, "drivers/rng");
+        // Everything else is the template's pin as it is.
+        let template = parse(&std::fs::read(repo().join("templates/default/lkmlab.toml")).unwrap());
+        pin.module.dir = template.module.dir.clone();
+        assert_eq!(format!("{pin:?}"), format!("{template:?}"));
+        // A path TOML must quote is quoted.
+        let files = pin_files(Path::new("my \"odd\" dir")).unwrap();
+        let (_, pin) = files.iter().find(|(p, _)| p == Path::new(PIN)).unwrap();
+        assert_eq!(parse(pin).module.dir, "my \"odd\" dir");
+    }
+
+    #[test]
+    fn an_existing_module_must_be_buildable_and_inside_the_project() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        std::fs::create_dir_all(root.join("src")).unwrap();
+        let err = format!("{:#}", init_existing(&root, &root.join("src")).unwrap_err());
+        assert!(err.contains("has neither a Kbuild nor a Makefile"), "{err}");
+        std::fs::write(root.join("src/Makefile"), "obj-m := m.o\n").unwrap();
+        std::fs::create_dir_all(dir.path().join("elsewhere")).unwrap();
+        std::fs::write(dir.path().join("elsewhere/Kbuild"), "obj-m := m.o\n").unwrap();
+        let err = format!(
+            "{:#}",
+            init_existing(&root, &dir.path().join("elsewhere")).unwrap_err()
+        );
+        assert!(err.contains("is not inside the project directory"), "{err}");
+        assert!(!root.join(PIN).exists(), "nothing was written");
+        let (written, module_dir) = init_existing(&root, &root.join("src/.")).unwrap();
+        assert_eq!(module_dir, Path::new("src"));
+        assert!(written.contains(&root.join(PIN)), "{written:?}");
+        assert!(!root.join("module").exists());
+        // The project root itself is a module directory too.
+        std::fs::write(dir.path().join("elsewhere/x"), "").unwrap();
+        let (_, module_dir) =
+            init_existing(&dir.path().join("elsewhere"), &dir.path().join("elsewhere")).unwrap();
+        assert_eq!(module_dir, Path::new("."));
     }
 
     #[test]

@@ -94,11 +94,20 @@ pub fn check_static_elf(bytes: &[u8], exe: &Path, fix: &str, arch: Arch) -> Resu
     Ok(())
 }
 
-/// Shell commands made available to guest test scripts through busybox.
+/// The busybox applets linked into the guest's `/bin` (on a test's `PATH`,
+/// so that a static program can run them too); busybox's shell runs its
+/// other applets as well. docs/guest-tests.md lists these.
 const APPLETS: &[&str] = &[
-    "sh", "ash", "cat", "echo", "test", "[", "grep", "sed", "ls", "mkdir", "rm", "sleep", "dmesg",
-    "insmod", "rmmod", "lsmod", "head", "tail", "wc", "dd", "printf", "true", "false", "stat",
+    "sh", "ash", "cat", "echo", "test", "[", "grep", "sed", "awk", "ls", "mkdir", "rmdir", "rm",
+    "cp", "mv", "ln", "touch", "chmod", "mknod", "mkfifo", "mktemp", "readlink", "basename",
+    "dirname", "sleep", "usleep", "timeout", "dmesg", "insmod", "rmmod", "lsmod", "modinfo",
+    "mount", "umount", "head", "tail", "wc", "cut", "tr", "sort", "uniq", "tee", "find", "xargs",
+    "dd", "od", "hexdump", "cmp", "diff", "printf", "true", "false", "expr", "seq", "stat", "env",
+    "id", "uname", "ps", "kill", "sync", "sysctl", "taskset",
 ];
+/// The runner's other names, each a link to it in the guest's `/bin`: the
+/// fault-injection helper and the guest test's own kernel log.
+const RUNNER_LINKS: &[&str] = &["fail-nth", "lkmlab-log"];
 /// How to get a static guest test or helper program.
 const GUEST_PROGRAM_STATIC_FIX: &str =
     "link it statically (gcc -static; for Rust, -C target-feature=+crt-static)";
@@ -411,8 +420,9 @@ pub fn write_initramfs(
     // The kernel opens /dev/console for PID 1 before devtmpfs is mounted.
     cpio.char_device("dev/console", 0o600, 5, 1)?;
     cpio.file("init", 0o755, runner)?;
-    // The runner is also the guest tests' fault-injection helper.
-    cpio.symlink("bin/fail-nth", "/init")?;
+    for name in RUNNER_LINKS {
+        cpio.symlink(&format!("bin/{name}"), "/init")?;
+    }
     for ko in &payload.modules {
         let data = std::fs::read(ko).with_context(|| format!("reading {}", ko.display()))?;
         let path = layout::module(&module_name(ko));
@@ -691,6 +701,34 @@ mod tests {
         assert_eq!(mode(&helpers.join("bin/tool")), 0o755);
         assert_eq!(mode(&helpers.join("data.txt")), 0o644);
         assert!(!root.join("lkmlab/tests/tool").exists());
+        for name in ["fail-nth", "lkmlab-log"] {
+            let link = std::fs::read_link(root.join("bin").join(name)).unwrap();
+            assert_eq!(link, Path::new("/init"), "{name}");
+        }
+    }
+
+    /// docs/guest-tests.md names the applets on a test's `PATH`: exactly
+    /// these, in the sentence that says they are linked into `/bin`.
+    #[test]
+    fn the_docs_list_the_applets_on_path() {
+        let docs = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/guest-tests.md"),
+        )
+        .unwrap();
+        let start = docs
+            .find("linked into `/bin`")
+            .expect("docs/guest-tests.md: no \"linked into `/bin`\"");
+        let sentence = docs[start..].split('.').next().unwrap();
+        let mut listed: Vec<&str> = sentence
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|w| !w.contains('/') && !w.contains(' '))
+            .collect();
+        listed.sort();
+        let mut applets = APPLETS.to_vec();
+        applets.sort();
+        assert_eq!(listed, applets, "{sentence}");
     }
 
     #[test]

@@ -42,7 +42,7 @@ fi
 mkdir -p "$work/broken"
 echo 'obj-m := hello.o' >"$work/broken/Kbuild"
 sed -e 's/^use kernel::prelude::\*;$/use kernel::prelude::*;\nuse kernel::no_such_module;/' \
-    -e 's/let count = module_parameters::greeting_count.value();/let count = module_parameters::greeting_count.value().no_such_method();/' \
+    -e 's/let count = greeting_count();/let count = greeting_count().no_such_method();/' \
     module/hello.rs >"$work/broken/hello.rs"
 import_line=$(grep -n '^use kernel::no_such_module;' "$work/broken/hello.rs" | cut -d: -f1)
 method_line=$(grep -n 'no_such_method' "$work/broken/hello.rs" | cut -d: -f1)

@@ -4,22 +4,9 @@
 //! nothing.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// lkmlab in `dir`, with a cache it cannot write: `init` needs none.
-fn lkmlab(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lkmlab"))
-        .args(args)
-        .current_dir(dir)
-        .env("LKMLAB_CACHE", "/proc/lkmlab-no-cache")
-        .env_remove("LKMLAB_MIRROR")
-        .output()
-        .unwrap()
-}
+mod common;
+use common::{lkmlab, text};
 
 /// Every file below `dir`, relative, sorted.
 fn files(dir: &Path) -> Vec<PathBuf> {

@@ -6,24 +6,9 @@
 //! nothing is left in the project (no build or lock folders under target/).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// lkmlab in `dir`, with a cache it cannot write (procfs makes no
-/// directories): whatever got past a refusal could neither download nor
-/// build anything, and would fail on that instead.
-fn lkmlab(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lkmlab"))
-        .args(args)
-        .current_dir(dir)
-        .env("LKMLAB_CACHE", "/proc/lkmlab-no-cache")
-        .env_remove("LKMLAB_MIRROR")
-        .output()
-        .unwrap()
-}
+mod common;
+use common::{lkmlab, text};
 
 /// A project as `lkmlab init` makes it, in a temporary directory.
 fn project() -> tempfile::TempDir {

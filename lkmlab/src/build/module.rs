@@ -202,35 +202,49 @@ fn recorded_key_holds(record: &str, key: &str) -> bool {
 /// (`m-y := sub/b.o`) are read too.
 fn kbuild_dependencies(out: &Path, keyed: &[&Path]) -> Vec<PathBuf> {
     let mut deps = std::collections::BTreeSet::new();
+    for file in build_products(out) {
+        let is_cmd = file.file_name().is_some_and(|n| {
+            let n = n.to_string_lossy();
+            n.starts_with('.') && n.ends_with(".cmd")
+        });
+        if !is_cmd {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        for path in cmd_file_dependencies(&text) {
+            let Ok(path) = out.join(path).canonicalize() else {
+                continue;
+            };
+            if !keyed.iter().any(|dir| path.starts_with(dir)) && path.is_file() {
+                deps.insert(path);
+            }
+        }
+    }
+    deps.into_iter().collect()
+}
+
+/// Every regular file in a module build's output folder `out` and its
+/// subfolders: what Kbuild wrote there. Links (a mirror's sources, see
+/// [`mirror_sources`]) are neither taken nor followed.
+pub fn build_products(out: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
     let mut dirs = vec![out.to_path_buf()];
     while let Some(dir) = dirs.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
         for entry in entries.flatten() {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                dirs.push(entry.path());
-                continue;
-            }
-            if !(name.starts_with('.') && name.ends_with(".cmd")) {
-                continue;
-            }
-            let Ok(text) = std::fs::read_to_string(entry.path()) else {
-                continue;
-            };
-            for path in cmd_file_dependencies(&text) {
-                let Ok(path) = out.join(path).canonicalize() else {
-                    continue;
-                };
-                if !keyed.iter().any(|dir| path.starts_with(dir)) && path.is_file() {
-                    deps.insert(path);
-                }
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => dirs.push(entry.path()),
+                Ok(t) if t.is_file() => files.push(entry.path()),
+                _ => {}
             }
         }
     }
-    deps.into_iter().collect()
+    files.sort();
+    files
 }
 
 /// The paths of a Kbuild `.cmd` file's `source_X := PATH` and

@@ -133,27 +133,13 @@ fn build_each(b: &ModuleBuild, objects: &[PathBuf]) -> Result<Vec<PathBuf>> {
 
 /// The object of each module Kbuild listed in `out` (`NAME.mod`, written
 /// for every module of `obj-m` before its objects compile), in the folder
-/// and its subfolders (not through links: the mirrored sources are links).
+/// and its subfolders.
 fn module_objects(out: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut todo = vec![out.to_path_buf()];
-    while let Some(dir) = todo.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            match entry.file_type() {
-                Ok(t) if t.is_dir() => todo.push(path),
-                Ok(t) if t.is_file() && path.extension().is_some_and(|e| e == "mod") => {
-                    found.push(path.with_extension("o"));
-                }
-                _ => {}
-            }
-        }
-    }
-    found.sort();
-    found
+    module::build_products(out)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "mod"))
+        .map(|p| p.with_extension("o"))
+        .collect()
 }
 
 fn stem(object: &Path) -> String {

@@ -43,16 +43,11 @@ pub struct Outcome {
 /// [`module::build`] does when the failure cannot be put on some of the
 /// modules (a failed link, a composite module's object), or when none
 /// builds.
-pub fn build_what_builds(b: &ModuleBuild) -> Result<Outcome> {
+pub fn build_what_builds(b: &ModuleBuild) -> Result<(Outcome, Built)> {
     let whole = match module::build(b) {
         Ok((kos, built)) => {
-            if built == Built::UpToDate {
-                crate::status!("{} is up to date: nothing to build", b.src.display());
-            }
-            return Ok(Outcome {
-                kos,
-                unbuilt: Vec::new(),
-            });
+            let unbuilt = Vec::new();
+            return Ok((Outcome { kos, unbuilt }, built));
         }
         Err(e) => e,
     };
@@ -99,7 +94,7 @@ pub fn build_what_builds(b: &ModuleBuild) -> Result<Outcome> {
             b.src.display()
         )
     })?;
-    Ok(Outcome { kos, unbuilt })
+    Ok((Outcome { kos, unbuilt }, Built::Rebuilt))
 }
 
 /// `make … A.ko B.ko`: only the modules whose objects compiled (Kbuild's

@@ -4,6 +4,7 @@
 use super::{Ctx, Done};
 use crate::build::kernel::{self, KernelTree};
 use crate::build::module::{self, ModuleBuild};
+use crate::build::partial::{self, Outcome};
 use crate::cli::TargetArg;
 use crate::config::target::Target;
 use crate::{build::toolchain, lab::clean, lab::lint};
@@ -147,54 +148,50 @@ pub(super) fn build_module(
     let src = dir
         .map(Path::to_path_buf)
         .unwrap_or_else(|| ctx.default_module_dir());
-    let out = module_out_dir(ctx, &tree.target, &src, "modules")?;
-    let _lock = lock_out_dir(&out)?;
-    let env = toolchain::make_env(&ctx.project, None);
-    let (kos, built) = module::build(&ModuleBuild {
-        tree,
-        src: &src,
-        out: &out,
-        env: &env,
-        extra: make_vars,
-        shared_fragments: &ctx.project.pin.kconfig.fragments,
-    })?;
-    if built == module::Built::UpToDate {
-        crate::status!(
-            "{} is up to date against {}: nothing to build",
-            src.display(),
-            tree.dir.display()
-        );
-    }
-    Ok(kos)
+    module_build(ctx, tree, &src, make_vars, module::build)
 }
 
 /// [`build_module`] for a test run: on a kernel other than the pin's
 /// default one, a module that does not build is skipped with the
 /// compiler's reason and the others are tested; on the default kernel every
 /// module must build.
-pub(super) fn build_module_for_test(
+pub(super) fn build_module_for_test(ctx: &Ctx, tree: &KernelTree, dir: &Path) -> Result<Outcome> {
+    if tree.target.kernel.is_default {
+        let kos = module_build(ctx, tree, dir, &[], module::build)?;
+        let unbuilt = Vec::new();
+        return Ok(Outcome { kos, unbuilt });
+    }
+    module_build(ctx, tree, dir, &[], partial::build_what_builds)
+}
+
+/// Build the module directory `src` against `tree` with `build`, into its
+/// locked output folder, saying when nothing needed building.
+fn module_build<T>(
     ctx: &Ctx,
     tree: &KernelTree,
-    dir: &Path,
-) -> Result<crate::build::partial::Outcome> {
-    if tree.target.kernel.is_default {
-        let kos = build_module(ctx, tree, Some(dir), &[])?;
-        return Ok(crate::build::partial::Outcome {
-            kos,
-            unbuilt: Vec::new(),
-        });
-    }
-    let out = module_out_dir(ctx, &tree.target, dir, "modules")?;
+    src: &Path,
+    make_vars: &[String],
+    build: impl FnOnce(&ModuleBuild) -> Result<(T, module::Built)>,
+) -> Result<T> {
+    let out = module_out_dir(ctx, &tree.target, src, "modules")?;
     let _lock = lock_out_dir(&out)?;
     let env = toolchain::make_env(&ctx.project, None);
-    crate::build::partial::build_what_builds(&ModuleBuild {
+    let (built, how) = build(&ModuleBuild {
         tree,
-        src: dir,
+        src,
         out: &out,
         env: &env,
-        extra: &[],
+        extra: make_vars,
         shared_fragments: &ctx.project.pin.kconfig.fragments,
-    })
+    })?;
+    if how == module::Built::UpToDate {
+        crate::status!(
+            "{} is up to date against {}: nothing to build",
+            src.display(),
+            tree.dir.display()
+        );
+    }
+    Ok(built)
 }
 
 /// Where Kbuild puts a module's objects (`MO=`):

@@ -74,6 +74,20 @@ pair() {
   printf '%-58s %7.2f s vs %7.2f s  ratio %s\n' "$name" "$ma" "$mb" "$(ratio "$ma" "$mb")"
 }
 
+# vm_pair NAME A-CMD B-CMD: like pair, but each side's figure is the
+# "VM finished in" time lkmlab printed (QEMU start to exit).
+vm_pair() {
+  local name=$1 a=$2 b=$3
+  : >"$work/a" ; : >"$work/b"
+  for _ in $(seq "$runs"); do
+    eval "$a" 2>"$work/err" >/dev/null; vm_time "$work/err" >>"$work/a"
+    eval "$b" 2>"$work/err" >/dev/null; vm_time "$work/err" >>"$work/b"
+  done
+  local ma mb
+  ma=$(median <"$work/a"); mb=$(median <"$work/b")
+  printf '%-58s %7.2f s vs %7.2f s  ratio %s\n' "$name" "$ma" "$mb" "$(ratio "$ma" "$mb")"
+}
+
 for row in "${rows[@]}"; do
   case $row in
   arm64)
@@ -87,13 +101,7 @@ for row in "${rows[@]}"; do
     x86_test() { "$lkmlab" test --arch x86_64 --module "$hello" --accel tcg --out "$work/tx" "$@"; }
     arm64_test >/dev/null 2>&1 || { echo "lkmlab test --arch arm64 on hello fails: fix that first"; exit 1; }
     pair "hello, nothing changed: lkmlab test arm64 / x86_64 (TCG)" arm64_test x86_test
-    : >"$work/a" ; : >"$work/b"
-    for _ in $(seq "$runs"); do
-      arm64_test 2>"$work/err" >/dev/null; vm_time "$work/err" >>"$work/a"
-      x86_test 2>"$work/err" >/dev/null; vm_time "$work/err" >>"$work/b"
-    done
-    ma=$(median <"$work/a"); mb=$(median <"$work/b")
-    printf '%-58s %7.2f s vs %7.2f s  ratio %s\n' "hello, QEMU start to exit: arm64 / x86_64 (TCG)" "$ma" "$mb" "$(ratio "$ma" "$mb")"
+    vm_pair "hello, QEMU start to exit: arm64 / x86_64 (TCG)" arm64_test x86_test
     for side in arm64 x86; do
       printf '  %s: %s\n' "$side" "$("${side}_test" --timings 2>&1 >/dev/null | sed -n 's/^lkmlab: timings: //p')"
     done
@@ -110,13 +118,7 @@ for row in "${rows[@]}"; do
     k73_test() { "$lkmlab" test --module "$work/hello612" --accel tcg --out "$work/t73"; }
     k612_test >/dev/null 2>&1 || { echo "lkmlab test --kernel-name 6.12 on hello fails: fix that first"; exit 1; }
     pair "hello, nothing changed: lkmlab test 6.12 / 7.3 (x86_64, TCG)" k612_test k73_test
-    : >"$work/a" ; : >"$work/b"
-    for _ in $(seq "$runs"); do
-      k612_test 2>"$work/err" >/dev/null; vm_time "$work/err" >>"$work/a"
-      k73_test 2>"$work/err" >/dev/null; vm_time "$work/err" >>"$work/b"
-    done
-    ma=$(median <"$work/a"); mb=$(median <"$work/b")
-    printf '%-58s %7.2f s vs %7.2f s  ratio %s\n' "hello, QEMU start to exit: 6.12 / 7.3 (x86_64, TCG)" "$ma" "$mb" "$(ratio "$ma" "$mb")"
+    vm_pair "hello, QEMU start to exit: 6.12 / 7.3 (x86_64, TCG)" k612_test k73_test
     ;;
   loop)
     # lkmlab test on hello with nothing changed, against the bare boot.

@@ -96,6 +96,28 @@ fn parse_arch(name: &str) -> Result<Arch, String> {
     })
 }
 
+/// A make variable assignment from the command line: `NAME=VALUE`, NAME a
+/// make variable name (letters, digits, `_`, not starting with a digit).
+fn parse_make_var(text: &str) -> Result<String, String> {
+    let (name, _) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not a make variable: write NAME=VALUE"))?;
+    let mut chars = name.chars();
+    let valid = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(format!(
+            "{name:?} is not a make variable name (letters, digits and _, not starting with a digit)"
+        ));
+    }
+    if name == "ARCH" {
+        return Err("ARCH comes from the target: give --arch or --target instead".into());
+    }
+    Ok(text.to_string())
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct VmArgs {
     /// Accelerator: auto uses KVM only after a probe shows it works, else TCG.
@@ -161,6 +183,12 @@ pub enum Cmd {
         /// Where to write the resulting .config.
         #[arg(long, value_name = "FILE")]
         output: PathBuf,
+        /// The make variables the kernel itself is built with (e.g. the Nix
+        /// kernel's CC=…, LD=…, CROSS_COMPILE=…), so that Kconfig probes the
+        /// same compiler. When given they replace lkmlab's own compiler
+        /// variable (LLVM=…); ARCH stays the target's.
+        #[arg(value_name = "VAR=VALUE", value_parser = parse_make_var)]
+        make_vars: Vec<String>,
     },
     /// Build an out-of-tree module against the pinned kernel and print its .ko paths.
     Module {
@@ -319,6 +347,9 @@ pub enum ShowWhat {
         #[arg(long, value_name = "NAME")]
         kernel_name: Option<String>,
     },
+    /// The targets lkmlab.toml declares, in order: name, kernel, architecture,
+    /// flavor and the flavor's compiler (what the flake makes outputs of).
+    Targets,
     /// The merged Kconfig options the fragments request: {"CONFIG_X": "y", …}.
     Kconfig {
         #[command(flatten)]
@@ -406,6 +437,31 @@ mod tests {
             &["-q", "-v", "doctor"],
         ] {
             assert!(parse(args).is_err(), "{args:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn config_takes_make_variables_and_refuses_what_is_not_one() {
+        let cli = parse(&[
+            "config",
+            "--source",
+            "s",
+            "--output",
+            "o",
+            "CC=/nix/store/x-gcc/bin/aarch64-unknown-linux-gnu-gcc",
+            "CROSS_COMPILE=aarch64-unknown-linux-gnu-",
+        ])
+        .unwrap();
+        let Cmd::Config { make_vars, .. } = cli.command else {
+            panic!("not config: {cli:?}")
+        };
+        assert_eq!(make_vars.len(), 2);
+        for bad in ["CC", "1X=y", "C-C=gcc", "=x", "ARCH=arm64"] {
+            let err = parse(&["config", "--source", "s", "--output", "o", bad]).unwrap_err();
+            assert!(
+                err.to_string().contains("make variable") || err.to_string().contains("ARCH"),
+                "{bad}: {err}"
+            );
         }
     }
 

@@ -117,11 +117,15 @@ pub fn requested_options(
 }
 
 /// What every `make` of a kernel build runs with: the environment, the
-/// architecture (`ARCH=…`) and the compiler variable (`LLVM=…`).
+/// architecture (`ARCH=…`) and the compiler variable (`LLVM=…`), or the
+/// caller's own compiler variables in its place.
 pub struct MakeSetup {
     pub env: Vec<(String, OsString)>,
     pub arch_var: String,
     pub compiler_var: String,
+    /// Given by the caller (`lkmlab config CC=… LD=…`): passed instead of
+    /// `compiler_var`, since they name the compiler themselves.
+    caller_vars: Vec<String>,
 }
 
 impl MakeSetup {
@@ -130,6 +134,23 @@ impl MakeSetup {
             env: toolchain::make_env(project, rust_lib_src),
             arch_var: format!("ARCH={}", target.arch.kbuild()),
             compiler_var: toolchain::compiler_var(project, target.compiler()),
+            caller_vars: Vec::new(),
+        }
+    }
+
+    /// Configure with the caller's make variables (the kernel build's own
+    /// CC=…, LD=…, CROSS_COMPILE=…) in place of lkmlab's compiler variable.
+    pub fn with_compiler_vars(mut self, vars: &[String]) -> Self {
+        self.caller_vars = vars.to_vec();
+        self
+    }
+
+    /// The make arguments that choose the compiler.
+    fn compiler_args(&self) -> &[String] {
+        if self.caller_vars.is_empty() {
+            std::slice::from_ref(&self.compiler_var)
+        } else {
+            &self.caller_vars
         }
     }
 
@@ -260,7 +281,7 @@ fn make(src: &Path, out: &Path, setup: &MakeSetup) -> Command {
         .arg(src)
         .arg(format!("O={}", out.display()))
         .arg(&setup.arch_var)
-        .arg(&setup.compiler_var);
+        .args(setup.compiler_args());
     cmd.envs(setup.env.iter().map(|(k, v)| (k, v)));
     cmd
 }
@@ -327,7 +348,7 @@ fn fix_the_fragment(src: &Path, env: &MakeSetup) -> String {
          with /).",
         src.display(),
         env.arch_var,
-        env.compiler_var
+        env.compiler_args().join(" ")
     )
 }
 

@@ -127,10 +127,17 @@ pub(super) fn fetch(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn config(ctx: &Ctx, target: &TargetArg, source: &Path, output: &Path) -> Result<()> {
+pub(super) fn config(
+    ctx: &Ctx,
+    target: &TargetArg,
+    source: &Path,
+    output: &Path,
+    make_vars: &[String],
+) -> Result<()> {
     let target = &ctx.project.select(&target.selection())?;
     let rust_lib_src = toolchain::rust_lib_src(&ctx.project, &ctx.paths, &ctx.fetcher())?;
-    let env = kernel::MakeSetup::new(&ctx.project, target, Some(&rust_lib_src));
+    let env = kernel::MakeSetup::new(&ctx.project, target, Some(&rust_lib_src))
+        .with_compiler_vars(make_vars);
     let dir = crate::util::temp_dir("config")?;
     kernel::configure(&ctx.project, target, source, dir.path(), &env)?;
     std::fs::copy(dir.path().join(".config"), output)

@@ -120,7 +120,8 @@ pub fn run(cli: Cli) -> Result<Done> {
             target,
             source,
             output,
-        } => build::config(&ctx, &target, &source, &output).map(|()| Done::Ok),
+            make_vars,
+        } => build::config(&ctx, &target, &source, &output, &make_vars).map(|()| Done::Ok),
         Cmd::Module {
             target,
             module,

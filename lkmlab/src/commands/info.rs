@@ -26,6 +26,21 @@ pub(super) fn show(ctx: &Ctx, what: ShowWhat) -> Result<Done> {
             };
             serde_json::json!({"version": k.version, "deb": k.deb, "tarball": k.tarball})
         }
+        ShowWhat::Targets => serde_json::Value::Array(
+            ctx.project
+                .targets()?
+                .iter()
+                .map(|t| {
+                    serde_json::json!({
+                        "name": t.name(),
+                        "kernel": t.kernel.name,
+                        "arch": t.arch.name(),
+                        "flavor": t.flavor_name,
+                        "compiler": t.flavor.compiler,
+                    })
+                })
+                .collect(),
+        ),
         ShowWhat::Kconfig { target } => {
             let target = ctx.project.select(&target.selection())?;
             serde_json::Value::Object(kconfig::to_json_map(&kernel::requested_options(

@@ -69,17 +69,7 @@ pub fn build_what_builds(b: &ModuleBuild) -> Result<(Outcome, Built)> {
     if failed.is_empty() || built.is_empty() {
         return Err(whole);
     }
-    let unbuilt: Vec<Unbuilt> = failed
-        .iter()
-        .map(|object| {
-            let module = stem(object);
-            let source = format!("{module}.rs");
-            let reason = first_error_in(&log, &source)
-                .or_else(|| first_error_in(&log, &format!("{module}.c")))
-                .unwrap_or_else(|| format!("its build failed (log: {})", log_path.display()));
-            Unbuilt { module, reason }
-        })
-        .collect();
+    let unbuilt = unbuilt_of(&log, &failed, &log_path);
     for u in &unbuilt {
         crate::notice!(
             "{} does not build against {}: {}",
@@ -95,6 +85,43 @@ pub fn build_what_builds(b: &ModuleBuild) -> Result<(Outcome, Built)> {
         )
     })?;
     Ok((Outcome { kos, unbuilt }, Built::Rebuilt))
+}
+
+/// The modules of the objects `failed`, each with the compiler's first
+/// error in its source from `log` (kept at `log_path`) as the reason.
+fn unbuilt_of(log: &str, failed: &[PathBuf], log_path: &Path) -> Vec<Unbuilt> {
+    failed
+        .iter()
+        .map(|object| {
+            let module = stem(object);
+            let reason = first_error_in(log, &format!("{module}.rs"))
+                .or_else(|| first_error_in(log, &format!("{module}.c")))
+                .unwrap_or_else(|| format!("its build failed (log: {})", log_path.display()));
+            Unbuilt { module, reason }
+        })
+        .collect()
+}
+
+/// The log a module build leaves beside the `.ko` files it installs when
+/// some modules may not build on its kernel (the flake's module of a
+/// target on a kernel other than the default one: `make -k modules`).
+pub const GIVEN_BUILD_LOG: &str = "lkmlab-build.log";
+
+/// For `lkmlab test --modules DIR`: the modules the build of DIR left out,
+/// from its [`GIVEN_BUILD_LOG`] (none when there is no such log).
+pub fn unbuilt_in_given(dir: &Path) -> Result<Vec<Unbuilt>> {
+    let log_path = dir.join(GIVEN_BUILD_LOG);
+    if !log_path.is_file() {
+        return Ok(Vec::new());
+    }
+    let log = std::fs::read_to_string(&log_path)
+        .with_context(|| format!("reading {}", log_path.display()))?;
+    let failed: Vec<PathBuf> = Objects::of(&log)
+        .failed
+        .into_iter()
+        .map(PathBuf::from)
+        .collect();
+    Ok(unbuilt_of(&log, &failed, &log_path))
 }
 
 /// `make … A.ko B.ko`: only the modules whose objects compiled (Kbuild's
@@ -232,6 +259,19 @@ make[2]: *** [/k/scripts/Makefile.build:289: /o/scull.o] Error 1
              \"firmware\"].)"
         );
         assert_eq!(first_error_in(LOG, "hello.rs"), None);
+    }
+
+    #[test]
+    fn a_given_module_folder_says_what_its_build_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(unbuilt_in_given(dir.path()).unwrap(), []);
+        std::fs::write(dir.path().join(GIVEN_BUILD_LOG), LOG).unwrap();
+        let unbuilt = unbuilt_in_given(dir.path()).unwrap();
+        assert_eq!(unbuilt.len(), 1);
+        assert_eq!(unbuilt[0].module, "scull");
+        assert!(unbuilt[0]
+            .reason
+            .starts_with("scull.rs:56: error: proc macro panicked"));
     }
 
     #[test]

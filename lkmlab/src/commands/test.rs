@@ -4,7 +4,7 @@
 use super::build::kos_in;
 use super::{accel_choice, finish, print_verdict, Ctx, Done};
 use crate::build::kernel::{self, KernelTree};
-use crate::build::partial::Unbuilt;
+use crate::build::partial::{self, Unbuilt};
 use crate::build::{module, module_dir};
 use crate::cli::{Format, TargetArg, VmArgs};
 use crate::config::target::Target;
@@ -50,8 +50,17 @@ pub(super) fn test(ctx: &Ctx, target: &TargetArg, vm: &VmArgs, given: &Given) ->
             for ko in kos.iter().filter(|_| !given.allow_foreign_modules) {
                 module::check_vermagic(ko, &release)?;
             }
-            let payload = guest::Payload::new(
+            // On a kernel other than the default one, what the build of
+            // the given modules left out (its log beside them says) is
+            // skipped with the compiler's reason, as `lkmlab check` does.
+            let unbuilt = if target.kernel.is_default {
+                Vec::new()
+            } else {
+                partial::unbuilt_in_given(modules)?
+            };
+            let payload = guest::Payload::with_unbuilt(
                 kos,
+                unbuilt,
                 Some(&module_dir),
                 ctx.example_suites(&module_dir),
                 &ctx.guest_tools(target.arch),

@@ -17,14 +17,18 @@
 
       # A project's flake outputs, on lkmlab's nixpkgs: what a module
       # repository's flake.nix returns (`lkmlab.lib.mkFlake { src = ./.; }`).
-      # The flake's outputs are x86_64-linux's, configured with `make
-      # ARCH=x86_64` and booted with qemu-system-x86_64. The lkmlab CLI also
-      # builds and tests arm64 targets (cross-built with clang); the flake
-      # has no arm64 outputs yet (docs/nix.md).
+      # For each system: every target lkmlab.toml declares with a GCC flavor
+      # (`packages.<system>.kernel-arm64`, `checks.<system>.vm-test-arm64`,
+      # ...), a target of another architecture cross-built with nixpkgs'
+      # pkgsCross; the unsuffixed outputs are the first target of the
+      # system's own architecture (docs/nix.md).
       mkFlake =
         {
           src,
-          systems ? [ "x86_64-linux" ],
+          systems ? [
+            "x86_64-linux"
+            "aarch64-linux"
+          ],
         }:
         let
           labs = lib.genAttrs systems (

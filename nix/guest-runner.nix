@@ -52,6 +52,9 @@ rustPlatform.buildRustPackage {
     description = "lkmlab's guest test runner (static PID 1 of the test VM)";
     license = lib.licenses.gpl2Only;
     mainProgram = "lkmlab-guest";
-    platforms = [ "x86_64-linux" ];
+    platforms = [
+      "x86_64-linux"
+      "aarch64-linux"
+    ];
   };
 }

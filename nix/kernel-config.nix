@@ -1,10 +1,15 @@
-# The kernel .config, made by lkmlab's own configure step (the same code the
-# host provider runs): `make tinyconfig`, the fragments from lkmlab.toml,
-# `make olddefconfig`, and a check that every requested option survived.
+# The kernel .config of one target, made by lkmlab's own configure step (the
+# same code the host provider runs): `make tinyconfig`, the fragments from
+# lkmlab.toml, `make olddefconfig`, and a check that every requested option
+# survived.
 #
-# The Kconfig environment matches the kernel derivation's: the same rustc,
-# bindgen and rust-src (RUST_IS_AVAILABLE is evaluated here), and the same
-# Kconfig-time tools as build.nix (bison, flex, perl, bc, pahole).
+# The Kconfig environment matches the kernel derivation's: the same make
+# variables (`makeFlags`: nixpkgs' common-flags.nix on the kernel's stdenv,
+# so the same compilers by absolute path, ARCH and CROSS_COMPILE; Kconfig's
+# compiler probes and CONFIG_CC_VERSION_TEXT see the compiler the kernel is
+# built with), the same rustc, bindgen and rust-src (RUST_IS_AVAILABLE is
+# evaluated here), and the same Kconfig-time tools as build.nix (bison,
+# flex, perl, bc, pahole).
 {
   lib,
   stdenv,
@@ -18,11 +23,19 @@
   toolchain,
   kernelTarball,
   pin,
+  # The target's kernel (its name in lkmlab.toml), architecture and flavor.
+  kernelName,
+  arch,
   flavor,
+  makeFlags,
   projectSrc,
 }:
+let
+  # ARCH is --arch's (lkmlab refuses it among the make variables).
+  makeVars = lib.filter (f: !lib.hasPrefix "ARCH=" f) makeFlags;
+in
 stdenv.mkDerivation {
-  pname = "lkmlab-kernel-config-${flavor}";
+  pname = "lkmlab-kernel-config-${arch}-${flavor}";
   inherit (pin) version;
 
   src = kernelTarball;
@@ -43,8 +56,9 @@ stdenv.mkDerivation {
   RUST_LIB_SRC = "${toolchain.rustLibSrc}";
   LIBCLANG_PATH = "${toolchain.libclang}/lib";
 
-  # Kconfig probes the compiler ($(cc-option ...)); the kernel itself is built
-  # with the unwrapped gcc, so keep the wrapper from adding hardening flags.
+  # Kconfig probes the compiler ($(cc-option ...)) named by makeFlags, the
+  # unwrapped one the kernel is built with; keep the wrapper (HOSTCC) from
+  # adding hardening flags build.nix does not have either.
   hardeningDisable = [ "all" ];
 
   postPatch = ''
@@ -58,7 +72,9 @@ stdenv.mkDerivation {
     export HOME="$TMPDIR" LKMLAB_CACHE="$TMPDIR/lkmlab-cache"
     lkmlab --project ${projectSrc} config \
       --source "$PWD" --output "$TMPDIR/kernel.config" \
-      --arch x86_64 --flavor ${lib.escapeShellArg flavor}
+      --kernel-name ${lib.escapeShellArg kernelName} \
+      --arch ${lib.escapeShellArg arch} --flavor ${lib.escapeShellArg flavor} \
+      ${lib.escapeShellArgs makeVars}
     runHook postBuild
   '';
 

@@ -17,9 +17,37 @@ let
   root = src;
   lkmlabRoot = ../.;
 
-  pin = import ./pin.nix { inherit root; };
-  flavor = "default";
-  kconfig = import ./kconfig.nix { inherit root flavor; };
+  # The targets lkmlab.toml declares ([[targets]]), named as lkmlab names
+  # them. The flake builds those whose flavor uses GCC (LLVM flavors, such as
+  # lkmlab's debug flavor, are built by the lkmlab CLI only; docs/nix.md).
+  declaredTargets = import ./targets.nix { inherit root; };
+  targets = lib.filter (t: t.compiler == "gcc") declaredTargets;
+  # The target the unsuffixed outputs (packages.kernel, checks.vm-test, the
+  # apps, the devShell) are for: the first of this system's architecture,
+  # else the first.
+  system = pkgs.stdenv.hostPlatform.system;
+  archSystems = {
+    x86_64 = "x86_64-linux";
+    arm64 = "aarch64-linux";
+  };
+  # nixpkgs for an architecture: this system's own packages when it is that
+  # architecture, else nixpkgs' cross package set for it (GCC as the cross
+  # compiler, as nixpkgs builds every cross kernel).
+  archCross = {
+    x86_64 = "gnu64";
+    arm64 = "aarch64-multiplatform";
+  };
+  pkgsFor = arch: if archSystems.${arch} == system then pkgs else pkgs.pkgsCross.${archCross.${arch}};
+  primary =
+    let
+      own = lib.filter (t: archSystems.${t.arch} == system) targets;
+    in
+    if own != [ ] then
+      lib.head own
+    else if targets != [ ] then
+      lib.head targets
+    else
+      throw "lkmlab: lkmlab.toml declares no target with a GCC flavor, which the flake builds";
   moduleDir = root + "/${(lib.importTOML (root + "/lkmlab.toml")).module.dir}";
 
   # Each derivation sees only the files it reads, so that e.g. editing docs/
@@ -98,10 +126,15 @@ let
 
   qemu = pkgs.qemu;
 
-  guest-runner = pkgs.pkgsStatic.callPackage ./guest-runner.nix {
-    src = sources.cargo;
-    version = crateVersion ../guest/Cargo.toml;
-  };
+  # The guest runner of an architecture's package set: static, PID 1 of
+  # the test VM.
+  guestRunnerFor =
+    tpkgs:
+    tpkgs.pkgsStatic.callPackage ./guest-runner.nix {
+      src = sources.cargo;
+      version = crateVersion ../guest/Cargo.toml;
+    };
+  guest-runner = guestRunnerFor pkgs;
 
   # lkmlab carries its guest runner (lkmlab/build.rs): this one.
   lkmlab = pkgs.callPackage ./lkmlab.nix {
@@ -110,50 +143,137 @@ let
     guestRunner = guest-runner;
   };
 
-  kernelTarball = pkgs.callPackage ./kernel-source.nix { inherit pin; };
-
-  kernel-config = pkgs.callPackage ./kernel-config.nix {
-    inherit
-      lkmlab
-      toolchain
-      kernelTarball
-      pin
-      flavor
-      ;
-    projectSrc = sources.config;
-  };
-
-  kernel = pkgs.callPackage ./kernel.nix {
-    inherit pin kconfig kernelTarball;
-    configfile = kernel-config;
-  };
-  kernelImage = "${kernel}/${kernel.target or pkgs.stdenv.hostPlatform.linux-kernel.target}";
-
-  kernelPackages = pkgs.linuxPackagesFor kernel;
-
-  module = kernelPackages.callPackage ./module.nix { src = sources.module; };
-
   virtme-ng = pkgs.callPackage ./virtme-ng.nix { inherit qemu; };
 
   # The static /bin/sh lkmlab packs for guest test scripts (it takes the
-  # `busybox` on PATH and checks it is static). Only bin/busybox: the package's
-  # bin/ also has its applets (ls, sh, sed, ...), which would come before
-  # coreutils on PATH.
-  busybox = pkgs.runCommand "busybox-static-bin" { } ''
-    mkdir -p "$out/bin"
-    ln -s ${lib.getExe' pkgs.pkgsStatic.busybox "busybox"} "$out/bin/busybox"
-  '';
+  # `busybox` on PATH and checks it is static), for the guest's
+  # architecture. Only bin/busybox: the package's bin/ also has its applets
+  # (ls, sh, sed, ...), which would come before coreutils on PATH.
+  busyboxFor =
+    tpkgs:
+    pkgs.runCommand "busybox-static-bin-${tpkgs.stdenv.hostPlatform.linuxArch}" { } ''
+      mkdir -p "$out/bin"
+      ln -s ${lib.getExe' tpkgs.pkgsStatic.busybox "busybox"} "$out/bin/busybox"
+    '';
 
-  # `lkmlab test`/`lkmlab vm` against the flake's kernel, module and runner.
-  # The flake's kernel is x86_64's (whatever the project's first target).
-  labArgs = lib.escapeShellArgs [
-    "--arch"
-    "x86_64"
-    "--kernel"
-    kernelImage
-    "--modules"
-    "${module}/${module.moduleDir}"
-  ];
+  # Everything one target builds: its kernel's .config, kernel, module(s)
+  # and VM test. A target of another architecture than this system's is
+  # cross-built with nixpkgs' cross package set for it; its VM test runs
+  # under TCG on this system.
+  mkTarget =
+    target:
+    let
+      tpkgs = pkgsFor target.arch;
+      pin = import ./pin.nix {
+        inherit root;
+        kernel = target.pinKernel;
+      };
+      kconfig = import ./kconfig.nix {
+        inherit root;
+        inherit (target) arch flavor;
+        kernel = target.pinKernel;
+      };
+      kernelTarball = pkgs.callPackage ./kernel-source.nix { inherit pin; };
+
+      # The make variables linuxManualConfig builds this kernel with (its
+      # compilers by absolute path, ARCH, CROSS_COMPILE): nixpkgs' own
+      # common-flags.nix on the same stdenv, so that Kconfig probes exactly
+      # the compiler the kernel is built with.
+      makeFlags = tpkgs.callPackage (pkgs.path + "/pkgs/os-specific/linux/kernel/common-flags.nix") { };
+
+      kernel-config = tpkgs.callPackage ./kernel-config.nix {
+        inherit
+          lkmlab
+          toolchain
+          kernelTarball
+          pin
+          makeFlags
+          ;
+        inherit (target) arch flavor;
+        kernelName = target.kernel;
+        projectSrc = sources.config;
+      };
+
+      kernel = tpkgs.callPackage ./kernel.nix {
+        inherit pin kconfig kernelTarball;
+        configfile = kernel-config;
+      };
+      kernelImage = "${kernel}/${kernel.target or tpkgs.stdenv.hostPlatform.linux-kernel.target}";
+
+      kernelPackages = tpkgs.linuxPackagesFor kernel;
+
+      # On a kernel other than the pin's default one, a module that does not
+      # build is left out with the compiler's reason, as `lkmlab check` skips
+      # it; on the default kernel every module must build.
+      module = kernelPackages.callPackage ./module.nix {
+        src = sources.module;
+        allowUnbuilt = target.pinKernel != null;
+      };
+
+      runner = guestRunnerFor tpkgs;
+
+      # lkmlab test's and lkmlab vm's arguments for this target's kernel,
+      # module and runner.
+      labArgs = lib.escapeShellArgs [
+        "--target"
+        target.name
+        "--kernel"
+        kernelImage
+        "--modules"
+        "${module}/${module.moduleDir}"
+      ];
+
+      # lkmlab's runner in the sandbox: results.ktap, junit.xml, console.log
+      # in $out.
+      vm-test = pkgs.callPackage ./vm-test.nix {
+        inherit
+          lkmlab
+          qemu
+          module
+          labArgs
+          ;
+        inherit (target) name;
+        guestRunner = runner;
+        inherit busybox;
+        projectSrc = sources.project;
+      };
+      busybox = busyboxFor tpkgs;
+    in
+    {
+      inherit
+        target
+        pin
+        kconfig
+        kernel-config
+        kernel
+        kernelImage
+        kernelPackages
+        module
+        runner
+        labArgs
+        vm-test
+        busybox
+        ;
+    };
+
+  built = lib.listToAttrs (map (t: lib.nameValuePair t.name (mkTarget t)) targets);
+  main = built.${primary.name};
+  inherit (main)
+    pin
+    kconfig
+    kernel
+    module
+    kernelPackages
+    labArgs
+    busybox
+    ;
+
+  # packages.NAME-TARGET and checks.NAME-TARGET for every target.
+  perTarget =
+    pick:
+    lib.concatMapAttrs (
+      name: t: lib.mapAttrs' (what: drv: lib.nameValuePair "${what}-${name}" drv) (pick t)
+    ) built;
 
   mkApp =
     {
@@ -182,32 +302,28 @@ let
     tools;
 in
 {
+  # The unsuffixed outputs are the primary target's (the first declared of
+  # this system's architecture); every target's are also named with its
+  # name (`kernel-arm64`, `module-6.12-x86_64`, `vm-test-arm64`), so that
+  # remote builders or Hydra can spread the matrix over machines.
   packages = {
     default = module;
+    inherit (main) kernel-config;
     inherit
       kernel
-      kernel-config
       module
       lkmlab
       guest-runner
       virtme-ng
       ;
-  };
+  }
+  // perTarget (t: {
+    inherit (t) kernel-config kernel module;
+  });
 
   checks = {
     # lkmlab's runner in the sandbox: results.ktap, junit.xml, console.log in $out.
-    vm-test = pkgs.callPackage ./vm-test.nix {
-      inherit
-        lkmlab
-        qemu
-        kernelImage
-        module
-        flavor
-        ;
-      guestRunner = guest-runner;
-      inherit busybox;
-      projectSrc = sources.project;
-    };
+    inherit (main) vm-test;
 
     # `cargo test -p lkmlab` (buildRustPackage's checkPhase).
     inherit lkmlab;
@@ -234,8 +350,8 @@ in
         }
         ''
           export HOME="$TMPDIR"
-          lkmlab --project ${sources.config} show pin > pin.json
-          lkmlab --project ${sources.config} show kconfig --arch x86_64 --flavor ${flavor} > kconfig.json
+          lkmlab --project ${sources.config} show pin --kernel-name ${primary.kernel} > pin.json
+          lkmlab --project ${sources.config} show kconfig --target ${primary.name} > kconfig.json
           diff -u <(jq -S . "$nixPinPath") <(jq -S . pin.json)
           diff -u <(jq -S . "$nixKconfigPath") <(jq -S . kconfig.json)
           touch "$out"
@@ -246,7 +362,10 @@ in
       find . -name '*.nix' -print0 | sort -z | xargs -0 nixfmt --check
       touch "$out"
     '';
-  };
+  }
+  // perTarget (t: {
+    inherit (t) vm-test;
+  });
 
   apps = rec {
     vm = mkApp {
@@ -284,7 +403,7 @@ in
           esac
         done
         exec lkmlab --project ${sources.project} test ${labArgs} \
-          --runner ${lib.getExe guest-runner} "''${accel[@]}" "''${out[@]}" "$@"
+          --runner ${lib.getExe main.runner} "''${accel[@]}" "''${out[@]}" "$@"
       '';
     };
 

@@ -1,20 +1,23 @@
-# The VM test inside the build sandbox: `lkmlab test` boots the pinned kernel
-# with the module and the static guest runner and collects the results.
-# No `requiredSystemFeatures = [ "kvm" ]`: `--accel auto` probes KVM and falls
-# back to TCG, so this runs on any x86_64-linux builder.
+# The VM test of one target inside the build sandbox: `lkmlab test` boots
+# the target's kernel with its module and the static guest runner of its
+# architecture and collects the results. No `requiredSystemFeatures = [ "kvm" ]`:
+# `--accel auto` probes KVM and falls back to TCG, so this runs on any
+# builder of this system (another architecture's guest always under TCG).
 {
   lib,
   runCommand,
   lkmlab,
   qemu,
-  kernelImage,
   module,
   guestRunner,
   busybox,
   projectSrc,
-  flavor,
+  # The target's name (`x86_64`, `arm64`, `6.12-x86_64`) and lkmlab
+  # test's --target/--kernel/--modules for it.
+  name,
+  labArgs,
 }:
-runCommand "lkmlab-vm-test-${module.version}"
+runCommand "lkmlab-vm-test-${name}-${module.version}"
   {
     # busybox: the static /bin/sh lkmlab packs for guest test scripts.
     nativeBuildInputs = [
@@ -26,13 +29,9 @@ runCommand "lkmlab-vm-test-${module.version}"
   ''
     export HOME="$TMPDIR" LKMLAB_CACHE="$TMPDIR/lkmlab-cache"
     mkdir -p "$out"
-    if ! lkmlab --project ${projectSrc} test \
-      --kernel ${kernelImage} \
-      --modules ${module}/${module.moduleDir} \
+    if ! lkmlab --project ${projectSrc} test ${labArgs} \
       --runner ${lib.getExe guestRunner} \
       --accel auto \
-      --arch x86_64 \
-      --flavor ${lib.escapeShellArg flavor} \
       --out "$out"; then
       echo "lkmlab test failed; the guest console ended with:" >&2
       tail -n 60 "$out/console.log" >&2 || true

@@ -15,6 +15,9 @@
   # A module project's flake (what `lkmlab init` or the flake template
   # makes) to evaluate instead, with this flake as its `lkmlab` input.
   project ? null,
+  # Whose outputs: x86_64-linux's (what the replica replays), or
+  # aarch64-linux's (instantiated only: the mock's tools are this machine's).
+  system ? "x86_64-linux",
 }:
 let
   shimmed = builtins // {
@@ -48,7 +51,6 @@ let
     };
   };
   outputs = if project == null then lkmlabOutputs else projectOutputs;
-  system = "x86_64-linux";
   inherit (realLib) mapAttrs' nameValuePair;
 
   # An app is a program path; instantiating a derivation that names it

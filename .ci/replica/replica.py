@@ -48,6 +48,11 @@ DEFAULT_OUTPUTS = [
     "packages.kernel-config",
     "packages.kernel",
     "packages.module",
+    # The arm64 target, cross-built with nixpkgs' pkgsCross.aarch64-multiplatform
+    # (Debian's gcc-aarch64-linux-gnu standing in for its GNU cross toolchain).
+    "packages.kernel-config-arm64",
+    "packages.kernel-arm64",
+    "packages.module-arm64",
     "checks.module-lint",
     "checks.pin",
     "checks.nixfmt",

@@ -131,7 +131,6 @@ fn open_page(page: &Path) -> Result<()> {
 
 /// The `lkmlab doc` command line that documents `target`: the shortest one
 /// that selects it.
-#[allow(dead_code)] // used by the module build's failure advice, next
 pub(super) fn doc_command(ctx: &Ctx, target: &Target) -> String {
     if ctx.project.default_target().is_ok_and(|t| &t == target) {
         "lkmlab doc".to_string()
@@ -295,6 +294,7 @@ fn module_build<T>(
         env: &env,
         extra: make_vars,
         shared_fragments: &ctx.project.pin.kconfig.fragments,
+        doc_command: &doc_command(ctx, &tree.target),
     })?;
     if how == module::Built::UpToDate {
         crate::status!(

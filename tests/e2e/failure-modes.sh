@@ -122,7 +122,7 @@ expect module-std-collections 2 'module build failed' 'error\[E0107\]' \
   "$lkmlab" module --module "$(fixture std-collections)"
 expect module-unresolved-import 2 'module build failed' 'unresolved import `kernel::sync::Mutexx`' \
   'the missing `kernel::alloc::Flags` argument is that flag' \
-  'name items of the `kernel` crate \(`kernel::sync::Mutexx`, `kernel::allocator`' \
+  '`kernel::sync::Mutexx`.*`kernel::allocator`' \
   'builds its documentation|documentation of this kernel \(`lkmlab doc`\)' -- \
   "$lkmlab" module --module "$(fixture unresolved-import)"
 

@@ -201,6 +201,34 @@ pub enum Cmd {
         #[arg(value_name = "VAR=VALUE")]
         make_vars: Vec<String>,
     },
+    /// Print the path of the pinned kernel's `kernel` crate documentation (its `make rustdoc`
+    /// HTML, offline), building it once; it documents only what the kernel's configuration
+    /// enables.
+    #[command(
+        long_about = "Print the path of the `kernel` crate's documentation for exactly the \
+                      target's kernel: the HTML of the kernel's own `make rustdoc` (the `kernel`, \
+                      `macros`, `pin_init`, `ffi`, `core` … crates), read offline. The first run \
+                      builds the kernel if needed (as `lkmlab kernel` would), then the documentation, \
+                      in a copy of the kernel tree so the cached tree is never written to (a few \
+                      minutes); it is kept in the cache beside the tree, keyed like it, and later \
+                      runs print the path at once.\n\nIt documents the crate as this \
+                      configuration compiles it: an item behind a `#[cfg(CONFIG_…)]` whose option \
+                      the kernel configuration does not enable is missing. Add the option to a \
+                      fragment (kernel-config/) to see it.",
+        after_help = "Examples:\n  lkmlab doc\n  lkmlab doc kernel::alloc::KVec\n  \
+                      lkmlab doc --target 6.12-x86_64 --open"
+    )]
+    Doc {
+        #[command(flatten)]
+        target: TargetArg,
+        /// An item or module (`kernel::alloc::KVec`, `kernel::sync`): print its page instead of
+        /// the crate's front page (the nearest module's page, with a notice, when it has none).
+        #[arg(value_name = "ITEM")]
+        item: Option<String>,
+        /// Also open the page in a browser (xdg-open), when there is a display.
+        #[arg(long)]
+        open: bool,
+    },
     /// Boot the kernel in QEMU, load, exercise and unload the modules; report KTAP and JUnit.
     Test {
         #[command(flatten)]

@@ -21,6 +21,9 @@
 #      fenced needs-flavor=NAME runs only when that flavor's kernel is in
 #      the cache (CI does not build the no-unload kernel, see
 #      docs/benchmarks.md); otherwise it is listed at the end as not run.
+#      One fenced needs-rustdoc runs only when the default target's `lkmlab
+#      doc` documentation is in the cache (its first build takes minutes,
+#      which CI does not spend: docs/benchmarks.md); otherwise likewise.
 #      ```sh blocks are illustrations: not run, and each is listed below so
 #      that nothing is skipped silently. Other fences (rust, toml, text, c)
 #      are not commands.
@@ -211,6 +214,21 @@ def kernel_built(flavor):
     return os.path.isfile(os.path.join(tree, "lkmlab-build.json"))
 
 
+def rustdoc_built():
+    """Whether `lkmlab doc` of the default target has its documentation
+    built (beside the kernel tree, in the cache's rustdoc/), without
+    building it."""
+    r = subprocess.run([LKMLAB, "show", "build-env"], cwd=ROOT, env=env,
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    if r.returncode != 0:
+        return False
+    import json
+    tree = json.loads(r.stdout)["tree"]
+    cache = os.path.dirname(os.path.dirname(tree))
+    return os.path.isfile(os.path.join(cache, "rustdoc", os.path.basename(tree),
+                                       "lkmlab-rustdoc.txt"))
+
+
 def run_doc(md):
     rel = os.path.relpath(md, ROOT)
     text = open(md, encoding="utf-8").read()
@@ -234,6 +252,12 @@ def run_doc(md):
                 status = int(w[5:])
             if w.startswith("needs-flavor="):
                 needs = w[len("needs-flavor="):]
+            if w == "needs-rustdoc" and not rustdoc_built():
+                needs = "rustdoc"
+        if needs == "rustdoc":
+            notes.append(f"{rel}:{line}: ```console block not run: it needs the kernel crate's "
+                         f"documentation, which is not built (`lkmlab doc`)")
+            continue
         if needs and not kernel_built(needs):
             notes.append(f"{rel}:{line}: ```console block not run: it needs the {needs} "
                          f"kernel, which is not built (`lkmlab kernel --flavor {needs}`)")

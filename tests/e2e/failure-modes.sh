@@ -113,6 +113,19 @@ expect module-does-not-build 2 'module build failed' 'error\[E0308\]: mismatched
   'does_not_build\.rs:[0-9]+:[0-9]+' 'Full log: ' -- \
   "$lkmlab" module --module "$(fixture does-not-build)"
 
+# Code written for std, and kernel items that are not there: rustc's errors,
+# then what the kernel crate has instead and where its documentation is
+# (`lkmlab doc`, named, never built by a failing build).
+expect module-std-collections 2 'module build failed' 'error\[E0107\]' \
+  'A kernel module has no `std` or `alloc` crate' '`Vec<T>` → `KVec<T>`' '`String` → `CString`' \
+  'lkmlab doc kernel::alloc' -- \
+  "$lkmlab" module --module "$(fixture std-collections)"
+expect module-unresolved-import 2 'module build failed' 'unresolved import `kernel::sync::Mutexx`' \
+  'the missing `kernel::alloc::Flags` argument is that flag' \
+  '`kernel::sync::Mutexx`.*`kernel::allocator`' \
+  'builds its documentation|documentation of this kernel \(`lkmlab doc`\)' -- \
+  "$lkmlab" module --module "$(fixture unresolved-import)"
+
 # A module is built with its kernel's compiler: a CC= or LLVM= that picks
 # another one is refused before make runs, both ways.
 expect compiler-mismatch-llvm-on-gcc 2 'the module would be built with another compiler than its kernel' \

@@ -275,7 +275,8 @@ pub fn build_timestamp(secs: u64) -> Result<String> {
     .context("formatting the build timestamp")
 }
 
-fn make(src: &Path, out: &Path, setup: &MakeSetup) -> Command {
+/// `make -C src O=out ARCH=… LLVM=…` with the setup's environment.
+pub fn make(src: &Path, out: &Path, setup: &MakeSetup) -> Command {
     let mut cmd = Command::new("make");
     cmd.arg("-C")
         .arg(src)

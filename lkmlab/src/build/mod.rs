@@ -1,4 +1,4 @@
-//! Building: the host toolchain, Kconfig fragments and configuration, the cached kernel, the out-of-tree module, long builds with logs.
+//! Building: the host toolchain, Kconfig fragments and configuration, the cached kernel, the out-of-tree module, long builds with logs, the kernel crate's documentation.
 
 pub mod kconfig;
 pub mod kernel;
@@ -7,4 +7,5 @@ pub mod module_dir;
 pub mod module_failure;
 pub mod partial;
 pub mod progress;
+pub mod rustdoc;
 pub mod toolchain;

@@ -22,6 +22,9 @@ pub struct ModuleBuild<'a> {
     /// The pin's `[kconfig] fragments`, named in the advice when a `#[cfg]`
     /// left out an item the module uses.
     pub shared_fragments: &'a [String],
+    /// The `lkmlab doc` command of the tree's target, which a failure whose
+    /// errors name `kernel` items points at.
+    pub doc_command: &'a str,
 }
 
 /// `make -C <tree> M=<src> MO=<out> ARCH=… -k -jN`: Kbuild on an
@@ -134,7 +137,7 @@ pub fn build(b: &ModuleBuild) -> Result<(Vec<PathBuf>, Built)> {
     cmd.args(b.extra).arg("modules");
     let log = out.join("build.log");
     run_logged_explained(&mut cmd, &log, "module build", |text| {
-        module_failure::explain(text, b.tree, b.shared_fragments)
+        module_failure::explain(text, b.tree, b.shared_fragments, b.doc_command)
     })?;
     show_warnings(&log);
 
@@ -560,6 +563,7 @@ mod tests {
                 env: &[],
                 extra,
                 shared_fragments: &[],
+                doc_command: "lkmlab doc",
             };
             input_key(&b, &src, &out, env).unwrap()
         };

@@ -1,15 +1,17 @@
 //! The commands that fetch and build: `fetch`, `kernel`, `config`,
-//! `module`, `lint`, `rust-analyzer`, `clean`; and where module builds go.
+//! `module`, `doc`, `lint`, `rust-analyzer`, `clean`; and where module builds go.
 
 use super::{Ctx, Done};
 use crate::build::kernel::{self, KernelTree};
 use crate::build::module::{self, ModuleBuild};
 use crate::build::partial::{self, Outcome};
+use crate::build::rustdoc;
 use crate::cli::TargetArg;
 use crate::config::target::Target;
 use crate::{build::toolchain, lab::clean, lab::lint};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 pub(super) fn kernel(ctx: &Ctx, target: &TargetArg) -> Result<Done> {
     let target = ctx.project.select(&target.selection())?;
@@ -31,6 +33,115 @@ pub(super) fn module(
         crate::outln!("{}", ko.display())?;
     }
     Ok(Done::Ok)
+}
+
+/// `lkmlab doc`: the path of the kernel crate's documentation (or of an
+/// item's page in it), built once; `--open` also opens it.
+pub(super) fn doc(ctx: &Ctx, target: &TargetArg, item: Option<&str>, open: bool) -> Result<Done> {
+    let target = ctx.project.select(&target.selection())?;
+    if let Some(item) = item {
+        check_item(item)?;
+    }
+    let tree = kernel::build(&ctx.project, &ctx.paths, &ctx.fetcher(), &target)?;
+    let (docs, _) = rustdoc::build(&ctx.project, &ctx.paths, &ctx.fetcher(), &tree)?;
+    let page = match item {
+        None => docs.index(),
+        Some(item) => item_page(&docs, item, &tree)?,
+    };
+    crate::outln!("{}", page.display())?;
+    if open {
+        open_page(&page)?;
+    }
+    Ok(Done::Ok)
+}
+
+/// An item path as `lkmlab doc` takes it: `kernel::alloc::KVec`, `KVec`.
+fn check_item(item: &str) -> Result<()> {
+    let ident = |p: &str| {
+        p.chars()
+            .next()
+            .is_some_and(|c| c.is_alphabetic() || c == '_')
+            && p.chars().all(|c| c.is_alphanumeric() || c == '_')
+    };
+    if !item.trim_start_matches("::").split("::").all(ident) {
+        bail!(
+            "{item:?} is not a Rust item path: give one such as kernel::alloc::KVec, \
+             kernel::sync or KVec"
+        );
+    }
+    Ok(())
+}
+
+/// The page of `item` in `docs`; a name without `::` is looked for as a
+/// crate, then in `kernel::prelude`, then in `kernel`.
+fn item_page(docs: &rustdoc::Docs, item: &str, tree: &KernelTree) -> Result<PathBuf> {
+    let candidates: Vec<String> = if item.contains("::") {
+        vec![item.to_string()]
+    } else {
+        vec![
+            item.to_string(),
+            format!("kernel::prelude::{item}"),
+            format!("kernel::{item}"),
+        ]
+    };
+    let found: Vec<(PathBuf, bool)> = candidates.iter().filter_map(|c| docs.page_of(c)).collect();
+    if let Some((page, _)) = found.iter().find(|(_, exact)| *exact) {
+        return Ok(page.clone());
+    }
+    let kernel = format!("{} ({})", tree.release, tree.target.name());
+    match found.into_iter().next() {
+        Some((page, _)) => {
+            crate::notice!(
+                "{item} has no page in the documentation of kernel {kernel}: it is misspelled, or \
+                 behind a #[cfg(CONFIG_…)] this configuration does not enable (lkmlab doc \
+                 documents only what it enables); printing the page of the nearest module"
+            );
+            Ok(page)
+        }
+        None => bail!(
+            "{item} is in no crate of the documentation of kernel {kernel} (kernel, macros, \
+             pin_init, ffi, core, …); its front page: {}",
+            docs.index().display()
+        ),
+    }
+}
+
+/// Open `page` with xdg-open when there is a display to open it on; else
+/// say that the path printed is all there is.
+fn open_page(page: &Path) -> Result<()> {
+    let display = ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
+    match (display, crate::util::which("xdg-open")) {
+        (true, Some(xdg_open)) => {
+            crate::process::run_quiet(Command::new(xdg_open).arg(page), "xdg-open")?;
+            crate::status!("opened {} with xdg-open", page.display());
+        }
+        (false, _) => crate::notice!(
+            "--open: no display (DISPLAY and WAYLAND_DISPLAY are unset), so the path above is \
+             printed and not opened: open it in a browser (a text one such as w3m or lynx works)"
+        ),
+        (true, None) => crate::notice!(
+            "--open: xdg-open is not installed (Debian: apt-get install xdg-utils), so the path \
+             above is printed and not opened"
+        ),
+    }
+    Ok(())
+}
+
+/// The `lkmlab doc` command line that documents `target`: the shortest one
+/// that selects it.
+pub(super) fn doc_command(ctx: &Ctx, target: &Target) -> String {
+    if ctx.project.default_target().is_ok_and(|t| &t == target) {
+        "lkmlab doc".to_string()
+    } else if ctx.project.targets().is_ok_and(|all| all.contains(target)) {
+        format!("lkmlab doc --target {}", target.name())
+    } else {
+        format!(
+            "lkmlab doc --kernel-name {} --arch {} --flavor {}",
+            target.kernel.name, target.arch, target.flavor_name
+        )
+    }
 }
 
 pub(super) fn lint(ctx: &Ctx, target: &TargetArg, dir: Option<PathBuf>, fix: bool) -> Result<Done> {
@@ -190,6 +301,7 @@ fn module_build<T>(
         env: &env,
         extra: make_vars,
         shared_fragments: &ctx.project.pin.kconfig.fragments,
+        doc_command: &doc_command(ctx, &tree.target),
     })?;
     if how == module::Built::UpToDate {
         crate::status!(

@@ -1,5 +1,5 @@
 //! What each subcommand does, on top of the library modules: one file per
-//! group of commands (`build`: fetch, kernel, module, lint, clean; `test`:
+//! group of commands (`build`: fetch, kernel, module, doc, lint, clean; `test`:
 //! test and watch; `check`; `vm`; `info`: init, doctor, report, show), the
 //! context they share here.
 
@@ -127,6 +127,7 @@ pub fn run(cli: Cli) -> Result<Done> {
             module,
             make_vars,
         } => build::module(&ctx, &target, module.as_deref(), &make_vars),
+        Cmd::Doc { target, item, open } => build::doc(&ctx, &target, item.as_deref(), open),
         Cmd::Test {
             target,
             vm,

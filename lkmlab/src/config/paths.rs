@@ -48,6 +48,12 @@ impl Paths {
             .join(format!("{flavor}-{}", &key[..16]))
     }
 
+    /// The kernel crate's documentation of each kernel tree (`lkmlab doc`),
+    /// in a folder named as the tree's.
+    pub fn rustdoc(&self) -> PathBuf {
+        self.cache.join("rustdoc")
+    }
+
     /// The KVM probe's verdict for this boot of the host.
     pub fn kvm_probe(&self) -> PathBuf {
         self.cache.join("kvm-probe")

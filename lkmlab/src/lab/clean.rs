@@ -116,18 +116,14 @@ fn entries(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Everything under the cache's kernel, source, rust-src and download
+/// Everything under the cache's kernel, documentation (`lkmlab doc`),
+/// source, rust-src and download
 /// directories that `used` does not name. A tree's lock file goes with it.
 /// The KVM probe's verdict and the VM helper are left alone.
 pub fn stale(paths: &Paths, used: &InUse) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    for path in entries(&paths.cache.join("kernel"))? {
-        let tree = if path.extension().is_some_and(|e| e == "lock") {
-            path.with_extension("")
-        } else {
-            path.clone()
-        };
-        // Trees are named `<target label>-<16 hex digits of the key>`.
+    // Trees are named `<target label>-<16 hex digits of the key>`.
+    let tree_kept = |tree: &Path| {
         let of_unknown_target = tree.file_name().is_some_and(|n| {
             let n = n.to_string_lossy();
             used.unknown_targets.iter().any(|(f, _)| {
@@ -138,7 +134,27 @@ pub fn stale(paths: &Paths, used: &InUse) -> Result<Vec<PathBuf>> {
                     })
             })
         });
-        if !used.kernel_trees.contains(&tree) && !of_unknown_target {
+        used.kernel_trees.contains(tree) || of_unknown_target
+    };
+    for path in entries(&paths.cache.join("kernel"))? {
+        let tree = if path.extension().is_some_and(|e| e == "lock") {
+            path.with_extension("")
+        } else {
+            path.clone()
+        };
+        if !tree_kept(&tree) {
+            out.push(path);
+        }
+    }
+    // A tree's documentation (`lkmlab doc`), its lock and its build log
+    // are named as the tree; they go with it.
+    for path in entries(&paths.rustdoc())? {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let tree = name
+            .strip_suffix(".lock")
+            .or_else(|| name.strip_suffix(".log"))
+            .unwrap_or(&name);
+        if !tree_kept(&paths.cache.join("kernel").join(tree)) {
             out.push(path);
         }
     }
@@ -296,6 +312,14 @@ mod tests {
         // its trees stay, a look-alike of another flavor's does not.
         touch(&k.join("llvm-0123456789abcdef/vmlinux"), 7);
         touch(&k.join("llvm-extra-0123456789abcdef/vmlinux"), 3);
+        let docs = paths.rustdoc();
+        touch(&docs.join("default-aaaa/kernel/index.html"), 1);
+        touch(&docs.join("default-aaaa.lock"), 0);
+        touch(&docs.join("default-aaaa.log"), 1);
+        touch(&docs.join("default-old1/kernel/index.html"), 8);
+        touch(&docs.join("default-old1.lock"), 0);
+        touch(&docs.join("default-old1.log"), 1);
+        touch(&docs.join(".tree-copy-x1y2/tree/vmlinux"), 2);
         let used = InUse {
             kernel_trees: [k.join("default-aaaa")].into_iter().collect(),
             unknown_targets: vec![("llvm".into(), "clang-19 not found".into())],
@@ -323,6 +347,10 @@ mod tests {
                 "kernel/default-old1",
                 "kernel/default-old1.lock",
                 "kernel/llvm-extra-0123456789abcdef",
+                "rustdoc/.tree-copy-x1y2",
+                "rustdoc/default-old1",
+                "rustdoc/default-old1.lock",
+                "rustdoc/default-old1.log",
                 "src/.unpacking-x1y2",
                 "src/linux-previous",
                 "downloads/old.deb",
@@ -336,14 +364,15 @@ mod tests {
         let dry = remove(&found, true).unwrap();
         assert_eq!(
             dry.removed.iter().map(|(_, b)| b).sum::<u64>(),
-            20 + 30 + 3 + 2 + 1 + 5 + 4 + 1 + 6
+            20 + 30 + 3 + 2 + 8 + 1 + 2 + 1 + 5 + 4 + 1 + 6
         );
         assert!(k.join("default-old1").exists(), "a dry run removes nothing");
 
         let done = remove(&found, false).unwrap();
-        assert_eq!(done.removed.len(), 11);
+        assert_eq!(done.removed.len(), 15);
         assert!(!k.join("default-old1").exists() && !k.join("default-old1.lock").exists());
         assert!(k.join("default-aaaa/.config").exists() && paths.kvm_probe().exists());
+        assert!(docs.join("default-aaaa/kernel/index.html").exists());
         assert!(stale(&paths, &used).unwrap().is_empty());
     }
 

@@ -22,8 +22,8 @@ Instead:
 Outputs are kept in WORK/store and reused when a derivation and the Debian
 tools behind its inputs are unchanged (a Nix store does the same by path).
 
-  .ci/replica/run [--work DIR] [--apt] [--tools FILE] [--expect-missing TOOL]
-                  [OUTPUT...]
+  .ci/replica/run [--work DIR] [--apt | --apt-only] [--tools FILE]
+                  [--expect-missing TOOL] [OUTPUT...]
 """
 
 import argparse
@@ -731,6 +731,9 @@ def main():
     ap.add_argument("--tools", default=str(HERE / "tools.toml"), help="the tools table to replay with")
     ap.add_argument("--lib", help="nixpkgs lib/ (default: the snapshot in ../shared/nix)")
     ap.add_argument("--apt", action="store_true", help="install the Debian packages tools.toml names")
+    ap.add_argument("--apt-only", action="store_true",
+                    help="only install them (CI does this before its kernel builds: gawk among "
+                         "them would otherwise replace the awk those builds started with)")
     ap.add_argument("--nice", type=int, default=10, help="nice level of the builds (default 10)")
     ap.add_argument("--expect-missing", metavar="TOOL",
                     help="seeded omission: TOOL is removed from a copy of the table; the replica "
@@ -752,8 +755,10 @@ def main():
         return seeded(args)
 
     table = tomllib.loads(Path(args.tools).read_text())
-    if args.apt:
+    if args.apt or args.apt_only:
         apt_install(table)
+    if args.apt_only:
+        return 0
     r = Replica(args)
     outputs = args.outputs or DEFAULT_OUTPUTS
     t0 = time.monotonic()

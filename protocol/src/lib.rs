@@ -25,6 +25,23 @@ pub const KTAP_PORT: &str = "lkmlab.ktap";
 /// debug flavor's kmemleak scan): `kernel.NAME`.
 pub const KERNEL_SUITE: &str = "kernel";
 
+/// The kernel suite's kmemleak case (`kernel.kmemleak_no_leaks`, debug
+/// flavor): the one scan after everything else. Its failure message is
+/// kmemleak's report; the host ties each object in it to the fault-injection
+/// step that allocated it ([`LOAD_PID`]).
+pub const KMEMLEAK_CASE: &str = "kmemleak_no_leaks";
+
+/// A module's fault-injection sweep case (`MODULE.fault_injection`), whose
+/// nested results are its steps.
+pub const FAULT_INJECTION_CASE: &str = "fault_injection";
+
+/// The diagnostic of each fault-injection step naming the process that made
+/// its load (`# load pid 44`). Each load runs in a process of its own, and
+/// kmemleak records the pid of the task that allocated an object
+/// (`comm "…", pid 44, jiffies …`), so the host can put a leaked object at
+/// the step whose load allocated it.
+pub const LOAD_PID: &str = "load pid ";
+
 /// The suite the module's own guest tests (`guest-tests/`) run in: their
 /// cases are `guest_tests.NAME`.
 pub const GUEST_TESTS_SUITE: &str = "guest_tests";

@@ -4,31 +4,32 @@
 //! the module loader's own are the kernel's business), until a load makes
 //! fewer allocations than the one to fail. After every
 //! failed load the module must be gone and the kernel log as clean as
-//! before; kmemleak (debug flavor) scans at the end, and its report names
-//! the load that leaked (see [`LOADS`]).
+//! before. kmemleak (debug flavor) scans once, at the end; the host puts
+//! each object it reports at the step whose load allocated it, and fails
+//! that step.
 //!
 //! Each load runs in a process of its own (`lkmlab-guest --fail-nth-load
 //! MODULE N`), so an oops in an error path kills that load alone, and
-//! kmemleak's `pid` names it.
+//! kmemleak's `pid` names it: each step says its load's pid
+//! ([`lkmlab_protocol::LOAD_PID`]).
 
 use crate::case::{Case, Env, Outcome, Verdict, SUBTEST_PREFIX};
 use crate::checks::{self, sysfs_module};
 use crate::fault::{self, FailNth};
 use crate::sys;
 use std::fmt::Write as _;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-/// Where the sweep records which process made which load ("PID CASE"), for
-/// the kmemleak case to name the load behind a leak.
-pub const LOADS: &str = "/tmp/lkmlab-fault-injection-loads";
 /// A bound on the sweep, far above what a module's load allocates.
 const MAX_FAULT_POINTS: u32 = 5000;
 
 pub fn case(module: &str) -> Case {
     let module = module.to_string();
-    Case::new("fault_injection", move |env| sweep(env, &module))
+    Case::new(lkmlab_protocol::FAULT_INJECTION_CASE, move |env| {
+        sweep(env, &module)
+    })
 }
 
 /// One load with fault point `n` failing, as the child process reports it.
@@ -66,10 +67,6 @@ fn sweep(env: &Env, module: &str) -> Verdict {
             "lkmlab: fault injection: loading {module} with allocation {n} failing"
         ));
         let load = run_load(module, n)?;
-        record_load(
-            load.pid,
-            &format!("{module}.fault_injection.{}", step_name(n)),
-        );
         let mut problems = Vec::new();
         let loaded = Path::new(&sysfs_module(module)).exists();
         match (&load.error, loaded) {
@@ -106,16 +103,18 @@ fn sweep(env: &Env, module: &str) -> Verdict {
                 String::new()
             }
         };
-        if load.injected {
-            steps.push((step_name(n), what, problems.clone()));
+        let name = if load.injected {
+            step_name(n)
         } else {
-            steps.push((
-                "loads_when_no_allocation_fails".to_string(),
-                what,
-                problems.clone(),
-            ));
             made = Some(n - 1);
-        }
+            "loads_when_no_allocation_fails".to_string()
+        };
+        steps.push(Step {
+            name,
+            what,
+            pid: load.pid,
+            problems: problems.clone(),
+        });
         if !problems.is_empty() {
             failures.push(format!("allocation {n} failing: {}", problems.join("; ")));
         }
@@ -145,32 +144,45 @@ fn sweep(env: &Env, module: &str) -> Verdict {
     }
 }
 
-/// The steps as nested KTAP (the runner indents them under the case).
-fn print_subtests(steps: &[(String, String, Vec<String>)]) {
+/// One load of the sweep, as reported.
+struct Step {
+    name: String,
+    /// What happened to the load.
+    what: String,
+    /// The process that made the load.
+    pid: u32,
+    problems: Vec<String>,
+}
+
+/// The steps as nested KTAP (the runner indents them under the case). Each
+/// step names its load's pid ([`lkmlab_protocol::LOAD_PID`]) for the host,
+/// which fails the step when the final kmemleak scan reports an object that
+/// process allocated.
+fn print_subtests(steps: &[Step]) {
     let mut out = String::new();
     let _ = writeln!(out, "{SUBTEST_PREFIX}KTAP version 1");
     let _ = writeln!(out, "{SUBTEST_PREFIX}1..{}", steps.len());
-    for (i, (name, what, problems)) in steps.iter().enumerate() {
-        if !what.is_empty() {
-            let _ = writeln!(out, "{SUBTEST_PREFIX}# {what}");
+    for (i, step) in steps.iter().enumerate() {
+        if !step.what.is_empty() {
+            let _ = writeln!(out, "{SUBTEST_PREFIX}# {}", step.what);
         }
-        for p in problems.iter().flat_map(|p| p.lines()) {
+        let _ = writeln!(
+            out,
+            "{SUBTEST_PREFIX}# {}{}",
+            lkmlab_protocol::LOAD_PID,
+            step.pid
+        );
+        for p in step.problems.iter().flat_map(|p| p.lines()) {
             let _ = writeln!(out, "{SUBTEST_PREFIX}# {p}");
         }
-        let status = if problems.is_empty() { "ok" } else { "not ok" };
-        let _ = writeln!(out, "{SUBTEST_PREFIX}{status} {} {name}", i + 1);
+        let status = if step.problems.is_empty() {
+            "ok"
+        } else {
+            "not ok"
+        };
+        let _ = writeln!(out, "{SUBTEST_PREFIX}{status} {} {}", i + 1, step.name);
     }
     print!("{out}");
-}
-
-fn record_load(pid: u32, name: &str) {
-    if let Ok(mut f) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(LOADS)
-    {
-        let _ = writeln!(f, "{pid} {name}");
-    }
 }
 
 /// Runs one load in a child process and reads its report line

@@ -2,7 +2,7 @@
 //! into a verdict that never says "passed" when something went wrong.
 
 use crate::judge::failure::{Failure, FailureKind};
-use crate::judge::logscan;
+use crate::judge::{leaks, logscan};
 use crate::ktap::{self, Outcome, Status, TestCase};
 use crate::output;
 use crate::vm::qemu::Ending;
@@ -14,7 +14,9 @@ pub struct Verdict {
     pub ktap: ktap::Report,
     /// Failures outside the KTAP cases: kernel log findings, timeout, crash.
     pub extra_failures: Vec<Failure>,
-    /// What the kernel log scan found (each also one of `extra_failures`).
+    /// What the kernel log scan found (each also one of `extra_failures`,
+    /// but kmemleak's when every leak is reported at its fault-injection
+    /// step: [`leaks::attribute`]).
     pub findings: Vec<logscan::Finding>,
 }
 
@@ -58,7 +60,8 @@ impl Verdict {
 
 /// Judge a run from the guest's KTAP, the console log and how QEMU ended.
 pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Duration) -> Verdict {
-    let report = ktap::parse(ktap_text);
+    let mut report = ktap::parse(ktap_text);
+    let attribution = leaks::attribute(&mut report);
     let mut extra = Vec::new();
     let findings = logscan::scan(console);
     let panicked = findings
@@ -125,6 +128,14 @@ pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Durati
     }
     extra.extend(nothing_passed(&report));
     for f in &findings {
+        // kmemleak's `N new suspected memory leaks` is the final scan's: when
+        // every object it reported is at the step that leaked it, that step
+        // is the report (a leak shows once).
+        if f.kind == logscan::FindingKind::Kmemleak
+            && attribution.as_ref().is_some_and(|a| a.all_at_steps())
+        {
+            continue;
+        }
         let culprit = f.culprit().map(|c| format!(", in {c}")).unwrap_or_default();
         let excerpt: Vec<String> = f.excerpt.iter().map(|l| logscan::demangle(l)).collect();
         extra.push(Failure::new(
@@ -185,7 +196,9 @@ fn render_case(out: &mut String, case: &TestCase, depth: usize) {
     let _ = writeln!(out, "{indent}{tag} {}{directive}", case.name);
     if show_diag {
         for d in &case.diagnostics {
-            if !d.starts_with(lkmlab_protocol::RUNNING) {
+            // The runner's bookkeeping, not the case's words.
+            if !d.starts_with(lkmlab_protocol::RUNNING) && !d.starts_with(lkmlab_protocol::LOAD_PID)
+            {
                 let _ = writeln!(out, "{indent}       {}", logscan::demangle(d));
             }
         }

@@ -1,8 +1,5 @@
 # The Kconfig options lkmlab requests, parsed from the fragments named in
-# lkmlab.toml: `[kconfig] fragments`, then `[kconfig.arch.<arch>] fragments`
-# (none for x86_64 in a pin from before architectures had fragments of their
-# own), then `[kernels.<kernel>] fragments` (a kernel other than [kernel]),
-# then `[kconfig.flavors.<flavor>] fragments`.
+# lkmlab.toml, in the order nix/fragments.nix gives.
 #
 # Pure Nix (no nixpkgs), so it evaluates anywhere and is cross-checked against
 # `lkmlab show kconfig --arch <arch> --flavor <flavor> [--kernel-name <kernel>]` by
@@ -38,36 +35,15 @@ let
     split
     ;
 
-  toml = builtins.fromTOML (readFile (root + "/lkmlab.toml"));
-  flavors = toml.kconfig.flavors or { };
-
-  arches = toml.kconfig.arch or { };
-  kernels = toml.kernels or { };
-
-  fragments =
-    toml.kconfig.fragments
-    ++ (
-      if arches ? ${arch} then
-        arches.${arch}.fragments
-      else if arch == "x86_64" then
-        [ ]
-      else
-        throw "kconfig.nix: lkmlab.toml has no [kconfig.arch.${arch}] fragments"
-    )
-    ++ (
-      if kernel == null then
-        [ ]
-      else if kernels ? ${kernel} then
-        kernels.${kernel}.fragments or [ ]
-      else
-        throw "kconfig.nix: lkmlab.toml has no [kernels.\"${kernel}\"]"
-    )
-    ++ (
-      if flavors ? ${flavor} then
-        flavors.${flavor}.fragments or [ ]
-      else
-        throw "kconfig.nix: flavor `${flavor}` is not in [kconfig.flavors] of lkmlab.toml"
-    );
+  # The fragments, in the order they apply (nix/fragments.nix).
+  fragments = import ./fragments.nix {
+    inherit
+      root
+      arch
+      flavor
+      kernel
+      ;
+  };
 
   name = "(CONFIG_[A-Za-z0-9_]+)";
   trailer = "[[:space:]]*(#.*)?";

@@ -1,7 +1,11 @@
-# The kernel .config of one target, made by lkmlab's own configure step (the
-# same code the host provider runs): `make tinyconfig`, the fragments from
-# lkmlab.toml, `make olddefconfig`, and a check that every requested option
-# survived.
+# The kernel .config of one target, made by Kbuild itself, the way nixpkgs'
+# own kernel config builders do: `make tinyconfig`, the target's fragments
+# from lkmlab.toml merged in order by the kernel's
+# scripts/kconfig/merge_config.sh, `make olddefconfig`. Nothing of lkmlab is
+# in it (nor in the kernel's closure): the kernel derivation fails if a
+# requested option did not survive (kernel.nix's postConfigure), and
+# checks.kernel-config-<target> holds this .config to the one `lkmlab config`
+# makes (kernel-config-check.nix), which explains a dropped option.
 #
 # The Kconfig environment matches the kernel derivation's: the same make
 # variables (`makeFlags`: nixpkgs' common-flags.nix on the kernel's stdenv,
@@ -19,21 +23,17 @@
   flex,
   pahole,
   perl,
-  lkmlab,
   toolchain,
   kernelTarball,
   pin,
-  # The target's kernel (its name in lkmlab.toml), architecture and flavor.
-  kernelName,
+  # The target's architecture and flavor, and its fragments (paths in
+  # projectSrc, in the order they apply: nix/fragments.nix).
   arch,
   flavor,
+  fragments,
   makeFlags,
   projectSrc,
 }:
-let
-  # ARCH is --arch's (lkmlab refuses it among the make variables).
-  makeVars = lib.filter (f: !lib.hasPrefix "ARCH=" f) makeFlags;
-in
 stdenv.mkDerivation {
   pname = "lkmlab-kernel-config-${arch}-${flavor}";
   inherit (pin) version;
@@ -46,7 +46,6 @@ stdenv.mkDerivation {
     bc
     bison
     flex
-    lkmlab
     pahole
     perl
     toolchain.bindgen
@@ -69,18 +68,20 @@ stdenv.mkDerivation {
 
   buildPhase = ''
     runHook preBuild
-    export HOME="$TMPDIR" LKMLAB_CACHE="$TMPDIR/lkmlab-cache"
-    lkmlab --project ${projectSrc} config \
-      --source "$PWD" --output "$TMPDIR/kernel.config" \
-      --kernel-name ${lib.escapeShellArg kernelName} \
-      --arch ${lib.escapeShellArg arch} --flavor ${lib.escapeShellArg flavor} \
-      ${lib.escapeShellArgs makeVars}
+    mkdir "$TMPDIR/kconfig"
+    kmake() {
+      make -C "$PWD" O="$TMPDIR/kconfig" ${lib.escapeShellArgs makeFlags} "$@"
+    }
+    kmake tinyconfig
+    scripts/kconfig/merge_config.sh -m -O "$TMPDIR/kconfig" "$TMPDIR/kconfig/.config" \
+      ${lib.escapeShellArgs (map (f: "${projectSrc}/${f}") fragments)}
+    kmake olddefconfig
     runHook postBuild
   '';
 
   installPhase = ''
     runHook preInstall
-    install -m 0444 "$TMPDIR/kernel.config" "$out"
+    install -m 0444 "$TMPDIR/kconfig/.config" "$out"
     runHook postInstall
   '';
 

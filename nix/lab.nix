@@ -181,7 +181,26 @@ let
       # the compiler the kernel is built with.
       makeFlags = tpkgs.callPackage (pkgs.path + "/pkgs/os-specific/linux/kernel/common-flags.nix") { };
 
+      # Kbuild's own configuration (no lkmlab in the kernel's closure) ...
       kernel-config = tpkgs.callPackage ./kernel-config.nix {
+        inherit
+          toolchain
+          kernelTarball
+          pin
+          makeFlags
+          ;
+        inherit (target) arch flavor;
+        fragments = import ./fragments.nix {
+          inherit root;
+          inherit (target) arch flavor;
+          kernel = target.pinKernel;
+        };
+        projectSrc = sources.config;
+      };
+
+      # ... held to lkmlab's (a check: lkmlab's tests and toolchain stay out
+      # of the build path).
+      kernel-config-check = tpkgs.callPackage ./kernel-config-check.nix {
         inherit
           lkmlab
           toolchain
@@ -192,6 +211,7 @@ let
         inherit (target) arch flavor;
         kernelName = target.kernel;
         projectSrc = sources.config;
+        kernelConfig = kernel-config;
       };
 
       kernel = tpkgs.callPackage ./kernel.nix {
@@ -245,6 +265,7 @@ let
         pin
         kconfig
         kernel-config
+        kernel-config-check
         kernel
         kernelImage
         kernelPackages
@@ -324,6 +345,8 @@ in
   checks = {
     # lkmlab's runner in the sandbox: results.ktap, junit.xml, console.log in $out.
     inherit (main) vm-test;
+    # The .config the kernel is built from equals what `lkmlab config` makes.
+    kernel-config = main.kernel-config-check;
 
     # `cargo test -p lkmlab` (buildRustPackage's checkPhase).
     inherit lkmlab;
@@ -365,6 +388,7 @@ in
   }
   // perTarget (t: {
     inherit (t) vm-test;
+    kernel-config = t.kernel-config-check;
   });
 
   apps = rec {

@@ -53,6 +53,9 @@ DEFAULT_OUTPUTS = [
     "packages.kernel-config-arm64",
     "packages.kernel-arm64",
     "packages.module-arm64",
+    # Kbuild's .config (the build path) equals lkmlab config's, per target.
+    "checks.kernel-config",
+    "checks.kernel-config-arm64",
     "checks.module-lint",
     "checks.pin",
     "checks.nixfmt",

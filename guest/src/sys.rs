@@ -201,11 +201,37 @@ pub fn online_cpus() -> Result<Vec<usize>, String> {
     Ok(cpus)
 }
 
+/// Time since boot (`CLOCK_BOOTTIME`): the guest's uptime, which the host's
+/// deadline is measured against ([`lkmlab_protocol::watchdog_at`]).
+pub fn uptime() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the call to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    std::time::Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or_default(),
+        u32::try_from(ts.tv_nsec).unwrap_or_default(),
+    )
+}
+
+/// Something to do once while waiting for a forked child, if it is still
+/// running at uptime `at`: `fire` gets the child's PID.
+pub struct Alarm<'a> {
+    pub at: std::time::Duration,
+    pub fire: &'a mut dyn FnMut(libc::pid_t),
+}
+
 /// Runs `f` in a forked child with stdin on /dev/null and stdout and stderr
 /// on one pipe; its output and how it ended, as `Command::output` gives them
-/// (stderr empty: it went with stdout, in order). The caller must be single-
-/// threaded, as PID 1 of the runner is.
-pub fn run_forked(f: impl FnOnce() -> u8) -> io::Result<std::process::Output> {
+/// (stderr empty: it went with stdout, in order). If the child's output is
+/// still open at the `alarm`'s time, its `fire` runs once, and the wait goes
+/// on. The caller must be single-threaded, as PID 1 of the runner is.
+pub fn run_forked(
+    f: impl FnOnce() -> u8,
+    mut alarm: Option<Alarm>,
+) -> io::Result<std::process::Output> {
     use std::io::{Read, Write};
     use std::os::fd::{FromRawFd, OwnedFd};
     use std::os::unix::process::ExitStatusExt;
@@ -243,7 +269,40 @@ pub fn run_forked(f: impl FnOnce() -> u8) -> io::Result<std::process::Output> {
     }
     drop(write_end);
     let mut out = Vec::new();
-    let read = File::from(read_end).read_to_end(&mut out);
+    let mut file = File::from(read_end);
+    let mut buf = [0u8; 4096];
+    let read = loop {
+        let timeout_ms = alarm.as_ref().map_or(-1, |a| {
+            let left = a.at.saturating_sub(uptime()).as_millis();
+            libc::c_int::try_from(left).unwrap_or(libc::c_int::MAX)
+        });
+        let mut pfd = libc::pollfd {
+            fd: file.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: `pfd` is one valid pollfd.
+        let ready = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        if ready < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            break Err(e);
+        }
+        if ready == 0 {
+            if let Some(a) = alarm.take() {
+                (a.fire)(pid);
+            }
+            continue;
+        }
+        match file.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e),
+        }
+    };
     let mut status = 0;
     // SAFETY: waits for the child just forked; `status` is valid.
     if unsafe { libc::waitpid(pid, &mut status, 0) } < 0 {

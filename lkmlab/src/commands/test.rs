@@ -184,8 +184,10 @@ fn run_vm_test(
         .unwrap_or_else(|| ctx.project.target_dir().join(target.label()).join("test"));
     let lock = lock_results(&out)?;
     let initramfs = out.join("initramfs.cpio");
+    let timeout = Duration::from_secs(vm.timeout.unwrap_or(ctx.project.pin.vm.timeout_secs));
     let options = guest::RunOptions {
         fault_injection: vm.fault_injection,
+        timeout: Some(timeout),
     };
     timings.stage("initramfs", || -> Result<()> {
         let runner = guest::runner(runner, target.arch, || {
@@ -197,7 +199,6 @@ fn run_vm_test(
 
     let choice = accel_choice(ctx, vm.accel)?;
     let accel = timings.stage("accel", || accel::choose(choice, &ctx.paths, target.arch))?;
-    let timeout = Duration::from_secs(vm.timeout.unwrap_or(ctx.project.pin.vm.timeout_secs));
     crate::status!(
         "booting {} under {accel} with {} module(s) and {} guest test(s)",
         image.display(),
@@ -274,6 +275,7 @@ fn judge(
             &target.junit_suite(),
             &verdict.ktap,
             &verdict.extra_failures,
+            verdict.not_run.as_ref(),
             run.elapsed.as_secs_f64(),
         ),
     )

@@ -72,7 +72,25 @@ pub struct VmRun {
 /// 23 ms instead of 12 ms on one; with this option 12 ms again (scull's 200
 /// cycles: 4.6 s → 2.4 s). The RCU guarantees a module relies on are the
 /// same; only the wait is shorter.
-pub const CMDLINE: &str = "panic=-1 rdinit=/init rcupdate.rcu_expedited=1";
+///
+/// `oops=panic`: an oops ends the run. Once the kernel has oopsed, the task
+/// it killed may have held locks, reference counts or a half-built module
+/// that nothing will release, so what runs after it hangs or fails for that
+/// reason (issue 20: a fault-injection sweep's oops, then guest tests that
+/// hung until the timeout, each reported as a failure of its own). The
+/// guest runner could look for the `D` taint after each case instead, but
+/// only after the case's process ended — a case whose oops hit a kernel
+/// thread, a timer or a lock the runner itself needs would never get there —
+/// and it would run in the very kernel whose state it cannot trust. The
+/// kernel stopping itself at the oops is immediate and the same wherever
+/// the oops happens; the host quotes the oops, fails the case that was
+/// running and names the planned cases that did not run (the runner's
+/// `# planned:` line; [`crate::judge::report::evaluate`]). Only an oops
+/// panics: a `WARN()` does not (no `panic_on_warn`), nor do the reports of
+/// KASAN, kmemleak, lockdep or a `BUG: sleeping function called from
+/// invalid context`, which print and go on, as before. A Rust panic does:
+/// its handler calls `BUG()`, an oops.
+pub const CMDLINE: &str = "panic=-1 oops=panic rdinit=/init rcupdate.rcu_expedited=1";
 
 /// The whole kernel command line of a test boot on `arch`.
 pub fn cmdline(arch: Arch, extra: &[&str]) -> String {
@@ -220,6 +238,7 @@ mod tests {
         for option in [
             "console=ttyS0",
             "panic=-1",
+            "oops=panic",
             "reboot=t",
             "rdinit=/init",
             "no_timer_check",

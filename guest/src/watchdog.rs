@@ -1,7 +1,8 @@
 //! The per-case watchdog: when a case is still running as the host's
 //! deadline nears ([`lkmlab_protocol::watchdog_at`]), the runner writes into
-//! the kernel log what the case's tasks are doing — their kernel stacks
-//! (`/proc/PID/stack`), then the kernel's own dumps of every blocked task
+//! the kernel log what the case's tasks are doing — their names, states,
+//! the function each sleeps in (`/proc/PID/wchan`) and their kernel stacks
+//! (`/proc/PID/stack`, with `CONFIG_STACKTRACE`), then the kernel's own dumps of every blocked task
 //! (`sysrq w`) and of every CPU (`sysrq l`) — between two marker lines, and
 //! marks the case hung on the KTAP channel. The host quotes that dump in
 //! its verdict (`vm.case_hung`) if the VM then times out.
@@ -22,8 +23,15 @@ use std::fs;
 pub fn dump(name: &str, ran_secs: u64, pid: libc::pid_t) {
     sys::log_to_kernel(&watchdog_log_start(name, ran_secs));
     for task in case_tasks(pid) {
+        // The function it sleeps in (with KALLSYMS); its whole stack comes
+        // next with STACKTRACE, and from `sysrq w` when it is blocked.
+        let wchan = fs::read_to_string(format!("/proc/{}/wchan", task.pid))
+            .ok()
+            .filter(|w| !w.is_empty() && w != "0")
+            .map(|w| format!(", in {w}"))
+            .unwrap_or_default();
         sys::log_to_kernel(&format!(
-            "{PREFIX}task {} (pid {}, state {}) of {name}:",
+            "{PREFIX}task {} (pid {}, state {}{wchan}) of {name}:",
             task.comm, task.pid, task.state
         ));
         let stack = fs::read_to_string(format!("/proc/{}/stack", task.pid)).unwrap_or_default();

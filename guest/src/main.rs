@@ -34,7 +34,7 @@ mod watchdog;
 
 use case::{Env, Outcome, Suite};
 use lkmlab_protocol::ktap::{self, CaseReport};
-use lkmlab_protocol::{layout, KTAP_PORT};
+use lkmlab_protocol::{layout, CONTROL_PORT, KTAP_PORT};
 use std::fs::{self, File};
 use std::io;
 use std::path::PathBuf;
@@ -143,19 +143,31 @@ fn fail_nth_load(module: &str, n: &str) -> ExitCode {
     }
 }
 
-/// The device node of the virtio serial port the host named `lkmlab.ktap`.
-fn find_ktap_port() -> io::Result<PathBuf> {
+/// The device node of the virtio serial port the host named `name`.
+fn find_port(name: &str) -> io::Result<PathBuf> {
     for entry in fs::read_dir("/sys/class/virtio-ports")? {
         let entry = entry?;
-        let name = fs::read_to_string(entry.path().join("name")).unwrap_or_default();
-        if name.trim() == KTAP_PORT {
+        let port = fs::read_to_string(entry.path().join("name")).unwrap_or_default();
+        if port.trim() == name {
             return Ok(PathBuf::from("/dev").join(entry.file_name()));
         }
     }
     Err(io::Error::new(
         io::ErrorKind::NotFound,
-        format!("no virtio serial port named {KTAP_PORT}"),
+        format!("no virtio serial port named {name}"),
     ))
+}
+
+/// The host's control port ([`CONTROL_PORT`]), opened for reading without
+/// blocking; none (no watchdog) when the host gave none.
+fn open_control_port() -> Option<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = find_port(CONTROL_PORT).ok()?;
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .ok()
 }
 
 fn setup() -> io::Result<(File, Env)> {
@@ -163,7 +175,7 @@ fn setup() -> io::Result<(File, Env)> {
     // The kernel booted with a KUnit filter that matched its own built-in
     // suites away; the modules' suites are to run at insmod.
     checks::set_kunit_filter(lkmlab_protocol::KUNIT_FILTER_ALL).map_err(io::Error::other)?;
-    let port = find_ktap_port()?;
+    let port = find_port(KTAP_PORT)?;
     let ktap = fs::OpenOptions::new()
         .write(true)
         .open(&port)
@@ -186,6 +198,7 @@ fn pid1() -> ExitCode {
 
 fn run_all(port: &mut File, env: &Env) -> io::Result<()> {
     let suites = suites(env);
+    let control = open_control_port();
     let names: Vec<String> = (suites.iter())
         .flat_map(|s| {
             s.cases
@@ -211,8 +224,9 @@ fn run_all(port: &mut File, env: &Env) -> io::Result<()> {
                     eprintln!("lkmlab-guest: writing results: {e}");
                 }
             };
-            let alarm = env.watchdog_secs.map(|secs| sys::Alarm {
-                at: std::time::Duration::from_secs(secs),
+            // The host signals when the VM's time is nearly up.
+            let alarm = control.as_ref().map(|port| sys::Alarm {
+                port,
                 fire: &mut fire,
             });
             let result = run_child(env, &suites, &suite.name, &case.name, alarm);

@@ -216,18 +216,19 @@ pub fn uptime() -> std::time::Duration {
     )
 }
 
-/// Something to do once while waiting for a forked child, if it is still
-/// running at uptime `at`: `fire` gets the child's PID.
+/// Something to do once while waiting for a forked child, if something
+/// arrives on `port` (the host's control port) before the child is done:
+/// `fire` gets the child's PID. What arrived is read and dropped.
 pub struct Alarm<'a> {
-    pub at: std::time::Duration,
+    pub port: &'a File,
     pub fire: &'a mut dyn FnMut(libc::pid_t),
 }
 
 /// Runs `f` in a forked child with stdin on /dev/null and stdout and stderr
 /// on one pipe; its output and how it ended, as `Command::output` gives them
-/// (stderr empty: it went with stdout, in order). If the child's output is
-/// still open at the `alarm`'s time, its `fire` runs once, and the wait goes
-/// on. The caller must be single-threaded, as PID 1 of the runner is.
+/// (stderr empty: it went with stdout, in order). If the `alarm`'s port
+/// speaks while the child's output is still open, its `fire` runs once, and
+/// the wait goes on. The caller must be single-threaded, as PID 1 of the runner is.
 pub fn run_forked(
     f: impl FnOnce() -> u8,
     mut alarm: Option<Alarm>,
@@ -272,17 +273,19 @@ pub fn run_forked(
     let mut file = File::from(read_end);
     let mut buf = [0u8; 4096];
     let read = loop {
-        let timeout_ms = alarm.as_ref().map_or(-1, |a| {
-            let left = a.at.saturating_sub(uptime()).as_millis();
-            libc::c_int::try_from(left).unwrap_or(libc::c_int::MAX)
-        });
-        let mut pfd = libc::pollfd {
-            fd: file.as_raw_fd(),
+        let pollfd = |fd| libc::pollfd {
+            fd,
             events: libc::POLLIN,
             revents: 0,
         };
-        // SAFETY: `pfd` is one valid pollfd.
-        let ready = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        // The alarm's port, when there is one, is polled second; -1 is
+        // ignored by poll(2).
+        let mut pfds = [
+            pollfd(file.as_raw_fd()),
+            pollfd(alarm.as_ref().map_or(-1, |a| a.port.as_raw_fd())),
+        ];
+        // SAFETY: `pfds` is two valid pollfds.
+        let ready = unsafe { libc::poll(pfds.as_mut_ptr(), 2, -1) };
         if ready < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
@@ -290,10 +293,18 @@ pub fn run_forked(
             }
             break Err(e);
         }
-        if ready == 0 {
+        let port_events = pfds[1].revents;
+        if port_events != 0 {
             if let Some(a) = alarm.take() {
-                (a.fire)(pid);
+                if port_events & libc::POLLIN != 0 {
+                    let mut signal = [0u8; 64];
+                    while matches!((&*a.port).read(&mut signal), Ok(n) if n > 0) {}
+                    (a.fire)(pid);
+                }
+                // Else the port hung up or failed: no alarm any more.
             }
+        }
+        if pfds[0].revents == 0 {
             continue;
         }
         match file.read(&mut buf) {

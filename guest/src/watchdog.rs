@@ -1,5 +1,7 @@
 //! The per-case watchdog: when a case is still running as the host's
-//! deadline nears ([`lkmlab_protocol::watchdog_at`]), the runner writes into
+//! deadline nears — the host says so on the control port
+//! ([`lkmlab_protocol::CONTROL_PORT`], at [`lkmlab_protocol::watchdog_at`]
+//! by its own clock: the guest's falls behind under load) — the runner writes into
 //! the kernel log what the case's tasks are doing — their names, states,
 //! the function each sleeps in (`/proc/PID/wchan`) and their kernel stacks
 //! (`/proc/PID/stack`, with `CONFIG_STACKTRACE`), then the kernel's own dumps of every blocked task

@@ -8,8 +8,9 @@
 //!   ([`PLANNED`], [`RUNNING`], [`HUNG`], [`DONE`]), which the host reads
 //!   back ([`ktap::parse`], [`planned_cases`], [`running_case`],
 //!   [`hung_case`], [`finished`]),
-//! - the per-case watchdog: when it fires ([`watchdog_at`]) and the lines
-//!   that frame its dump in the kernel log ([`watchdog_log_start`],
+//! - the per-case watchdog: the port on which the host signals it
+//!   ([`CONTROL_PORT`], [`WATCHDOG_SIGNAL`]), when ([`watchdog_at`]), and the
+//!   lines that frame its dump in the kernel log ([`watchdog_log_start`],
 //!   [`WATCHDOG_LOG_END`]),
 //! - the KUnit filter the test kernel boots with ([`KUNIT_FILTER_NONE`]).
 //!
@@ -135,18 +136,34 @@ pub fn hung_case(ktap_text: &str) -> Option<(String, u64)> {
         .rfind(|(name, _)| *name == running)
 }
 
-/// The guest's uptime (seconds) at which the runner's watchdog fires for a
-/// case still running, for a VM the host kills after `timeout`: a margin
-/// before the host's deadline (a tenth of the timeout, 3 to 30 s), so the
-/// dump reaches the console first. The budget is as generous as it can be
-/// — every case may run until the VM's time is nearly up — so a slow guest
-/// (a TCG vCPU starved by host load) is not called hung: the watchdog only
-/// reports, and the host's timeout still decides. `None` when the timeout
-/// leaves no time before the margin.
-pub fn watchdog_at(timeout: std::time::Duration) -> Option<u64> {
+/// The name of the virtio serial port on which the host tells the runner
+/// that the VM's time is nearly up ([`WATCHDOG_SIGNAL`]); the runner reads
+/// it while it waits for a case.
+pub const CONTROL_PORT: &str = "lkmlab.ctl";
+
+/// What the host writes to [`CONTROL_PORT`] at [`watchdog_at`]: the runner's
+/// watchdog dumps the case still running (if one is), marks it hung, and
+/// goes on waiting for it.
+pub const WATCHDOG_SIGNAL: &[u8] = b"watchdog\n";
+
+/// When (after QEMU started, by the host's clock) the host signals the
+/// runner's watchdog, for a VM it kills after `timeout`: a margin before
+/// the deadline (a tenth of the timeout, 3 to 30 s), so the dump reaches the
+/// console first. The budget is as generous as it can be — every case may
+/// run until the VM's time is nearly up — so a slow guest (a TCG vCPU
+/// starved by host load) is not called hung: the watchdog only reports,
+/// and the host's timeout still decides. The host's clock, not the guest's,
+/// says when: the test kernel keeps time with jiffies under TCG (it finds
+/// no TSC frequency to trust), and ticks a starved vCPU misses are lost —
+/// measured: with a 30 s timeout on a loaded host, the guest had not reached
+/// 27 s of uptime when the host killed it. `None` when the timeout leaves
+/// no time before the margin.
+pub fn watchdog_at(timeout: std::time::Duration) -> Option<std::time::Duration> {
     let secs = timeout.as_secs();
     let margin = (secs / 10).clamp(3, 30);
-    secs.checked_sub(margin).filter(|&at| at > 0)
+    secs.checked_sub(margin)
+        .filter(|&at| at > 0)
+        .map(std::time::Duration::from_secs)
 }
 
 /// The kernel log line that starts the watchdog's dump starts with this
@@ -189,10 +206,11 @@ mod tests {
 
     #[test]
     fn the_watchdog_fires_a_margin_before_the_hosts_timeout() {
-        assert_eq!(watchdog_at(Duration::from_secs(120)), Some(108));
-        assert_eq!(watchdog_at(Duration::from_secs(10)), Some(7));
-        assert_eq!(watchdog_at(Duration::from_secs(1000)), Some(970));
-        assert_eq!(watchdog_at(Duration::from_secs(3)), None);
+        let at = |secs| watchdog_at(Duration::from_secs(secs)).map(|d| d.as_secs());
+        assert_eq!(at(120), Some(108));
+        assert_eq!(at(10), Some(7));
+        assert_eq!(at(1000), Some(970));
+        assert_eq!(at(3), None);
     }
 
     #[test]

@@ -9,9 +9,7 @@
 //! written for,
 //! `test NAME PATH`, and `load TEST MODULE [PARAMETERS]` (the rest of the
 //! line, as the kernel takes module parameters) for each module a test needs
-//! loaded first, in the order they load. `watchdog SECS` (after the
-//! options) sets the runner's per-case watchdog ([`Plan::watchdog_secs`]).
-//! `#` starts a comment line.
+//! loaded first, in the order they load. `#` starts a comment line.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -86,10 +84,6 @@ pub struct Plan {
     pub tests: Vec<Item>,
     /// The modules guest tests need loaded before they run, in load order.
     pub preloads: Vec<Preload>,
-    /// `watchdog SECS`: the guest's uptime in seconds at which the runner's
-    /// watchdog dumps the blocked tasks and CPUs of a case still running
-    /// (see [`crate::watchdog_at`]); none, no watchdog.
-    pub watchdog_secs: Option<u64>,
 }
 
 /// A plan line the runner cannot read.
@@ -120,9 +114,6 @@ impl Plan {
         let mut lines = vec![HEADER.to_string()];
         if self.fault_injection {
             lines.push(format!("option {OPTION_FAULT_INJECTION}"));
-        }
-        if let Some(secs) = self.watchdog_secs {
-            lines.push(format!("watchdog {secs}"));
         }
         for m in &self.modules {
             lines.push(format!("module {} {}", m.name, m.path.display()));
@@ -167,9 +158,6 @@ impl Plan {
                     .examples
                     .push(ExampleSuite::from_name(suite).ok_or_else(|| unreadable(line))?),
                 ["option", OPTION_FAULT_INJECTION] => plan.fault_injection = true,
-                ["watchdog", secs] => {
-                    plan.watchdog_secs = Some(secs.parse().map_err(|_| unreadable(line))?)
-                }
                 _ => return Err(unreadable(line)),
             }
         }
@@ -238,7 +226,6 @@ mod tests {
                     params: String::new(),
                 },
             ],
-            watchdog_secs: Some(108),
         }
     }
 
@@ -255,7 +242,6 @@ mod tests {
             example().render(),
             "# lkmlab test plan: modules, then guest tests\n\
              option fault-injection\n\
-             watchdog 108\n\
              module scull /lkmlab/modules/scull.ko\n\
              example scull\n\
              test needs-scull /lkmlab/tests/needs-scull\n\
@@ -293,7 +279,6 @@ mod tests {
             "test a",
             "option colour",
             "example demo",
-            "watchdog soon",
         ] {
             let err = Plan::parse(line).unwrap_err();
             assert_eq!(err.line, line);

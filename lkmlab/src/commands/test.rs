@@ -184,10 +184,8 @@ fn run_vm_test(
         .unwrap_or_else(|| ctx.project.target_dir().join(target.label()).join("test"));
     let lock = lock_results(&out)?;
     let initramfs = out.join("initramfs.cpio");
-    let timeout = Duration::from_secs(vm.timeout.unwrap_or(ctx.project.pin.vm.timeout_secs));
     let options = guest::RunOptions {
         fault_injection: vm.fault_injection,
-        timeout: Some(timeout),
     };
     timings.stage("initramfs", || -> Result<()> {
         let runner = guest::runner(runner, target.arch, || {
@@ -199,6 +197,7 @@ fn run_vm_test(
 
     let choice = accel_choice(ctx, vm.accel)?;
     let accel = timings.stage("accel", || accel::choose(choice, &ctx.paths, target.arch))?;
+    let timeout = Duration::from_secs(vm.timeout.unwrap_or(ctx.project.pin.vm.timeout_secs));
     crate::status!(
         "booting {} under {accel} with {} module(s) and {} guest test(s)",
         image.display(),
@@ -216,6 +215,7 @@ fn run_vm_test(
         out: &out,
         out_lock: &lock,
         cmdline_extra: &cmdline_extra,
+        watchdog_at: lkmlab_protocol::watchdog_at(timeout),
     })?;
     let first = run.first_ktap.unwrap_or(run.elapsed);
     let done = run.done.unwrap_or(run.elapsed).max(first);

@@ -98,7 +98,10 @@ pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Durati
         .map(|c| format!(" while running {c}"))
         .unwrap_or_default();
     let timed_out = matches!(ending, Ending::TimedOut);
-    let hung = lkmlab_protocol::hung_case(ktap_text).filter(|_| timed_out);
+    // A saved run does not say how it ended: a case marked hung and never
+    // finished, with no panic after it, was still hung at the end.
+    let saved = matches!(ending, Ending::Saved);
+    let hung = lkmlab_protocol::hung_case(ktap_text).filter(|_| timed_out || (saved && !panicked));
     // The runner announces each case (`# running`) and ends with a marker;
     // KTAP from elsewhere (a saved kernel log's KUnit output) has neither,
     // and is judged by its own structure alone.
@@ -116,7 +119,7 @@ pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Durati
         Ending::TimedOut => extra.push(match &hung {
             Some((case, secs)) => Failure::new(
                 FailureKind::VmCaseHung,
-                hung_text(case, *secs, timeout, console),
+                hung_text(case, *secs, Some(timeout), console),
             ),
             None => Failure::new(
                 FailureKind::VmTimeout,
@@ -148,6 +151,11 @@ pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Durati
         extra.push(Failure::new(
             FailureKind::VmNoResults,
             format!("the guest reported no KTAP at all{hint}"),
+        ));
+    } else if let (Some((case, secs)), true) = (&hung, saved) {
+        extra.push(Failure::new(
+            FailureKind::VmCaseHung,
+            hung_text(case, *secs, None, console),
         ));
     } else if stopped_early && !timed_out && oopsed_in.is_none() {
         let what = if panicked {
@@ -259,12 +267,14 @@ fn add_case(
 
 /// What a [`FailureKind::VmCaseHung`] says: the case, how long it had run
 /// when the watchdog fired, the timeout, and the watchdog's dump.
-fn hung_text(case: &str, secs: u64, timeout: Duration, console: &str) -> String {
+fn hung_text(case: &str, secs: u64, timeout: Option<Duration>, console: &str) -> String {
+    let within = timeout
+        .map(|t| format!(" within {}s", t.as_secs()))
+        .unwrap_or_default();
     let mut text = format!(
         "{case} hung: the runner's watchdog found it still running after {secs}s, and the VM \
-         did not finish within {}s (if the tests are just slow, raise [vm] timeout_secs or \
-         --timeout).",
-        timeout.as_secs()
+         did not finish{within} (if the tests are just slow, raise [vm] timeout_secs or \
+         --timeout)."
     );
     match logscan::watchdog_dump(console) {
         Some((first, last, lines)) => {
@@ -631,6 +641,10 @@ mod tests {
             text.contains("--- not run (1), because guest_tests.read hung:\n    guest_tests.z\n"),
             "{text}"
         );
+        // Read back from the saved files, it is the same hang.
+        let saved = evaluate(ktap, console, &Ending::Saved, Duration::ZERO);
+        let ids: Vec<_> = saved.extra_failures.iter().map(|f| f.kind.id()).collect();
+        assert_eq!(ids, ["vm.case_hung"], "{}", render(&saved));
         // The same run without the watchdog's mark is a bare timeout.
         let unmarked = ktap.replace("# hung guest_tests.read 97\n", "");
         let v = evaluate(&unmarked, "", &Ending::TimedOut, Duration::from_secs(120));

@@ -365,9 +365,6 @@ pub fn test_name(path: &Path) -> String {
 pub struct RunOptions {
     /// `--fault-injection`: each module's suite ends with the sweep of its load.
     pub fault_injection: bool,
-    /// The VM's timeout, from which the runner's per-case watchdog takes its
-    /// time ([`lkmlab_protocol::watchdog_at`]); none, no watchdog.
-    pub timeout: Option<std::time::Duration>,
 }
 
 /// The test plan the runner reads ([`layout::PLAN`]).
@@ -388,7 +385,6 @@ pub fn plan(payload: &Payload, options: &RunOptions) -> Plan {
             .collect(),
         examples: payload.examples.clone(),
         preloads: payload.preloads.clone(),
-        watchdog_secs: options.timeout.and_then(lkmlab_protocol::watchdog_at),
     }
 }
 
@@ -564,11 +560,10 @@ mod tests {
             &payload,
             &RunOptions {
                 fault_injection: true,
-                timeout: Some(std::time::Duration::from_secs(120)),
             },
         )
         .render();
-        assert!(with.contains("option fault-injection\nwatchdog 108\n"));
+        assert!(with.contains("option fault-injection\n"));
     }
 
     #[test]

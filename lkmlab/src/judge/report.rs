@@ -86,6 +86,12 @@ impl Verdict {
 /// [`FailureKind::VmCaseHung`], quoting the watchdog's dump.
 pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Duration) -> Verdict {
     let mut report = ktap::parse(ktap_text);
+    // The runner's notes to the host are no case's output.
+    for case in &mut report.cases {
+        case.diagnostics.retain(|d| {
+            !d.starts_with(lkmlab_protocol::PLANNED) && !d.starts_with(lkmlab_protocol::HUNG)
+        });
+    }
     let mut extra = Vec::new();
     let mut findings = logscan::scan(console);
     let panicked = findings
@@ -655,6 +661,17 @@ mod tests {
 
     /// A case the watchdog fired for that finished after all (a slow guest)
     /// is judged by its result alone.
+    /// The runner's `# planned:` and `# hung` lines are not shown as what the
+    /// case they precede printed.
+    #[test]
+    fn the_runners_notes_are_not_a_cases_output() {
+        let ktap = "KTAP version 1\n1..1\n# planned: m.a\n# running m.a\n# hung m.a 97\n\
+                    # busy\nnot ok 1 m.a\n# lkmlab-guest: done\n";
+        let v = evaluate(ktap, "", &clean_exit(), Duration::from_secs(120));
+        let text = render(&v);
+        assert!(text.starts_with("FAIL m.a\n       busy\n"), "{text}");
+    }
+
     #[test]
     fn a_slow_case_the_watchdog_fired_for_is_not_hung() {
         let ktap = "KTAP version 1\n1..1\n# planned: m.a\n# running m.a\n# hung m.a 97\n\

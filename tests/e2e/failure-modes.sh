@@ -76,7 +76,7 @@ expect hangs-in-read 1 'FAIL vm\.case_hung' 'guest_tests\.read hung: the runner.
   'task:cat +state:D' '__mutex_lock' 'hangs_in_read::Device as kernel::miscdevice::MiscDevice>::read_iter\+0x[0-9a-f]+/0x[0-9a-f]+ \[hangs_in_read\]' \
   'not run \(1\), because guest_tests\.read hung' '    guest_tests\.unreached' \
   '[0-9]+ passed, 1 failed, 1 not run' -- \
-  "$lkmlab" test --module "$(fixture hangs-in-read)" --out "$work/hangs-in-read" --timeout 30
+  "$lkmlab" test --module "$(fixture hangs-in-read)" --out "$work/hangs-in-read" --timeout 20
 refuse hangs-in-read 'FAIL vm\.timeout' 'FAIL ktap\.structure' 'FAIL kernel_log\.'
 
 # An oops ends the run (oops=panic): the oops is quoted, the case that was

@@ -23,8 +23,9 @@ pub enum Outcome {
 /// A case's verdict: `Err` carries the failure message quoted in the report.
 pub type Verdict = Result<Outcome, String>;
 
-/// One named check. Each case runs in a process of its own, so a case killed
-/// by a kernel oops fails alone and the runner (PID 1) carries on.
+/// One named check. Each case runs in a process of its own, so a case that
+/// is killed by a signal fails alone and the runner (PID 1) carries on; a
+/// kernel oops ends the VM (`oops=panic`).
 pub struct Case {
     pub name: String,
     pub run: Box<dyn Fn(&Env) -> Verdict>,

@@ -224,34 +224,50 @@ fn suite_verdict(text: &str, suite: &str, path: &str) -> Verdict {
 /// leaks).
 pub fn log_trouble() -> Result<Vec<String>, String> {
     let records = sys::kernel_records().map_err(|e| format!("reading /dev/kmsg: {e}"))?;
-    Ok(records
-        .into_iter()
-        .map(|(_, l)| l)
-        .filter(|l| is_trouble(l))
-        .collect())
+    Ok(trouble_in(records, &mut false))
+}
+
+/// The trouble lines among `records`, leaving out the runner's own
+/// watchdog dumps (its stacks and `sysrq` reports are no module's trouble);
+/// `in_dump` says whether the records start inside one, and is left saying
+/// whether they end inside one.
+fn trouble_in(records: Vec<(u64, String)>, in_dump: &mut bool) -> Vec<String> {
+    let mut trouble = Vec::new();
+    for (_, line) in records {
+        if line.starts_with(lkmlab_protocol::WATCHDOG_LOG_START) {
+            *in_dump = true;
+        } else if line.starts_with(lkmlab_protocol::WATCHDOG_LOG_END) {
+            *in_dump = false;
+        } else if !*in_dump && is_trouble(&line) {
+            trouble.push(line);
+        }
+    }
+    trouble
 }
 
 /// The trouble lines (see [`log_trouble`]) logged after a point: made
 /// before an action, it blames only what the action caused. It reads
 /// /dev/kmsg from where it was made, so the whole buffer is not read again.
-pub struct LogWatch(std::fs::File);
+pub struct LogWatch {
+    kmsg: std::fs::File,
+    in_dump: bool,
+}
 
 impl LogWatch {
     pub fn start() -> Result<LogWatch, String> {
         sys::open_kmsg_at_end()
-            .map(LogWatch)
+            .map(|kmsg| LogWatch {
+                kmsg,
+                in_dump: false,
+            })
             .map_err(|e| format!("opening /dev/kmsg: {e}"))
     }
 
     /// The trouble lines logged since [`LogWatch::start`] (or the last call).
     pub fn trouble(&mut self) -> Result<Vec<String>, String> {
         let records =
-            sys::read_records(&mut self.0).map_err(|e| format!("reading /dev/kmsg: {e}"))?;
-        Ok(records
-            .into_iter()
-            .map(|(_, l)| l)
-            .filter(|l| is_trouble(l))
-            .collect())
+            sys::read_records(&mut self.kmsg).map_err(|e| format!("reading /dev/kmsg: {e}"))?;
+        Ok(trouble_in(records, &mut self.in_dump))
     }
 }
 
@@ -262,6 +278,25 @@ fn is_trouble(line: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_watchdogs_dump_is_no_trouble() {
+        let records = |lines: &[&str]| -> Vec<(u64, String)> {
+            lines.iter().map(|l| (0, l.to_string())).collect()
+        };
+        let start = lkmlab_protocol::watchdog_log_start("m.a", 97);
+        let mut in_dump = false;
+        let found = trouble_in(
+            records(&["WARNING: before", &start, "Call Trace:"]),
+            &mut in_dump,
+        );
+        assert_eq!(found, ["WARNING: before"]);
+        assert!(in_dump);
+        let end = lkmlab_protocol::WATCHDOG_LOG_END;
+        let found = trouble_in(records(&["Call Trace:", end, "BUG: after"]), &mut in_dump);
+        assert_eq!(found, ["BUG: after"]);
+        assert!(!in_dump);
+    }
 
     const RESULTS: &str = "KTAP version 1\n1..2\n    ok 1 one\n    ok 2 two\nok 1 scull_kunit\n";
 

@@ -201,11 +201,38 @@ pub fn online_cpus() -> Result<Vec<usize>, String> {
     Ok(cpus)
 }
 
+/// Time since boot (`CLOCK_BOOTTIME`): the guest's uptime, which the host's
+/// deadline is measured against ([`lkmlab_protocol::watchdog_at`]).
+pub fn uptime() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the call to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    std::time::Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or_default(),
+        u32::try_from(ts.tv_nsec).unwrap_or_default(),
+    )
+}
+
+/// Something to do once while waiting for a forked child, if something
+/// arrives on `port` (the host's control port) before the child is done:
+/// `fire` gets the child's PID. What arrived is read and dropped.
+pub struct Alarm<'a> {
+    pub port: &'a File,
+    pub fire: &'a mut dyn FnMut(libc::pid_t),
+}
+
 /// Runs `f` in a forked child with stdin on /dev/null and stdout and stderr
 /// on one pipe; its output and how it ended, as `Command::output` gives them
-/// (stderr empty: it went with stdout, in order). The caller must be single-
-/// threaded, as PID 1 of the runner is.
-pub fn run_forked(f: impl FnOnce() -> u8) -> io::Result<std::process::Output> {
+/// (stderr empty: it went with stdout, in order). If the `alarm`'s port
+/// speaks while the child's output is still open, its `fire` runs once, and
+/// the wait goes on. The caller must be single-threaded, as PID 1 of the runner is.
+pub fn run_forked(
+    f: impl FnOnce() -> u8,
+    mut alarm: Option<Alarm>,
+) -> io::Result<std::process::Output> {
     use std::io::{Read, Write};
     use std::os::fd::{FromRawFd, OwnedFd};
     use std::os::unix::process::ExitStatusExt;
@@ -243,7 +270,50 @@ pub fn run_forked(f: impl FnOnce() -> u8) -> io::Result<std::process::Output> {
     }
     drop(write_end);
     let mut out = Vec::new();
-    let read = File::from(read_end).read_to_end(&mut out);
+    let mut file = File::from(read_end);
+    let mut buf = [0u8; 4096];
+    let read = loop {
+        let pollfd = |fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // The alarm's port, when there is one, is polled second; -1 is
+        // ignored by poll(2).
+        let mut pfds = [
+            pollfd(file.as_raw_fd()),
+            pollfd(alarm.as_ref().map_or(-1, |a| a.port.as_raw_fd())),
+        ];
+        // SAFETY: `pfds` is two valid pollfds.
+        let ready = unsafe { libc::poll(pfds.as_mut_ptr(), 2, -1) };
+        if ready < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            break Err(e);
+        }
+        let port_events = pfds[1].revents;
+        if port_events != 0 {
+            if let Some(a) = alarm.take() {
+                if port_events & libc::POLLIN != 0 {
+                    let mut signal = [0u8; 64];
+                    while matches!((&*a.port).read(&mut signal), Ok(n) if n > 0) {}
+                    (a.fire)(pid);
+                }
+                // Else the port hung up or failed: no alarm any more.
+            }
+        }
+        if pfds[0].revents == 0 {
+            continue;
+        }
+        match file.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e),
+        }
+    };
     let mut status = 0;
     // SAFETY: waits for the child just forked; `status` is valid.
     if unsafe { libc::waitpid(pid, &mut status, 0) } < 0 {

@@ -5,8 +5,13 @@
 //! - the test plan the runner reads ([`plan::Plan`]),
 //! - the channel the results travel on ([`KTAP_PORT`]) and what the runner
 //!   writes there: KTAP ([`ktap::Writer`]) with lkmlab's own diagnostics
-//!   ([`RUNNING`], [`DONE`]), which the host reads back ([`ktap::parse`],
-//!   [`running_case`], [`finished`]),
+//!   ([`PLANNED`], [`RUNNING`], [`HUNG`], [`DONE`]), which the host reads
+//!   back ([`ktap::parse`], [`planned_cases`], [`running_case`],
+//!   [`hung_case`], [`finished`]),
+//! - the per-case watchdog: the port on which the host signals it
+//!   ([`CONTROL_PORT`], [`WATCHDOG_SIGNAL`]), when ([`watchdog_at`]), and the
+//!   lines that frame its dump in the kernel log ([`watchdog_log_start`],
+//!   [`WATCHDOG_LOG_END`]),
 //! - the KUnit filter the test kernel boots with ([`KUNIT_FILTER_NONE`]).
 //!
 //! Both binaries depend on this crate, so a change to any of these is made
@@ -49,6 +54,18 @@ pub const GUEST_TESTS_SUITE: &str = "guest_tests";
 /// The diagnostic the runner writes before each case (`# running NAME`), so
 /// that the host can name the case that was running when the guest died.
 pub const RUNNING: &str = "running ";
+
+/// The diagnostic the runner writes after the plan line, before any case:
+/// `# planned: SUITE.CASE SUITE.CASE …`, every case it is about to run, in
+/// order, so that the host can name the ones that did not run when the
+/// guest stops early (an oops with `oops=panic`, a hang, a crash).
+pub const PLANNED: &str = "planned: ";
+
+/// The diagnostic the runner writes when its watchdog fired for the case
+/// still running: `# hung SUITE.CASE SECS` (how long it had run). The case
+/// may still finish (a slow guest): only a case without a result after it
+/// is hung.
+pub const HUNG: &str = "hung ";
 
 /// The diagnostic the runner writes after its last result, before it reboots
 /// (`# lkmlab-guest: done`): without it, the guest stopped early.
@@ -111,6 +128,77 @@ pub fn running_case(ktap_text: &str) -> Option<String> {
     (!reported).then_some(announced)
 }
 
+/// The cases the runner planned ([`PLANNED`]), in order; empty when it did
+/// not say (an older runner, or no runner at all).
+pub fn planned_cases(ktap_text: &str) -> Vec<String> {
+    ktap_text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("# ")?.strip_prefix(PLANNED))
+        .map(|names| names.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// The case the watchdog found still running ([`HUNG`]) and never reported
+/// afterwards, with how long it had run (seconds): the running case
+/// ([`running_case`]) when the runner marked it hung.
+pub fn hung_case(ktap_text: &str) -> Option<(String, u64)> {
+    let running = running_case(ktap_text)?;
+    ktap_text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("# ")?.strip_prefix(HUNG))
+        .filter_map(|rest| {
+            let (name, secs) = rest.trim().rsplit_once(' ')?;
+            Some((name.to_string(), secs.parse().ok()?))
+        })
+        .rfind(|(name, _)| *name == running)
+}
+
+/// The name of the virtio serial port on which the host tells the runner
+/// that the VM's time is nearly up ([`WATCHDOG_SIGNAL`]); the runner reads
+/// it while it waits for a case.
+pub const CONTROL_PORT: &str = "lkmlab.ctl";
+
+/// What the host writes to [`CONTROL_PORT`] at [`watchdog_at`]: the runner's
+/// watchdog dumps the case still running (if one is), marks it hung, and
+/// goes on waiting for it.
+pub const WATCHDOG_SIGNAL: &[u8] = b"watchdog\n";
+
+/// When (after QEMU started, by the host's clock) the host signals the
+/// runner's watchdog, for a VM it kills after `timeout`: a margin before
+/// the deadline (a tenth of the timeout, 3 to 30 s), so the dump reaches the
+/// console first. The budget is as generous as it can be — every case may
+/// run until the VM's time is nearly up — so a slow guest (a TCG vCPU
+/// starved by host load) is not called hung: the watchdog only reports,
+/// and the host's timeout still decides. The host's clock, not the guest's,
+/// says when: the test kernel keeps time with jiffies under TCG (it finds
+/// no TSC frequency to trust), and ticks a starved vCPU misses are lost —
+/// measured: with a 30 s timeout on a loaded host, the guest had not reached
+/// 27 s of uptime when the host killed it. `None` when the timeout leaves
+/// no time before the margin.
+pub fn watchdog_at(timeout: std::time::Duration) -> Option<std::time::Duration> {
+    let secs = timeout.as_secs();
+    let margin = (secs / 10).clamp(3, 30);
+    secs.checked_sub(margin)
+        .filter(|&at| at > 0)
+        .map(std::time::Duration::from_secs)
+}
+
+/// The kernel log line that starts the watchdog's dump starts with this
+/// (see [`watchdog_log_start`]); the dump ends with [`WATCHDOG_LOG_END`].
+pub const WATCHDOG_LOG_START: &str = "lkmlab: watchdog fired: ";
+
+/// The kernel log line after the watchdog's dump.
+pub const WATCHDOG_LOG_END: &str = "lkmlab: watchdog: end of the dump";
+
+/// The kernel log line the watchdog writes before its dump of `case`, which
+/// has run `secs` seconds.
+pub fn watchdog_log_start(case: &str, secs: u64) -> String {
+    format!(
+        "{WATCHDOG_LOG_START}{case} still running after {secs}s: its tasks, the blocked \
+         tasks (sysrq w) and the CPUs (sysrq l) follow"
+    )
+}
+
 /// Whether the text is the runner's (it announces its cases), rather than
 /// KTAP from elsewhere, such as a kernel log's KUnit output.
 pub fn from_runner(ktap_text: &str) -> bool {
@@ -126,4 +214,32 @@ pub fn finished(ktap_text: &str) -> bool {
     ktap_text
         .lines()
         .any(|l| l.trim().strip_prefix("# ") == Some(DONE))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_watchdog_fires_a_margin_before_the_hosts_timeout() {
+        let at = |secs| watchdog_at(Duration::from_secs(secs)).map(|d| d.as_secs());
+        assert_eq!(at(120), Some(108));
+        assert_eq!(at(10), Some(7));
+        assert_eq!(at(1000), Some(970));
+        assert_eq!(at(3), None);
+    }
+
+    #[test]
+    fn planned_running_and_hung_cases_are_read_back() {
+        let ktap = "KTAP version 1\n1..3\n# planned: m.a m.b m.c\n# running m.a\nok 1 m.a\n\
+                    # running m.b\n# hung m.b 97\n";
+        assert_eq!(planned_cases(ktap), ["m.a", "m.b", "m.c"]);
+        assert_eq!(running_case(ktap).as_deref(), Some("m.b"));
+        assert_eq!(hung_case(ktap), Some(("m.b".to_string(), 97)));
+        // A case the watchdog fired for that finished after all is not hung.
+        let slow = format!("{ktap}ok 2 m.b\n# running m.c\n");
+        assert_eq!(hung_case(&slow), None);
+        assert!(planned_cases("KTAP version 1\n1..0\n").is_empty());
+    }
 }

@@ -141,3 +141,30 @@ fn kernel_ktap_without_the_runners_markers_is_not_the_runners() {
     assert!(!finished(text));
     assert_eq!(running_case(text), None);
 }
+
+/// The planned cases and the watchdog's mark, as the runner writes them,
+/// are what the host reads back: the cases that did not run and the one
+/// that hung.
+#[test]
+fn the_plan_and_a_hung_case_survive_the_round_trip() {
+    let mut out = Vec::new();
+    {
+        let mut w = Writer::start(&mut out, 3).unwrap();
+        w.planned(&["m.a", "m.b", "guest_tests.c"]).unwrap();
+        w.running("m.a").unwrap();
+        w.result(&case("m.a", Outcome::Pass, &[], &[])).unwrap();
+        w.running("m.b").unwrap();
+        w.hung("m.b", 97).unwrap();
+    }
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(
+        lkmlab_protocol::planned_cases(&text),
+        ["m.a", "m.b", "guest_tests.c"]
+    );
+    assert_eq!(running_case(&text).as_deref(), Some("m.b"));
+    assert_eq!(
+        lkmlab_protocol::hung_case(&text),
+        Some(("m.b".to_string(), 97))
+    );
+    assert!(!finished(&text));
+}

@@ -36,6 +36,21 @@ expect() {
 
 fixture() { echo "tests/fixtures/$1"; }
 
+# refuse NAME PATTERN...: the output of the `expect` named NAME must match
+# none of the PATTERNs (grep -E): what a verdict must not say.
+refuse() {
+  local name=$1 out="$work/$1.out" p found=()
+  shift
+  for p in "$@"; do
+    grep -qE -- "$p" "$out" && found+=("/$p/")
+  done
+  if [ ${#found[@]} -eq 0 ]; then
+    ok "$name says nothing of the rest"
+  else
+    fail "$name says ${found[*]}" "$(cat "$out")"
+  fi
+}
+
 expect module-init-fails 1 'FAIL init_fails\.insmod' 'No such device' '[0-9]+ passed, [1-9][0-9]* failed' -- \
   "$lkmlab" test --module "$(fixture init-fails)" --out "$work/init-fails"
 
@@ -46,8 +61,33 @@ expect guest-panic 1 'FAIL vm\.crash' 'kernel panicked.*while running panics\.in
   'Kernel panic - not syncing: lkmlab fixture: deliberate panic' -- \
   "$lkmlab" test --module "$(fixture panics)" --out "$work/panics"
 
-expect guest-hang 1 'FAIL vm\.timeout' 'within 10s while running hangs\.insmod' -- \
+# A case that never returns: the runner's watchdog dumps where it waits
+# before the host's timeout, and the verdict quotes it (vm.case_hung), not
+# a bare timeout; what the plan had after it did not run.
+expect guest-hang 1 'FAIL vm\.case_hung' 'hangs\.insmod hung: the runner.s watchdog found it still running after [0-9]+s' \
+  'task init \(pid [0-9]+, state [A-Z][^)]*\) of hangs\.insmod' 'sysrq: Show Blocked State' 'task:init +state:D' \
+  'msleep' 'not run \([0-9]+\), because hangs\.insmod hung' '    hangs\.rmmod' -- \
   "$lkmlab" test --module "$(fixture hangs)" --out "$work/hangs" --timeout 10
+refuse guest-hang 'FAIL vm\.timeout' 'FAIL ktap\.structure' 'FAIL kernel_log\.'
+
+# A guest test that deadlocks in the kernel (a mutex taken twice in read):
+# the watchdog's dump names the blocked reader and where it waits.
+expect hangs-in-read 1 'FAIL vm\.case_hung' 'guest_tests\.read hung: the runner.s watchdog found it still running' \
+  'task:cat +state:D' '__mutex_lock' 'hangs_in_read::Device as kernel::miscdevice::MiscDevice>::read_iter\+0x[0-9a-f]+/0x[0-9a-f]+ \[hangs_in_read\]' \
+  'not run \(1\), because guest_tests\.read hung' '    guest_tests\.unreached' \
+  '[0-9]+ passed, 1 failed, 1 not run' -- \
+  "$lkmlab" test --module "$(fixture hangs-in-read)" --out "$work/hangs-in-read" --timeout 20
+refuse hangs-in-read 'FAIL vm\.timeout' 'FAIL ktap\.structure' 'FAIL kernel_log\.'
+
+# An oops ends the run (oops=panic): the oops is quoted, the case that was
+# running fails, the rest of the plan is named as not run, and nothing else
+# fails for it — no crash, no panic, no missing results, no timeout.
+expect oops-in-init 1 'FAIL oops_in_init\.insmod' 'the kernel oopsed while this case ran' \
+  'FAIL kernel_log\.kernel_BUG' 'BUG: kernel NULL pointer dereference' 'RIP: 0010:.*oops_in_init' \
+  'not run \(3\), because the kernel oopsed in oops_in_init\.insmod' '    oops_in_init\.rmmod' \
+  '    guest_tests\.unreached' '0 passed, 2 failed, 3 not run' -- \
+  "$lkmlab" test --module "$(fixture oops-in-init)" --out "$work/oops-in-init"
+refuse oops-in-init 'FAIL vm\.' 'FAIL ktap\.' 'FAIL kernel_log\.kernel_panic'
 
 expect oops-in-read 1 'FAIL guest_tests\.read' 'BUG: kernel NULL pointer dereference' 'Oops: ' \
   'RIP: 0010:.*oops_in_read' -- \

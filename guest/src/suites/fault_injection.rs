@@ -203,7 +203,7 @@ fn run_load(module: &str, n: u32) -> Result<Load, String> {
     if !out.status.success() {
         use std::os::unix::process::ExitStatusExt;
         let how = match out.status.signal() {
-            Some(sig) => format!("was killed by signal {sig} (a kernel oops kills the task)"),
+            Some(sig) => format!("was killed by signal {sig}"),
             None => format!("failed ({})", out.status),
         };
         return Err(format!(

@@ -136,8 +136,9 @@ fn module_names(runs: &[(Target, TargetRun)]) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for (_, run) in runs {
         let TargetRun::Judged(v) = run else { continue };
-        for case in &v.ktap.cases {
-            let Some((suite, _)) = case.name.split_once('.') else {
+        let not_run = v.not_run.iter().flat_map(|n| &n.cases);
+        for name in v.ktap.cases.iter().map(|c| &c.name).chain(not_run) {
+            let Some((suite, _)) = name.split_once('.') else {
                 continue;
             };
             let not_a_module = [
@@ -243,7 +244,7 @@ pub fn matrix(modules: &[String], runs: &[(Target, TargetRun)]) -> String {
             }
         }
     }
-    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+    let (mut passed, mut failed, mut skipped, mut not_run) = (0, 0, 0, 0);
     for (_, r) in runs {
         match r {
             TargetRun::Judged(v) => {
@@ -251,6 +252,7 @@ pub fn matrix(modules: &[String], runs: &[(Target, TargetRun)]) -> String {
                 passed += p;
                 failed += f;
                 skipped += s;
+                not_run += v.not_run_count();
             }
             TargetRun::Broken(_) => failed += 1,
         }
@@ -258,6 +260,9 @@ pub fn matrix(modules: &[String], runs: &[(Target, TargetRun)]) -> String {
     let _ = write!(out, "{passed} passed, {failed} failed");
     if skipped > 0 {
         let _ = write!(out, ", {skipped} skipped");
+    }
+    if not_run > 0 {
+        let _ = write!(out, ", {not_run} not run");
     }
     out.push('\n');
     out

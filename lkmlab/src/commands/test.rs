@@ -224,6 +224,7 @@ fn run_vm_test(
         out: &out,
         out_lock: &lock,
         cmdline_extra: &cmdline_extra,
+        watchdog_at: lkmlab_protocol::watchdog_at(timeout),
     })?;
     let first = run.first_ktap.unwrap_or(run.elapsed);
     let done = run.done.unwrap_or(run.elapsed).max(first);
@@ -283,6 +284,7 @@ fn judge(
             &target.junit_suite(),
             &verdict.ktap,
             &verdict.extra_failures,
+            verdict.not_run.as_ref(),
             run.elapsed.as_secs_f64(),
         ),
     )

@@ -15,6 +15,11 @@ use std::borrow::Cow;
 pub enum FailureKind {
     /// The VM did not finish within the timeout.
     VmTimeout,
+    /// The VM did not finish within the timeout, and the guest runner's
+    /// watchdog had found the case that was running still running: the
+    /// text quotes what it dumped (the case's tasks, the blocked tasks, the
+    /// CPUs). Takes the place of [`FailureKind::VmTimeout`].
+    VmCaseHung,
     /// QEMU exited with an error.
     VmQemu,
     /// The guest wrote no KTAP at all.
@@ -39,6 +44,7 @@ impl FailureKind {
     pub fn id(&self) -> Cow<'static, str> {
         match self {
             FailureKind::VmTimeout => "vm.timeout".into(),
+            FailureKind::VmCaseHung => "vm.case_hung".into(),
             FailureKind::VmQemu => "vm.qemu".into(),
             FailureKind::VmNoResults => "vm.no_results".into(),
             FailureKind::VmCrash => "vm.crash".into(),
@@ -58,6 +64,7 @@ impl FailureKind {
         matches!(
             self,
             FailureKind::VmTimeout
+                | FailureKind::VmCaseHung
                 | FailureKind::VmQemu
                 | FailureKind::VmNoResults
                 | FailureKind::VmCrash
@@ -66,6 +73,12 @@ impl FailureKind {
         )
     }
 }
+
+/// The stable ID of a planned case that did not run because the run
+/// stopped before it (an oops with `oops=panic`, a hang, a crash): no
+/// failure of its own, listed with the reason (JSON `not_run`, JUnit
+/// `<skipped type="not_run">`).
+pub const NOT_RUN_ID: &str = "not_run";
 
 /// One failure outside the cases.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +110,7 @@ mod tests {
             ids,
             [
                 "vm.timeout",
+                "vm.case_hung",
                 "vm.qemu",
                 "vm.no_results",
                 "vm.crash",
@@ -121,6 +135,12 @@ mod tests {
                 "kernel_log.kernel_tainted_(PX)",
             ]
         );
+    }
+
+    /// A case that did not run is named so in the JSON verdict and JUnit.
+    #[test]
+    fn the_not_run_id_stays_as_it_is() {
+        assert_eq!(NOT_RUN_ID, "not_run");
     }
 
     /// The IDs the docs name are IDs lkmlab can produce.
@@ -154,6 +174,7 @@ mod tests {
         // below (and its ID pinned above).
         match FailureKind::VmTimeout {
             FailureKind::VmTimeout
+            | FailureKind::VmCaseHung
             | FailureKind::VmQemu
             | FailureKind::VmNoResults
             | FailureKind::VmCrash
@@ -165,6 +186,7 @@ mod tests {
         }
         let mut kinds = vec![
             FailureKind::VmTimeout,
+            FailureKind::VmCaseHung,
             FailureKind::VmQemu,
             FailureKind::VmNoResults,
             FailureKind::VmCrash,

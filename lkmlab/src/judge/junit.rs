@@ -2,7 +2,8 @@
 //! elsewhere (kernel log findings, timeouts), written with `quick-junit`
 //! (nextest's writer), checked by a JUnit reader in the tests.
 
-use crate::judge::failure::Failure;
+use crate::judge::failure::{Failure, NOT_RUN_ID};
+use crate::judge::report::NotRun;
 use crate::ktap::{Outcome, Report, TestCase as KtapCase};
 use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
 use std::time::Duration;
@@ -18,14 +19,29 @@ use std::time::Duration;
 /// `extra_failures` (the verdict's: the report's structural problems and
 /// bail-out among them) becomes a testcase named by its ID: an `<error>`
 /// when the run itself broke ([`crate::judge::failure::FailureKind::is_error`]),
-/// else a `<failure>`. `time_secs` is the suite's duration.
-pub fn render(suite: &str, report: &Report, extra_failures: &[Failure], time_secs: f64) -> String {
+/// else a `<failure>`. Each case of `not_run` is a testcase `<skipped
+/// type="not_run">` with the reason. `time_secs` is the suite's duration.
+pub fn render(
+    suite: &str,
+    report: &Report,
+    extra_failures: &[Failure],
+    not_run: Option<&NotRun>,
+    time_secs: f64,
+) -> String {
     let mut cases = Vec::new();
     for case in &report.cases {
         collect(case, "", &[], &mut cases);
     }
     for failure in extra_failures {
         cases.push(extra(failure));
+    }
+    for name in not_run.iter().flat_map(|n| &n.cases) {
+        let mut status = TestCaseStatus::skipped();
+        status.set_type(NOT_RUN_ID);
+        if let Some(n) = not_run {
+            status.set_message(format!("not run because {}", n.reason));
+        }
+        cases.push(TestCase::new(name.as_str(), status));
     }
 
     let mut junit = TestSuite::new(suite);
@@ -222,7 +238,7 @@ not ok 1 scull_buffer
                 "the kernel panicked before the runner finished",
             ),
         ];
-        let xml = render("lkmlab", &report, &extra, 12.3456);
+        let xml = render("lkmlab", &report, &extra, None, 12.3456);
         assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"));
         let suites = read(&xml);
         assert_eq!(
@@ -289,7 +305,7 @@ not ok 1 scull_buffer
         let report = ktap::parse(
             "KTAP version 1\n1..2\n# running m.a\n# 200 cycles: 2.4 s\nok 1 m.a\nok 2 m.b\n",
         );
-        let suites = read(&render("s", &report, &[], 1.0));
+        let suites = read(&render("s", &report, &[], None, 1.0));
         assert_eq!(
             case(&suites, "m.a").system_out.as_deref(),
             Some("running m.a\n200 cycles: 2.4 s")
@@ -314,7 +330,7 @@ KTAP version 1
 not ok 1 scull_buffer
 ",
         );
-        let suites = read(&render("s", &report, &[], 1.0));
+        let suites = read(&render("s", &report, &[], None, 1.0));
         assert_eq!(
             names(&suites),
             [
@@ -349,7 +365,7 @@ ok 2 top_leaf
 ",
         );
         assert_eq!(report.problems, Vec::<String>::new());
-        let suites = read(&render("s", &report, &[], 0.0));
+        let suites = read(&render("s", &report, &[], None, 0.0));
         assert_eq!(names(&suites), ["outer.middle.leaf", "outer", "top_leaf"]);
         assert_eq!(suites.suites[0].failures, 1);
         match &case(&suites, "outer").status {
@@ -370,7 +386,13 @@ ok 2 top_leaf
             &Ending::Saved,
             std::time::Duration::from_secs(1),
         );
-        let suites = read(&render("s", &verdict.ktap, &verdict.extra_failures, 1.0));
+        let suites = read(&render(
+            "s",
+            &verdict.ktap,
+            &verdict.extra_failures,
+            None,
+            1.0,
+        ));
         assert_eq!(names(&suites), ["a", "ktap.structure", "ktap.bail_out"]);
         match &case(&suites, "ktap.structure").status {
             TestStatus::Error(e) => {
@@ -397,6 +419,7 @@ ok 2 top_leaf
                 FailureKind::KernelLog(FindingKind::Taint("<&>".into())),
                 "bad\u{7}\n& worse",
             )],
+            None,
             1.0,
         );
         assert!(!xml.chars().any(|c| c.is_control() && c != '\n'), "{xml}");
@@ -418,7 +441,7 @@ ok 2 top_leaf
     #[test]
     fn unnamed_and_empty() {
         let report = ktap::parse("KTAP version 1\n1..1\nnot ok 1\n");
-        let suites = read(&render("s", &report, &[], f64::NAN));
+        let suites = read(&render("s", &report, &[], None, f64::NAN));
         assert_eq!(names(&suites), ["#1"]);
         match &case(&suites, "#1").status {
             TestStatus::Failure(f) => assert_eq!(f.message, "not ok 1"),
@@ -426,7 +449,7 @@ ok 2 top_leaf
         }
         assert_eq!(suites.suites[0].time, 0.0);
 
-        let suites = read(&render("s", &ktap::Report::default(), &[], 2.0));
+        let suites = read(&render("s", &ktap::Report::default(), &[], None, 2.0));
         assert_eq!(suites.suites[0].tests, 0);
         assert!(suites.suites[0].cases.is_empty());
     }

@@ -408,7 +408,13 @@ mod tests {
             "{text}"
         );
 
-        let junit = crate::judge::junit::render("t", &verdict.ktap, &verdict.extra_failures, 1.0);
+        let junit = crate::judge::junit::render(
+            "t",
+            &verdict.ktap,
+            &verdict.extra_failures,
+            verdict.not_run.as_ref(),
+            1.0,
+        );
         assert!(
             junit.contains(
                 "message=\"this load failed to free an object (kmemleak&apos;s final scan):\""

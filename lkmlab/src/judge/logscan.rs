@@ -33,6 +33,12 @@
 //! Lines inside an excerpt never start a finding of their own, except taint
 //! lines that reveal more than the finding already implies (see
 //! [`FindingKind::Taint`]).
+//!
+//! The guest runner's watchdog dump (from its
+//! [`lkmlab_protocol::watchdog_log_start`] line to
+//! [`lkmlab_protocol::WATCHDOG_LOG_END`], or the log's end) is no finding:
+//! its stacks and `sysrq` reports are what lkmlab asked the kernel for, and
+//! the verdict quotes them as the hung case's ([`watchdog_dump`]).
 
 use std::fmt;
 
@@ -274,6 +280,10 @@ pub fn scan(log: &str) -> Vec<Finding> {
             i += 1;
             continue;
         }
+        if let Some(end) = watchdog_dump_end(&lines, i) {
+            i = end;
+            continue;
+        }
         let Some(kind) = trigger(lines[i]) else {
             if let Some(flags) = taint_flags(lines[i]) {
                 taints.check(&flags, &[], i, lines[i], &mut findings);
@@ -320,6 +330,44 @@ pub fn scan(log: &str) -> Vec<Finding> {
         i = end;
     }
     findings
+}
+
+/// If a watchdog dump starts at `lines[start]`, the index after its end
+/// line (or the log's end).
+fn watchdog_dump_end(lines: &[&str], start: usize) -> Option<usize> {
+    let line = lines[start].trim_start();
+    if !line.starts_with(lkmlab_protocol::WATCHDOG_LOG_START) {
+        return None;
+    }
+    let after = lines[start + 1..]
+        .iter()
+        .position(|l| {
+            l.trim_start()
+                .starts_with(lkmlab_protocol::WATCHDOG_LOG_END)
+        })
+        .map_or(lines.len(), |j| start + 1 + j + 1);
+    Some(after)
+}
+
+/// The most lines of a watchdog dump the verdict quotes.
+pub const MAX_WATCHDOG_QUOTE: usize = 80;
+
+/// The last watchdog dump in a console log: its first line's number
+/// (1-based), its last line's, and its lines without timestamps, at most
+/// [`MAX_WATCHDOG_QUOTE`] of them (the case's own tasks first, then the
+/// blocked tasks, then the CPUs: the most telling part comes first).
+pub fn watchdog_dump(log: &str) -> Option<(usize, usize, Vec<String>)> {
+    let lines: Vec<&str> = log.lines().map(strip_timestamp).collect();
+    let start = (0..lines.len())
+        .rev()
+        .find(|&i| watchdog_dump_end(&lines, i).is_some())?;
+    let end = watchdog_dump_end(&lines, start)?;
+    let quoted = lines[start..end]
+        .iter()
+        .take(MAX_WATCHDOG_QUOTE)
+        .map(|l| l.trim_end().to_string())
+        .collect();
+    Some((start + 1, end, quoted))
 }
 
 /// Removes leading `[...]` groups (timestamp, caller id) and the space after
@@ -760,6 +808,48 @@ not ok 1 scull_buffer
             demangle("no _Rust here, FOO_RBAR"),
             "no _Rust here, FOO_RBAR"
         );
+    }
+
+    /// The watchdog's dump (stacks, `sysrq w`, `sysrq l`) is what lkmlab
+    /// asked for: no finding, whatever it shows; it is found for the
+    /// verdict to quote, also when the log ends inside it.
+    #[test]
+    fn the_watchdogs_dump_is_no_finding_and_is_found_whole() {
+        let dump = "\
+lkmlab: watchdog fired: m.a still running after 97s: its tasks, the blocked tasks (sysrq w) and the CPUs (sysrq l) follow
+lkmlab: watchdog: task init (pid 45, state D) of m.a:
+ msleep+0x2f/0x40
+sysrq: Show Blocked State
+task:init            state:D stack:0     pid:45    tgid:45    ppid:1      task_flags:0x400100 flags:0x00004000
+Call Trace:
+ <TASK>
+ __schedule+0x2f3/0x8c0
+ </TASK>
+sysrq: Show backtrace of all active CPUs
+NMI backtrace for cpu 0
+CPU: 0 UID: 0 PID: 1 Comm: init Tainted: G           O        7.3.4 #1
+Call Trace:
+ <TASK>
+ </TASK>
+";
+        let log = stamped(&format!(
+            "lkmlab: case m.a\n{dump}{}\n",
+            lkmlab_protocol::WATCHDOG_LOG_END
+        ));
+        assert_eq!(scan(&log), []);
+        let (first, last, lines) = watchdog_dump(&log).unwrap();
+        assert_eq!((first, last), (2, 17));
+        assert_eq!(lines[4].split_whitespace().next(), Some("task:init"));
+        // Cut short by the host's timeout: the dump runs to the log's end.
+        let cut = stamped(dump);
+        assert_eq!(scan(&cut), []);
+        assert_eq!(watchdog_dump(&cut).map(|(f, l, _)| (f, l)), Some((1, 15)));
+        // A finding after the dump is found.
+        let after = format!(
+            "{log}{}",
+            stamped("WARNING: a.c:1 at f+0x1/0x2, CPU#0: init/1\n")
+        );
+        assert_eq!(kinds(&scan(&after)), [FindingKind::Warning]);
     }
 
     #[test]

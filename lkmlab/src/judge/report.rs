@@ -1,7 +1,7 @@
 //! Turning what a VM run left behind — KTAP, the kernel log, how QEMU ended —
 //! into a verdict that never says "passed" when something went wrong.
 
-use crate::judge::failure::{Failure, FailureKind};
+use crate::judge::failure::{Failure, FailureKind, NOT_RUN_ID};
 use crate::judge::{leaks, logscan};
 use crate::ktap::{self, Outcome, Status, TestCase};
 use crate::output;
@@ -18,6 +18,19 @@ pub struct Verdict {
     /// but kmemleak's when every leak is reported at its fault-injection
     /// step: [`leaks::attribute`]).
     pub findings: Vec<logscan::Finding>,
+    /// The planned cases the run stopped before, if it stopped early.
+    pub not_run: Option<NotRun>,
+}
+
+/// The planned cases that did not run because the run stopped before them:
+/// not failures of their own (what stopped the run is one), not skips (no
+/// one chose to skip them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotRun {
+    /// Why, as in "not run because …": `the kernel oopsed in hello.insmod`.
+    pub reason: String,
+    /// The cases, in plan order.
+    pub cases: Vec<String>,
 }
 
 impl Verdict {
@@ -26,25 +39,28 @@ impl Verdict {
         (c.passed, c.failed + self.extra_failures.len(), c.skipped)
     }
 
-    /// Nothing failed, and at least one case passed.
+    /// Nothing failed, everything planned ran, and at least one case passed.
     pub fn passed(&self) -> bool {
         let (passed, failed, _) = self.counts();
-        failed == 0 && passed > 0
+        failed == 0 && passed > 0 && self.not_run.is_none()
+    }
+
+    /// How many planned cases did not run.
+    pub fn not_run_count(&self) -> usize {
+        self.not_run.as_ref().map_or(0, |n| n.cases.len())
     }
 
     /// Add a case that did not run, with the reason (`# SKIP reason`): what
     /// the host decided before the guest ran (a module that does not build
     /// for this kernel).
     pub fn add_skip(&mut self, name: &str, reason: &str) {
-        let number = u32::try_from(self.ktap.cases.len() + 1).unwrap_or(u32::MAX);
-        self.ktap.cases.push(TestCase {
-            number,
-            name: name.to_string(),
-            outcome: Outcome::Skip,
-            directive: Some(reason.to_string()),
-            diagnostics: Vec::new(),
-            subtests: Vec::new(),
-        });
+        add_case(
+            &mut self.ktap,
+            name,
+            Outcome::Skip,
+            Some(reason.to_string()),
+            Vec::new(),
+        );
     }
 
     /// The closing line: `N passed, N failed` (`, N skipped` where any).
@@ -54,43 +70,82 @@ impl Verdict {
         if skipped > 0 {
             let _ = write!(line, ", {skipped} skipped");
         }
+        if self.not_run_count() > 0 {
+            let _ = write!(line, ", {} not run", self.not_run_count());
+        }
         line
     }
 }
 
 /// Judge a run from the guest's KTAP, the console log and how QEMU ended.
+///
+/// A run the runner did not finish names what it planned and did not run
+/// ([`NotRun`], from its `# planned:` line) and why. The test kernel panics
+/// on an oops (`oops=panic`, see [`crate::vm::qemu::CMDLINE`]): then the
+/// oops is the failure, quoted, the case that was running fails, and the
+/// panic that ended the VM ("Fatal exception") is no failure of its own. A
+/// timeout after the runner's watchdog marked the running case hung is
+/// [`FailureKind::VmCaseHung`], quoting the watchdog's dump.
 pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Duration) -> Verdict {
     let mut report = ktap::parse(ktap_text);
+    // The runner's notes to the host are no case's output.
+    for case in &mut report.cases {
+        case.diagnostics.retain(|d| {
+            !d.starts_with(lkmlab_protocol::PLANNED) && !d.starts_with(lkmlab_protocol::HUNG)
+        });
+    }
     let attribution = leaks::attribute(&mut report);
     let mut extra = Vec::new();
-    let findings = logscan::scan(console);
+    let mut findings = logscan::scan(console);
     let panicked = findings
         .iter()
         .any(|f| matches!(f.kind, logscan::FindingKind::Panic));
-    let during = lkmlab_protocol::running_case(ktap_text)
+    let oops_panic = findings.iter().position(is_oops_panic);
+    let running = lkmlab_protocol::running_case(ktap_text);
+    let during = running
+        .as_ref()
         .map(|c| format!(" while running {c}"))
         .unwrap_or_default();
+    let timed_out = matches!(ending, Ending::TimedOut);
+    // A saved run does not say how it ended: a case marked hung and never
+    // finished, with no panic after it, was still hung at the end.
+    let saved = matches!(ending, Ending::Saved);
+    let hung = lkmlab_protocol::hung_case(ktap_text).filter(|_| timed_out || (saved && !panicked));
+    // The runner announces each case (`# running`) and ends with a marker;
+    // KTAP from elsewhere (a saved kernel log's KUnit output) has neither,
+    // and is judged by its own structure alone.
+    let from_runner = !matches!(ending, Ending::Saved) || lkmlab_protocol::from_runner(ktap_text);
+    let stopped_early =
+        from_runner && !ktap_text.trim().is_empty() && !lkmlab_protocol::finished(ktap_text);
+    let oopsed_in = running
+        .clone()
+        .filter(|_| stopped_early && oops_panic.is_some());
+    if let Some(i) = oops_panic {
+        findings.remove(i);
+    }
 
     match ending {
-        Ending::TimedOut => extra.push(Failure::new(
-            FailureKind::VmTimeout,
-            format!(
-                "the VM did not finish within {}s{during}; raise [vm] timeout_secs or \
-                 --timeout if the tests are just slow, else look for a hang in console.log",
-                timeout.as_secs()
+        Ending::TimedOut => extra.push(match &hung {
+            Some((case, secs)) => Failure::new(
+                FailureKind::VmCaseHung,
+                hung_text(case, *secs, Some(timeout), console),
             ),
-        )),
+            None => Failure::new(
+                FailureKind::VmTimeout,
+                format!(
+                    "the VM did not finish within {}s{during}; raise [vm] timeout_secs or \
+                     --timeout if the tests are just slow, else look for a hang in console.log",
+                    timeout.as_secs()
+                ),
+            ),
+        }),
         Ending::Exited { status, stderr } if !status.success() => extra.push(Failure::new(
             FailureKind::VmQemu,
             crate::process::saying(&format!("QEMU failed ({status})"), stderr.trim(), " "),
         )),
         Ending::Exited { .. } | Ending::Saved => {}
     }
-    // The runner announces each case (`# running`) and ends with a marker;
-    // KTAP from elsewhere (a saved kernel log's KUnit output) has neither,
-    // and is judged by its own structure alone.
-    let from_runner = !matches!(ending, Ending::Saved) || lkmlab_protocol::from_runner(ktap_text);
-    if ktap_text.trim().is_empty() && !matches!(ending, Ending::TimedOut) {
+    if ktap_text.trim().is_empty() && !timed_out {
         let hint = console
             .lines()
             .find(|l| l.contains("lkmlab-guest:"))
@@ -106,10 +161,12 @@ pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Durati
             FailureKind::VmNoResults,
             format!("the guest reported no KTAP at all{hint}"),
         ));
-    } else if from_runner
-        && !lkmlab_protocol::finished(ktap_text)
-        && !matches!(ending, Ending::TimedOut)
-    {
+    } else if let (Some((case, secs)), true) = (&hung, saved) {
+        extra.push(Failure::new(
+            FailureKind::VmCaseHung,
+            hung_text(case, *secs, None, console),
+        ));
+    } else if stopped_early && !timed_out && oopsed_in.is_none() {
         let what = if panicked {
             "the kernel panicked"
         } else {
@@ -120,13 +177,54 @@ pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Durati
             format!("{what} before the runner finished{during}"),
         ));
     }
+    if let Some(case) = &oopsed_in {
+        add_case(
+            &mut report,
+            case,
+            Outcome::Fail,
+            None,
+            vec![
+                "the kernel oopsed while this case ran (the oops is quoted below); the test \
+                 kernel panics on an oops (oops=panic), which ended the VM"
+                    .to_string(),
+            ],
+        );
+    }
+    let planned = lkmlab_protocol::planned_cases(ktap_text);
+    let not_run = (stopped_early && !planned.is_empty()).then(|| {
+        let reason = match (&running, &hung) {
+            (None, _) => "the guest stopped before them".to_string(),
+            (Some(case), _) if oopsed_in.is_some() => format!("the kernel oopsed in {case}"),
+            (Some(case), Some(_)) => format!("{case} hung"),
+            (Some(case), None) if timed_out => format!("the VM timed out in {case}"),
+            (Some(case), None) if panicked => format!("the kernel panicked in {case}"),
+            (Some(case), None) => format!("the guest stopped in {case}"),
+        };
+        // Every planned case is accounted for here, so the KTAP's missing
+        // results are no problem of their own.
+        report.problems.retain(|p| !p.starts_with(ktap::TRUNCATED));
+        let done: Vec<&str> = (report.cases.iter().map(|c| c.name.as_str()))
+            .chain(running.as_deref())
+            .collect();
+        NotRun {
+            reason,
+            cases: (planned.iter())
+                .filter(|c| !done.contains(&c.as_str()))
+                .cloned()
+                .collect(),
+        }
+    });
+    let not_run = not_run.filter(|n| !n.cases.is_empty());
     for problem in &report.problems {
         extra.push(Failure::new(FailureKind::KtapStructure, problem.clone()));
     }
     if let Some(reason) = &report.bail_out {
         extra.push(Failure::new(FailureKind::KtapBailOut, reason.clone()));
     }
-    extra.extend(nothing_passed(&report));
+    // A run that stopped early has failed already, for that reason.
+    if !stopped_early {
+        extra.extend(nothing_passed(&report));
+    }
     for f in &findings {
         // kmemleak's `N new suspected memory leaks` is the final scan's: when
         // every object it reported is at the step that leaked it, that step
@@ -151,7 +249,68 @@ pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Durati
         ktap: report,
         extra_failures: extra,
         findings,
+        not_run,
     }
+}
+
+/// The panic that `oops=panic` raises after an oops: `Kernel panic - not
+/// syncing: Fatal exception` (`… in interrupt`; arm64: `Oops: Fatal
+/// exception`).
+fn is_oops_panic(f: &logscan::Finding) -> bool {
+    f.kind == logscan::FindingKind::Panic
+        && f.excerpt
+            .first()
+            .is_some_and(|l| l.contains("Fatal exception"))
+}
+
+/// A case the host adds to the report (numbered after the last).
+fn add_case(
+    report: &mut ktap::Report,
+    name: &str,
+    outcome: Outcome,
+    directive: Option<String>,
+    diagnostics: Vec<String>,
+) {
+    let number = u32::try_from(report.cases.len() + 1).unwrap_or(u32::MAX);
+    report.cases.push(TestCase {
+        number,
+        name: name.to_string(),
+        outcome,
+        directive,
+        diagnostics,
+        subtests: Vec::new(),
+    });
+}
+
+/// What a [`FailureKind::VmCaseHung`] says: the case, how long it had run
+/// when the watchdog fired, the timeout, and the watchdog's dump.
+fn hung_text(case: &str, secs: u64, timeout: Option<Duration>, console: &str) -> String {
+    let within = timeout
+        .map(|t| format!(" within {}s", t.as_secs()))
+        .unwrap_or_default();
+    let mut text = format!(
+        "{case} hung: the runner's watchdog found it still running after {secs}s, and the VM \
+         did not finish{within} (if the tests are just slow, raise [vm] timeout_secs or \
+         --timeout)."
+    );
+    match logscan::watchdog_dump(console) {
+        Some((first, last, lines)) => {
+            let _ = write!(
+                text,
+                " Its tasks, the blocked tasks (sysrq w) and the CPUs (sysrq l), \
+                 console.log lines {first}-{last}:"
+            );
+            for line in lines {
+                text.push('\n');
+                text.push_str(&logscan::demangle(&line));
+            }
+            if last + 1 - first > logscan::MAX_WATCHDOG_QUOTE {
+                text.push_str("\n…");
+            }
+        }
+        None => text.push_str(" Its dump did not reach console.log."),
+    }
+    text
 }
 
 /// A run passes only when at least one case passed: a document that ran none
@@ -227,6 +386,17 @@ pub fn render(v: &Verdict) -> String {
             let _ = writeln!(out, "       {line}");
         }
     }
+    if let Some(n) = &v.not_run {
+        let _ = writeln!(
+            out,
+            "--- not run ({}), because {}:",
+            n.cases.len(),
+            n.reason
+        );
+        for name in &n.cases {
+            let _ = writeln!(out, "    {name}");
+        }
+    }
     let failed = failed_names(v);
     if !failed.is_empty() {
         let _ = writeln!(out, "--- failed ({}):", failed.len());
@@ -269,8 +439,17 @@ pub fn to_json(v: &Verdict) -> serde_json::Value {
         .collect();
     serde_json::json!({
         "passed": v.passed(),
-        "summary": { "passed": passed, "failed": failed, "skipped": skipped },
+        "summary": {
+            "passed": passed,
+            "failed": failed,
+            "skipped": skipped,
+            NOT_RUN_ID: v.not_run_count(),
+        },
         "failed": failed_names(v),
+        NOT_RUN_ID: v.not_run.as_ref().map(|n| serde_json::json!({
+            "reason": n.reason,
+            "cases": n.cases,
+        })),
         "cases": v.ktap.cases,
         "failures": v.extra_failures.iter()
             .map(|f| serde_json::json!({ "name": f.kind.id(), "text": f.text }))
@@ -384,6 +563,142 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("while running m.b"), "{text}");
+    }
+
+    /// An oops ends the VM (`oops=panic`): the oops is quoted, the case
+    /// that was running fails, the cases after it are not run — and
+    /// nothing else fails for it (no crash, no panic, no missing results).
+    #[test]
+    fn an_oops_fails_its_case_and_names_what_did_not_run() {
+        let ktap =
+            "KTAP version 1\n1..4\n# planned: m.insmod m.rmmod guest_tests.a guest_tests.b\n\
+                    # running m.insmod\nok 1 m.insmod\n# running m.rmmod\n";
+        let console = "\
+[    2.0] lkmlab: case m.rmmod
+[    2.1] BUG: kernel NULL pointer dereference, address: 0000000000000000
+[    2.1] Oops: Oops: 0002 [#1] SMP NOPTI
+[    2.1] RIP: 0010:m_exit+0x5/0x10 [m]
+[    2.1] ---[ end trace 0000000000000000 ]---
+[    2.1] Kernel panic - not syncing: Fatal exception
+[    2.1] ---[ end Kernel panic - not syncing: Fatal exception ]---
+";
+        let v = evaluate(ktap, console, &clean_exit(), Duration::from_secs(9));
+        assert!(!v.passed());
+        let text = render(&v);
+        let ids: Vec<_> = v.extra_failures.iter().map(|f| f.kind.id()).collect();
+        assert_eq!(ids, ["kernel_log.kernel_BUG"], "{text}");
+        assert!(text.contains("FAIL m.rmmod\n"), "{text}");
+        assert!(
+            text.contains("the kernel oopsed while this case ran"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "--- not run (2), because the kernel oopsed in m.rmmod:\n    guest_tests.a\n    guest_tests.b\n"
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with("1 passed, 2 failed, 2 not run\n"), "{text}");
+        let json = to_json(&v);
+        assert_eq!(json["summary"]["not_run"], 2);
+        assert_eq!(json["not_run"]["cases"][1], "guest_tests.b");
+        assert_eq!(json["not_run"]["reason"], "the kernel oopsed in m.rmmod");
+    }
+
+    /// A panic of its own (not an oops's) is still a crash, and what did not
+    /// run is named too.
+    #[test]
+    fn a_panic_names_what_did_not_run() {
+        let ktap = "KTAP version 1\n1..2\n# planned: m.insmod m.rmmod\n# running m.insmod\n";
+        let console = "[ 2.0] Kernel panic - not syncing: deliberate\n";
+        let v = evaluate(ktap, console, &clean_exit(), Duration::from_secs(9));
+        let text = render(&v);
+        assert!(text.contains("FAIL vm.crash"), "{text}");
+        assert!(text.contains("FAIL kernel_log.kernel_panic"), "{text}");
+        assert!(!text.contains("ktap.structure"), "{text}");
+        assert!(
+            text.contains(
+                "--- not run (1), because the kernel panicked in m.insmod:\n    m.rmmod\n"
+            ),
+            "{text}"
+        );
+    }
+
+    /// A timeout after the watchdog marked the running case hung names the
+    /// case and quotes the dump, instead of a bare timeout.
+    #[test]
+    fn a_hung_case_is_named_with_the_watchdogs_dump() {
+        let ktap = "KTAP version 1\n1..2\n# planned: guest_tests.read guest_tests.z\n\
+                    # running guest_tests.read\n# hung guest_tests.read 97\n";
+        let console = "\
+[  100.0] lkmlab: case guest_tests.read
+[  197.0] lkmlab: watchdog fired: guest_tests.read still running after 97s: its tasks, the blocked tasks (sysrq w) and the CPUs (sysrq l) follow
+[  197.0] lkmlab: watchdog: task cat (pid 50, state D) of guest_tests.read:
+[  197.0]  hangs_in_read::read+0x1f/0x40 [hangs_in_read]
+[  197.1] sysrq: Show Blocked State
+[  197.1] task:cat             state:D stack:0     pid:50    tgid:50    ppid:49
+[  197.1] Call Trace:
+[  197.1]  <TASK>
+[  197.1]  __mutex_lock+0x1f/0x40
+[  197.1]  </TASK>
+[  197.2] lkmlab: watchdog: end of the dump
+";
+        let v = evaluate(ktap, console, &Ending::TimedOut, Duration::from_secs(120));
+        let text = render(&v);
+        let ids: Vec<_> = v.extra_failures.iter().map(|f| f.kind.id()).collect();
+        assert_eq!(ids, ["vm.case_hung"], "{text}");
+        assert!(
+            text.contains(
+                "guest_tests.read hung: the runner's watchdog found it still running after 97s"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("console.log lines 2-11:"), "{text}");
+        assert!(text.contains("task:cat             state:D"), "{text}");
+        assert!(text.contains("__mutex_lock+0x1f/0x40"), "{text}");
+        assert!(
+            text.contains("--- not run (1), because guest_tests.read hung:\n    guest_tests.z\n"),
+            "{text}"
+        );
+        // Read back from the saved files, it is the same hang.
+        let saved = evaluate(ktap, console, &Ending::Saved, Duration::ZERO);
+        let ids: Vec<_> = saved.extra_failures.iter().map(|f| f.kind.id()).collect();
+        assert_eq!(ids, ["vm.case_hung"], "{}", render(&saved));
+        // The same run without the watchdog's mark is a bare timeout.
+        let unmarked = ktap.replace("# hung guest_tests.read 97\n", "");
+        let v = evaluate(&unmarked, "", &Ending::TimedOut, Duration::from_secs(120));
+        let ids: Vec<_> = v.extra_failures.iter().map(|f| f.kind.id()).collect();
+        assert_eq!(ids, ["vm.timeout"]);
+        assert!(render(&v).contains("because the VM timed out in guest_tests.read"));
+    }
+
+    /// A case the watchdog fired for that finished after all (a slow guest)
+    /// is judged by its result alone.
+    /// The runner's `# planned:` and `# hung` lines are not shown as what the
+    /// case they precede printed.
+    #[test]
+    fn the_runners_notes_are_not_a_cases_output() {
+        let ktap = "KTAP version 1\n1..1\n# planned: m.a\n# running m.a\n# hung m.a 97\n\
+                    # busy\nnot ok 1 m.a\n# lkmlab-guest: done\n";
+        let v = evaluate(ktap, "", &clean_exit(), Duration::from_secs(120));
+        let text = render(&v);
+        assert!(text.starts_with("FAIL m.a\n       busy\n"), "{text}");
+    }
+
+    #[test]
+    fn a_slow_case_the_watchdog_fired_for_is_not_hung() {
+        let ktap = "KTAP version 1\n1..1\n# planned: m.a\n# running m.a\n# hung m.a 97\n\
+                    ok 1 m.a\n# lkmlab-guest: done\n";
+        let console = "\
+[ 197.0] lkmlab: watchdog fired: m.a still running after 97s: its tasks, the blocked tasks (sysrq w) and the CPUs (sysrq l) follow
+[ 197.1] NMI backtrace for cpu 0
+[ 197.1] Call Trace:
+[ 197.1]  <TASK>
+[ 197.1]  </TASK>
+[ 197.2] lkmlab: watchdog: end of the dump
+";
+        let v = evaluate(ktap, console, &clean_exit(), Duration::from_secs(120));
+        assert!(v.passed(), "{}", render(&v));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use lkmlab_protocol::{KTAP_PORT, KUNIT_FILTER_NONE};
+use lkmlab_protocol::{CONTROL_PORT, KTAP_PORT, KUNIT_FILTER_NONE, WATCHDOG_SIGNAL};
 
 pub struct VmTest<'a> {
     pub arch: Arch,
@@ -30,6 +30,9 @@ pub struct VmTest<'a> {
     /// Kernel parameters after [`CMDLINE`], the architecture's and the KUnit filter (e.g.
     /// `kasan_multi_shot` for a KASAN kernel).
     pub cmdline_extra: &'a [&'a str],
+    /// When (since QEMU started) to signal the runner's per-case watchdog
+    /// ([`lkmlab_protocol::watchdog_at`]); none, never.
+    pub watchdog_at: Option<Duration>,
 }
 
 /// How the VM ended.
@@ -72,7 +75,25 @@ pub struct VmRun {
 /// 23 ms instead of 12 ms on one; with this option 12 ms again (scull's 200
 /// cycles: 4.6 s → 2.4 s). The RCU guarantees a module relies on are the
 /// same; only the wait is shorter.
-pub const CMDLINE: &str = "panic=-1 rdinit=/init rcupdate.rcu_expedited=1";
+///
+/// `oops=panic`: an oops ends the run. Once the kernel has oopsed, the task
+/// it killed may have held locks, reference counts or a half-built module
+/// that nothing will release, so what runs after it hangs or fails for that
+/// reason (issue 20: a fault-injection sweep's oops, then guest tests that
+/// hung until the timeout, each reported as a failure of its own). The
+/// guest runner could look for the `D` taint after each case instead, but
+/// only after the case's process ended — a case whose oops hit a kernel
+/// thread, a timer or a lock the runner itself needs would never get there —
+/// and it would run in the very kernel whose state it cannot trust. The
+/// kernel stopping itself at the oops is immediate and the same wherever
+/// the oops happens; the host quotes the oops, fails the case that was
+/// running and names the planned cases that did not run (the runner's
+/// `# planned:` line; [`crate::judge::report::evaluate`]). Only an oops
+/// panics: a `WARN()` does not (no `panic_on_warn`), nor do the reports of
+/// KASAN, kmemleak, lockdep or a `BUG: sleeping function called from
+/// invalid context`, which print and go on, as before. A Rust panic does:
+/// its handler calls `BUG()`, an oops.
+pub const CMDLINE: &str = "panic=-1 oops=panic rdinit=/init rcupdate.rcu_expedited=1";
 
 /// The whole kernel command line of a test boot on `arch`.
 pub fn cmdline(arch: Arch, extra: &[&str]) -> String {
@@ -89,8 +110,10 @@ pub fn cmdline(arch: Arch, extra: &[&str]) -> String {
 
 /// QEMU for a test boot: the architecture's machine ([`Arch::machine_args`]),
 /// the console into a file, the KTAP channel (a virtio serial port, which
-/// the machine puts on virtio-mmio), the kernel and the initramfs.
-pub fn qemu_command(t: &VmTest, console: &Path, ktap: &Path) -> Command {
+/// the machine puts on virtio-mmio), the control channel to the runner (a
+/// second port, on the FIFO `control`, when there is one), the kernel and
+/// the initramfs.
+pub fn qemu_command(t: &VmTest, console: &Path, ktap: &Path, control: Option<&Path>) -> Command {
     let mut cmd = Command::new(t.arch.qemu_binary());
     cmd.args(t.arch.machine_args(t.accel))
         .args(["-accel", t.accel.qemu_name()])
@@ -110,8 +133,18 @@ pub fn qemu_command(t: &VmTest, console: &Path, ktap: &Path) -> Command {
         .args([
             "-device",
             &format!("virtserialport,chardev=ktap,name={KTAP_PORT}"),
-        ])
-        .arg("-kernel")
+        ]);
+    if let Some(fifo) = control {
+        // A `pipe` chardev on one FIFO, which QEMU opens for reading and
+        // writing: what the host writes into it reaches the guest's port.
+        cmd.arg("-chardev")
+            .arg(format!("pipe,id=control,path={}", fifo.display()))
+            .args([
+                "-device",
+                &format!("virtserialport,chardev=control,name={CONTROL_PORT}"),
+            ]);
+    }
+    cmd.arg("-kernel")
         .arg(t.image)
         .arg("-initrd")
         .arg(t.initramfs)
@@ -124,11 +157,19 @@ pub fn run(t: &VmTest) -> Result<VmRun> {
     std::fs::create_dir_all(t.out).with_context(|| format!("creating {}", t.out.display()))?;
     let console = t.out.join("console.log");
     let ktap = t.out.join("results.ktap");
-    for f in [&console, &ktap] {
+    let fifo = t.out.join("control.fifo");
+    for f in [&console, &ktap, &fifo] {
         let _ = std::fs::remove_file(f);
     }
+    // Without a FIFO (a filesystem that has none) there is no watchdog.
+    let control = t.watchdog_at.is_some()
+        && nix::unistd::mkfifo(
+            &fifo,
+            nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR,
+        )
+        .is_ok();
     let started = Instant::now();
-    let mut cmd = qemu_command(t, &console, &ktap);
+    let mut cmd = qemu_command(t, &console, &ktap, control.then_some(fifo.as_path()));
     // QEMU dies with lkmlab, and holds the results folder's lock.
     let mut qemu = process::spawn_holding(
         cmd.stdin(Stdio::null())
@@ -148,7 +189,14 @@ pub fn run(t: &VmTest) -> Result<VmRun> {
         s
     });
     let mut progress = KtapProgress::new(&ktap, started);
-    let ending = match qemu.wait(Some(t.timeout), || progress.poll())? {
+    let mut watchdog_at = t.watchdog_at.filter(|_| control);
+    let ending = match qemu.wait(Some(t.timeout), || {
+        progress.poll();
+        if watchdog_at.is_some_and(|at| started.elapsed() >= at) {
+            watchdog_at = None;
+            signal_watchdog(&fifo);
+        }
+    })? {
         Waited::Exited(status) => Ending::Exited {
             status,
             stderr: reader.join().unwrap_or_default(),
@@ -156,6 +204,7 @@ pub fn run(t: &VmTest) -> Result<VmRun> {
         Waited::TimedOut => Ending::TimedOut,
     };
     progress.poll();
+    let _ = std::fs::remove_file(&fifo);
     Ok(VmRun {
         ending,
         elapsed: started.elapsed(),
@@ -164,6 +213,21 @@ pub fn run(t: &VmTest) -> Result<VmRun> {
         console,
         ktap,
     })
+}
+
+/// Tells the runner's watchdog that the VM's time is nearly up. QEMU holds
+/// the FIFO open for reading, so opening it without blocking succeeds; a
+/// QEMU that is gone already has nothing to tell.
+fn signal_watchdog(fifo: &Path) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let opened = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(fifo);
+    if let Ok(mut f) = opened {
+        let _ = f.write_all(WATCHDOG_SIGNAL);
+    }
 }
 
 /// Watches the KTAP file QEMU writes, for the times of its first byte and
@@ -220,6 +284,7 @@ mod tests {
         for option in [
             "console=ttyS0",
             "panic=-1",
+            "oops=panic",
             "reboot=t",
             "rdinit=/init",
             "no_timer_check",

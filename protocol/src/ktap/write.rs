@@ -3,6 +3,7 @@
 //! ```text
 //! KTAP version 1
 //! 1..2
+//! # planned: hello.loads scull.kunit <- every case, in order (crate::PLANNED)
 //! # running hello.loads             <- before each case (crate::RUNNING)
 //! # what the case printed            <- its diagnostics
 //!     KTAP version 1                 <- nested results (a KUnit suite's), one
@@ -50,6 +51,18 @@ impl<W: Write> Writer<W> {
         writeln!(out, "KTAP version 1")?;
         writeln!(out, "1..{planned}")?;
         Ok(Writer { out, number: 0 })
+    }
+
+    /// Names every case the runner is about to run, in order.
+    pub fn planned<S: AsRef<str>>(&mut self, names: &[S]) -> io::Result<()> {
+        let names: Vec<&str> = names.iter().map(AsRef::as_ref).collect();
+        self.diagnostic(&format!("{}{}", crate::PLANNED, names.join(" ")))
+    }
+
+    /// Says that the watchdog found the case `name` still running after
+    /// `secs` seconds (and dumped the blocked tasks into the kernel log).
+    pub fn hung(&mut self, name: &str, secs: u64) -> io::Result<()> {
+        self.diagnostic(&format!("{}{name} {secs}", crate::HUNG))
     }
 
     /// Announces the case about to run, so that the host can name it if the

@@ -9,11 +9,18 @@
       inherit (nixpkgs) lib;
 
       # The lab for one project on one system: packages (module, kernel,
-      # kernel-config, lkmlab, guest-runner, virtme-ng), checks (vm-test,
-      # lkmlab, module-lint, pin, nixfmt), apps (vm, test), devShell and
-      # formatter. `src` is the project: lkmlab.toml, kernel-config/ and the
-      # module directory lkmlab.toml names.
-      mkLab = { pkgs, src }: import ./nix/lab.nix { inherit pkgs src; };
+      # kernel-config, each also per target; lkmlab, guest-runner,
+      # virtme-ng), checks (vm-test and kernel-config, also per target;
+      # module-lint, pin; with selfChecks lkmlab's tests and nixfmt), apps
+      # (vm, test), devShell and formatter. `src` is the project:
+      # lkmlab.toml, kernel-config/ and the module directory lkmlab.toml names.
+      mkLab =
+        {
+          pkgs,
+          src,
+          selfChecks ? false,
+        }:
+        import ./nix/lab.nix { inherit pkgs src selfChecks; };
 
       # A project's flake outputs, on lkmlab's nixpkgs: what a module
       # repository's flake.nix returns (`lkmlab.lib.mkFlake { src = ./.; }`).
@@ -29,13 +36,15 @@
             "x86_64-linux"
             "aarch64-linux"
           ],
+          # lkmlab's own test suite and the Nix format check as checks too.
+          selfChecks ? false,
         }:
         let
           labs = lib.genAttrs systems (
             system:
             mkLab {
               pkgs = nixpkgs.legacyPackages.${system};
-              inherit src;
+              inherit src selfChecks;
             }
           );
           perSystem = f: lib.mapAttrs (_: f) labs;
@@ -50,8 +59,12 @@
           formatter = perSystem (lab: lab.formatter);
         };
     in
-    # lkmlab's own lab (its module/ directory) is made as any project's is.
-    mkFlake { src = ./.; }
+    # lkmlab's own lab (its module/ directory) is made as any project's is,
+    # with lkmlab's own checks (its test suite, the Nix format).
+    mkFlake {
+      src = ./.;
+      selfChecks = true;
+    }
     // {
       lib = { inherit mkLab mkFlake; };
 

@@ -1,13 +1,18 @@
 # Everything a lab flake exposes for one system, from one nixpkgs, for one
 # module project: lkmlab's own (src = lkmlab's repository) or a module
 # author's (lkmlab.lib.mkLab / mkFlake, src = their project). The Nix side is
-# glue: the pin and the Kconfig fragments come from the project's
-# lkmlab.toml, the kernel configuration and the VM test are lkmlab commands.
+# glue: the pin, the targets and the Kconfig fragments come from the
+# project's lkmlab.toml, the VM test is an lkmlab command, and the kernel's
+# .config is Kbuild's (held to `lkmlab config`'s by a check).
 {
   pkgs,
   # The project: lkmlab.toml, kernel-config/, the module directory that
   # lkmlab.toml's [module] dir names (with its guest-tests/).
   src ? ../.,
+  # lkmlab's own checks: its test suite (`cargo test -p lkmlab`) and the
+  # format of the project's Nix files. lkmlab's flake sets it; a module
+  # project gets them only when it asks.
+  selfChecks ? false,
 }:
 let
   inherit (pkgs) lib;
@@ -348,9 +353,6 @@ in
     # The .config the kernel is built from equals what `lkmlab config` makes.
     kernel-config = main.kernel-config-check;
 
-    # `cargo test -p lkmlab` (buildRustPackage's checkPhase).
-    inherit lkmlab;
-
     module-lint = kernelPackages.callPackage ./module-lint.nix {
       src = sources.module;
       topDir = pin.tarball.top_dir;
@@ -380,16 +382,22 @@ in
           touch "$out"
         '';
 
+  }
+  // perTarget (t: {
+    inherit (t) vm-test;
+    kernel-config = t.kernel-config-check;
+  })
+  // lib.optionalAttrs selfChecks {
+    # `cargo test -p lkmlab`: the package itself is built without its tests
+    # (they are no part of what the VM test or the apps need).
+    lkmlab = lkmlab.overrideAttrs { doCheck = true; };
+
     nixfmt = pkgs.runCommand "lkmlab-nixfmt-check" { nativeBuildInputs = [ pkgs.nixfmt ]; } ''
       cd ${sources.nix}
       find . -name '*.nix' -print0 | sort -z | xargs -0 nixfmt --check
       touch "$out"
     '';
-  }
-  // perTarget (t: {
-    inherit (t) vm-test;
-    kernel-config = t.kernel-config-check;
-  });
+  };
 
   apps = rec {
     vm = mkApp {

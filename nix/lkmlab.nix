@@ -1,6 +1,7 @@
-# The lkmlab CLI from the Cargo workspace, carrying the guest runner. Its checkPhase is `cargo test -p lkmlab`
-# (flake check `lkmlab`), so the tests must run in the build sandbox: no
-# network, no /dev/kvm, HOME not writable.
+# The lkmlab CLI from the Cargo workspace, carrying the guest runner. Built
+# without its tests (doCheck = false): `checks.lkmlab` (lkmlab's own flake,
+# selfChecks) is this package with them, `cargo test -p lkmlab`, so they must
+# run in the build sandbox: no network, no /dev/kvm, HOME not writable.
 {
   lib,
   rustPlatform,
@@ -23,6 +24,7 @@ rustPlatform.buildRustPackage {
     "-p"
     "lkmlab"
   ];
+  doCheck = false;
   # lkmlab/build.rs carries this static runner instead of building one with
   # glibc's libc.a, which the sandbox's toolchain does not link statically.
   env.LKMLAB_GUEST_RUNNER = lib.getExe guestRunner;

@@ -86,4 +86,9 @@ stdenv.mkDerivation {
   '';
 
   dontFixup = true;
+
+  # What kernel-config-check.nix, which reuses this derivation, needs to know.
+  passthru = {
+    inherit arch flavor makeFlags;
+  };
 }

@@ -206,14 +206,7 @@ let
       # ... held to lkmlab's (a check: lkmlab's tests and toolchain stay out
       # of the build path).
       kernel-config-check = tpkgs.callPackage ./kernel-config-check.nix {
-        inherit
-          lkmlab
-          toolchain
-          kernelTarball
-          pin
-          makeFlags
-          ;
-        inherit (target) arch flavor;
+        inherit lkmlab;
         kernelName = target.kernel;
         projectSrc = sources.config;
         kernelConfig = kernel-config;

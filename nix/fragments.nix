@@ -26,7 +26,7 @@ toml.kconfig.fragments
   else if arch == "x86_64" then
     [ ]
   else
-    throw "kconfig.nix: lkmlab.toml has no [kconfig.arch.${arch}] fragments"
+    throw "fragments.nix: lkmlab.toml has no [kconfig.arch.${arch}] fragments"
 )
 ++ (
   if kernel == null then
@@ -34,11 +34,11 @@ toml.kconfig.fragments
   else if kernels ? ${kernel} then
     kernels.${kernel}.fragments or [ ]
   else
-    throw "kconfig.nix: lkmlab.toml has no [kernels.\"${kernel}\"]"
+    throw "fragments.nix: lkmlab.toml has no [kernels.\"${kernel}\"]"
 )
 ++ (
   if flavors ? ${flavor} then
     flavors.${flavor}.fragments or [ ]
   else
-    throw "kconfig.nix: flavor `${flavor}` is not in [kconfig.flavors] of lkmlab.toml"
+    throw "fragments.nix: flavor `${flavor}` is not in [kconfig.flavors] of lkmlab.toml"
 )

@@ -119,7 +119,7 @@ let
 
       # The prefix of a compiler for the host platform: none natively, the
       # host's triple for a cross compiler (cc-wrapper's targetPrefix).
-      prefixFor = isStatic: if cross == null then "" else "${(mkPlatform hostSystem isStatic).config}-";
+      crossPrefix = if cross == null then "" else "${(mkPlatform hostSystem false).config}-";
 
       # stdenv.cc (pkgs/build-support/cc-wrapper): the wrapper, with the
       # unwrapped compiler as .cc and the bintools wrapper as .bintools, whose
@@ -127,13 +127,13 @@ let
       # prefix (aarch64-unknown-linux-gnu-gcc).
       gccWrapper = tool (crossKey "stdenv.cc") // {
         cc = tool (crossKey "stdenv.cc.cc") // {
-          meta.mainProgram = "${prefixFor false}gcc";
+          meta.mainProgram = "${crossPrefix}gcc";
           version = "replica";
         };
         bintools = tool (crossKey "stdenv.cc.bintools") // {
           bintools = tool (crossKey "stdenv.cc.bintools.bintools");
         };
-        targetPrefix = prefixFor false;
+        targetPrefix = crossPrefix;
         isClang = false;
         isGNU = true;
       };

@@ -289,20 +289,20 @@ mod tests {
         )
     }
 
-    fn sweep(report: &ktap::Report) -> &TestCase {
+    fn case<'a>(report: &'a ktap::Report, name: &str) -> &'a TestCase {
         report
             .cases
             .iter()
-            .find(|c| c.name == "leak_on_init_error.fault_injection")
-            .unwrap()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no case {name}"))
+    }
+
+    fn sweep(report: &ktap::Report) -> &TestCase {
+        case(report, "leak_on_init_error.fault_injection")
     }
 
     fn kmemleak_case(report: &ktap::Report) -> &TestCase {
-        report
-            .cases
-            .iter()
-            .find(|c| c.name == "kernel.kmemleak_no_leaks")
-            .unwrap()
+        case(report, "kernel.kmemleak_no_leaks")
     }
 
     #[test]

@@ -49,9 +49,11 @@ impl Cell {
 /// target the selection names, or every declared one.
 pub(super) fn run(ctx: &Ctx, selection: &TargetArg, vm: &VmArgs) -> Result<Done> {
     let targets = ctx.project.check_targets(&selection.selection())?;
-    ctx.module_dir(None)?;
+    let module_dir = ctx.module_dir(None)?;
+    let mut devices = Vec::new();
     for target in &targets {
         crate::vm::limits::check(&ctx.project, Some(target))?;
+        devices.push(ctx.devices(&module_dir, target.arch)?);
     }
     crate::vm::limits::check_timeout(&ctx.project.pin.vm, vm.timeout)?;
     let accel = super::accel_choice(ctx, vm.accel)?;
@@ -64,14 +66,20 @@ pub(super) fn run(ctx: &Ctx, selection: &TargetArg, vm: &VmArgs) -> Result<Done>
         bail!("the pipeline cannot run on this machine yet (see the fixes above)");
     }
     super::build::fetch(ctx)?;
-    run_targets(ctx, &targets, vm)
+    run_targets(ctx, &targets, &devices, vm)
 }
 
-fn run_targets(ctx: &Ctx, targets: &[Target], vm: &VmArgs) -> Result<Done> {
+/// `devices`: each target's checked devices, in the order of `targets`.
+fn run_targets(
+    ctx: &Ctx,
+    targets: &[Target],
+    devices: &[Vec<crate::vm::devices::Checked>],
+    vm: &VmArgs,
+) -> Result<Done> {
     let several = targets.len() > 1;
     let module_dir = ctx.default_module_dir();
     let mut runs = Vec::new();
-    for target in targets {
+    for (target, devices) in targets.iter().zip(devices) {
         if several {
             crate::status!("=== target {} ===", target.name());
         }
@@ -80,7 +88,7 @@ fn run_targets(ctx: &Ctx, targets: &[Target], vm: &VmArgs) -> Result<Done> {
             vm.out = vm.out.map(|o| o.join(target.label()));
         }
         let mut timings = Timings::new();
-        let run = match build_and_test(ctx, target, &vm, &module_dir, None, &mut timings) {
+        let run = match build_and_test(ctx, target, &vm, &module_dir, devices, None, &mut timings) {
             Ok(verdict) => {
                 if !several || vm.format == Format::Text {
                     print_verdict(&verdict, vm.format)?;

@@ -10,7 +10,7 @@ use crate::config::pin::AccelChoice;
 use crate::config::project::Project;
 use crate::source::fetch::Fetcher;
 use crate::timings::Timings;
-use crate::{judge::report, vm::guest};
+use crate::{judge::report, vm::devices, vm::guest};
 use anyhow::Result;
 use lkmlab_protocol::plan::ExampleSuite;
 use std::path::{Path, PathBuf};
@@ -79,6 +79,17 @@ impl Ctx {
             Box::new(guest::find_busybox)
         };
         guest::GuestTools { arch, busybox }
+    }
+
+    /// The devices of a test of `module_dir` on `arch`, checked against
+    /// its QEMU (before anything is built: a typo costs no kernel build).
+    fn devices(&self, module_dir: &Path, arch: Arch) -> Result<Vec<devices::Checked>> {
+        let declared = devices::declared(
+            &self.project.pin.vm.devices,
+            &self.project.root.join(crate::config::pin::PIN_FILE),
+            module_dir,
+        )?;
+        devices::check(arch, &declared)
     }
 
     fn fetcher(&self) -> Fetcher<'_> {

@@ -9,7 +9,7 @@ use crate::build::{module, module_dir};
 use crate::cli::{Format, TargetArg, VmArgs};
 use crate::config::target::Target;
 use crate::timings::Timings;
-use crate::vm::{accel, guest, limits, qemu};
+use crate::vm::{accel, devices, guest, limits, qemu};
 use crate::{judge::junit, judge::report, lab::watch};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -40,6 +40,7 @@ pub(super) fn test(ctx: &Ctx, target: &TargetArg, vm: &VmArgs, given: &Given) ->
     let built = given.kernel.is_none().then_some(&target);
     limits::check(&ctx.project, built)?;
     limits::check_timeout(&ctx.project.pin.vm, vm.timeout)?;
+    let devices = ctx.devices(&module_dir, target.arch)?;
     let runner = given.runner.as_deref();
     let verdict = match &given.kernel {
         Some((image, modules)) => {
@@ -69,9 +70,23 @@ pub(super) fn test(ctx: &Ctx, target: &TargetArg, vm: &VmArgs, given: &Given) ->
                 image: image.clone(),
                 tree: None,
             };
-            run_vm_test(ctx, &target, vm, &boot, &payload, runner, &mut timings)?
+            let run = VmRun {
+                vm,
+                payload: &payload,
+                devices: &devices,
+                runner,
+            };
+            run_vm_test(ctx, &target, &boot, &run, &mut timings)?
         }
-        None => build_and_test(ctx, &target, vm, &module_dir, runner, &mut timings)?,
+        None => build_and_test(
+            ctx,
+            &target,
+            vm,
+            &module_dir,
+            &devices,
+            runner,
+            &mut timings,
+        )?,
     };
     finish(&verdict, vm.format, vm.timings.then_some(&timings))
 }
@@ -87,12 +102,14 @@ pub(super) fn watch(
     let module_dir = ctx.module_dir(module.as_deref())?;
     limits::check(&ctx.project, Some(&target))?;
     limits::check_timeout(&ctx.project.pin.vm, vm.timeout)?;
+    let devices = ctx.devices(&module_dir, target.arch)?;
     let verdict = watch::run(
         &module_dir,
         runs,
         || {
             let mut timings = Timings::new();
-            let verdict = build_and_test(ctx, &target, vm, &module_dir, None, &mut timings);
+            let verdict =
+                build_and_test(ctx, &target, vm, &module_dir, &devices, None, &mut timings);
             if vm.timings {
                 crate::notice!("{}", timings.line());
             }
@@ -120,6 +137,7 @@ pub(super) fn build_and_test(
     target: &Target,
     vm: &VmArgs,
     module_dir: &Path,
+    devices: &[devices::Checked],
     runner: Option<&Path>,
     timings: &mut Timings,
 ) -> Result<report::Verdict> {
@@ -137,15 +155,22 @@ pub(super) fn build_and_test(
         ctx.example_suites(module_dir),
         &ctx.guest_tools(target.arch),
     )?;
-    run_vm_test(
-        ctx,
-        target,
+    let run = VmRun {
         vm,
-        &Boot::tree(&tree),
-        &payload,
+        payload: &payload,
+        devices,
         runner,
-        timings,
-    )
+    };
+    run_vm_test(ctx, target, &Boot::tree(&tree), &run, timings)
+}
+
+/// What a test boot runs, beside the kernel: the options, the initramfs's
+/// payload, the declared devices, the guest runner if one was given.
+struct VmRun<'a> {
+    vm: &'a VmArgs,
+    payload: &'a guest::Payload,
+    devices: &'a [devices::Checked],
+    runner: Option<&'a Path>,
 }
 
 /// The kernel a test boots: a built tree, or an image given on the command
@@ -169,12 +194,16 @@ impl<'a> Boot<'a> {
 fn run_vm_test(
     ctx: &Ctx,
     target: &Target,
-    vm: &VmArgs,
     boot: &Boot,
-    payload: &guest::Payload,
-    runner: Option<&Path>,
+    run: &VmRun,
     timings: &mut Timings,
 ) -> Result<report::Verdict> {
+    let VmRun {
+        vm,
+        payload,
+        devices,
+        runner,
+    } = *run;
     let image = boot.image.as_path();
     if let Some(tree) = boot
         .tree
@@ -225,6 +254,7 @@ fn run_vm_test(
         out_lock: &lock,
         cmdline_extra: &cmdline_extra,
         watchdog_at: lkmlab_protocol::watchdog_at(timeout),
+        devices,
     })?;
     let first = run.first_ktap.unwrap_or(run.elapsed);
     let done = run.done.unwrap_or(run.elapsed).max(first);

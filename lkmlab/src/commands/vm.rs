@@ -32,9 +32,14 @@ fn run_timed(ctx: &Ctx, o: &VmCmd, timings: &mut Timings) -> Result<Done> {
             target.arch
         );
     }
-    if o.modules.is_none() {
-        ctx.module_dir(o.module.as_deref())?;
-    }
+    // The devices of the module directory (its devices.toml) and the
+    // project's, checked before anything is built; with --modules, the
+    // project's and the default module directory's.
+    let module_dir = match o.modules {
+        None => ctx.module_dir(o.module.as_deref())?,
+        Some(_) => ctx.default_module_dir(),
+    };
+    let devices = ctx.devices(&module_dir, target.arch)?;
     let built = o.kernel.is_none().then_some(&target);
     limits::check(&ctx.project, built)?;
     // `--timeout 0` is no limit; the pin's default is a test run's.
@@ -84,6 +89,7 @@ fn run_timed(ctx: &Ctx, o: &VmCmd, timings: &mut Timings) -> Result<Done> {
         memory_mib: ctx.project.pin.vm.memory_mib,
         cpus: ctx.project.pin.vm.cpus,
         exec: o.exec.as_deref(),
+        devices: &devices,
         extra: &o.vng_options,
     };
     let kernel_name = release.map_or_else(

@@ -11,6 +11,15 @@ use serde::Deserialize;
 use std::fmt;
 use std::path::Path;
 
+/// What the test VM's machine must have: nothing beyond lkmlab's own
+/// channels, or a PCI bus for declared PCI devices
+/// ([`crate::vm::devices::machine`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Machine {
+    Minimal,
+    Pci,
+}
+
 /// An architecture a target's kernel is built for and booted on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
 pub enum Arch {
@@ -103,18 +112,37 @@ impl Arch {
 
     /// The QEMU machine and CPU, up to (not including) the devices.
     ///
-    /// x86-64: `microvm` — no PCI, no firmware tables to walk; ACPI off so
-    /// QEMU announces the virtio-mmio devices on the kernel command line.
+    /// x86-64, [`Machine::Minimal`]: `microvm` — no PCI, no firmware tables
+    /// to walk; ACPI off so QEMU announces the virtio-mmio devices on the
+    /// kernel command line. [`Machine::Pci`]: `q35`, the PC with PCI
+    /// Express (and ACPI, through which the kernel finds its PCI bus and
+    /// routes legacy interrupts). `microvm,pcie=on` was measured first
+    /// (QEMU 7.2, TCG): it needs ACPI, with ACPI the test kernel hung at
+    /// "Calibrating delay loop" in 3 of 3 boots, and QEMU then no longer
+    /// passes virtio-mmio devices on the command line.
     ///
-    /// arm64: `virt`, whose device tree lists its virtio-mmio slots. Under
-    /// TCG the `max` CPU with `pauth-impdef=on`: QEMU's default (QARMA)
-    /// pointer-authentication emulation is several times slower, and every
-    /// function of a kernel built with pointer authentication uses it.
-    pub fn machine_args(self, accel: Accel) -> Vec<&'static str> {
-        match (self, accel) {
-            (Arch::X86_64, _) => vec!["-M", "microvm,acpi=off"],
-            (Arch::Arm64, Accel::Tcg) => vec!["-M", "virt", "-cpu", "max,pauth-impdef=on"],
-            (Arch::Arm64, Accel::Kvm) => vec!["-M", "virt", "-cpu", "host"],
+    /// arm64: `virt` for both, whose device tree lists its virtio-mmio slots
+    /// and a PCI Express host bridge (the kernel's generic ECAM driver,
+    /// `CONFIG_PCI_HOST_GENERIC`). Under TCG the `max` CPU with
+    /// `pauth-impdef=on`: QEMU's default (QARMA) pointer-authentication
+    /// emulation is several times slower, and every function of a kernel
+    /// built with pointer authentication uses it.
+    pub fn machine_args(self, accel: Accel, machine: Machine) -> Vec<&'static str> {
+        match (self, accel, machine) {
+            (Arch::X86_64, _, Machine::Minimal) => vec!["-M", "microvm,acpi=off"],
+            (Arch::X86_64, _, Machine::Pci) => vec!["-M", "q35"],
+            (Arch::Arm64, Accel::Tcg, _) => vec!["-M", "virt", "-cpu", "max,pauth-impdef=on"],
+            (Arch::Arm64, Accel::Kvm, _) => vec!["-M", "virt", "-cpu", "host"],
+        }
+    }
+
+    /// The virtio serial controller of lkmlab's channels (KTAP, control)
+    /// on that machine: on virtio-mmio where the machine has it, on PCI
+    /// where it has only PCI (q35).
+    pub fn virtio_serial(self, machine: Machine) -> &'static str {
+        match (self, machine) {
+            (Arch::X86_64, Machine::Pci) => "virtio-serial-pci",
+            _ => "virtio-serial-device",
         }
     }
 
@@ -331,14 +359,40 @@ mod tests {
     #[test]
     fn each_machine_has_its_own_console_and_cpu() {
         assert_eq!(
-            Arch::X86_64.machine_args(Accel::Tcg),
+            Arch::X86_64.machine_args(Accel::Tcg, Machine::Minimal),
             ["-M", "microvm,acpi=off"]
         );
         assert_eq!(
-            Arch::Arm64.machine_args(Accel::Tcg),
+            Arch::Arm64.machine_args(Accel::Tcg, Machine::Minimal),
             ["-M", "virt", "-cpu", "max,pauth-impdef=on"]
         );
         assert_eq!(Arch::Arm64.console(), "ttyAMA0");
         assert_eq!(Arch::Arm64.image_path(), "arch/arm64/boot/Image");
+    }
+
+    /// A PCI device needs a PCI bus: q35 on x86-64, with the channels on
+    /// PCI; arm64's virt has both buses.
+    #[test]
+    fn a_pci_machine_where_devices_need_one() {
+        assert_eq!(
+            Arch::X86_64.machine_args(Accel::Tcg, Machine::Pci),
+            ["-M", "q35"]
+        );
+        assert_eq!(
+            Arch::X86_64.virtio_serial(Machine::Pci),
+            "virtio-serial-pci"
+        );
+        assert_eq!(
+            Arch::X86_64.virtio_serial(Machine::Minimal),
+            "virtio-serial-device"
+        );
+        assert_eq!(
+            Arch::Arm64.machine_args(Accel::Tcg, Machine::Pci),
+            Arch::Arm64.machine_args(Accel::Tcg, Machine::Minimal)
+        );
+        assert_eq!(
+            Arch::Arm64.virtio_serial(Machine::Pci),
+            "virtio-serial-device"
+        );
     }
 }

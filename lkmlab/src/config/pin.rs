@@ -286,6 +286,9 @@ pub struct Vm {
     pub cpus: u32,
     pub timeout_secs: u64,
     pub accel: AccelChoice,
+    /// Devices every test VM of the project gets (`[[vm.devices]]`).
+    #[serde(default)]
+    pub devices: Vec<crate::vm::devices::Device>,
 }
 
 /// A value Kbuild takes for `LLVM=` (Documentation/kbuild/llvm.rst): `1`, a

@@ -6,9 +6,11 @@
 //! by `lkmlab module` is what the guest sees at once.
 
 use crate::build::kconfig;
+use crate::config::arch::Machine;
 use crate::process::output_of;
 use crate::process::{self, Waited};
 use crate::vm::accel::Accel;
+use crate::vm::devices;
 use anyhow::{bail, Context, Result};
 use std::ffi::OsString;
 use std::io::{IsTerminal, Read, Write};
@@ -80,6 +82,8 @@ pub struct VmSpec<'a> {
     pub cpus: u32,
     /// One command to run instead of a shell.
     pub exec: Option<&'a str>,
+    /// Declared devices, as the test VM gets them.
+    pub devices: &'a [devices::Checked],
     /// Extra `vng` arguments, passed last.
     pub extra: &'a [String],
 }
@@ -246,6 +250,19 @@ pub fn vng_args(spec: &VmSpec) -> Result<Vec<OsString>> {
     if spec.accel == Accel::Tcg {
         push("--disable-kvm");
     }
+    // A PCI device needs a PCI bus: not vng's default microvm on x86-64.
+    // The devices go to QEMU through vng's shell command line, quoted.
+    if devices::machine(spec.devices) == Machine::Pci {
+        push("--disable-microvm");
+    }
+    // `--qemu-opts=…` in one word: vng's argument parser would take a
+    // separate `-device …` for an option of its own.
+    for device in spec.devices {
+        push(&format!(
+            "--qemu-opts=-device {}",
+            shell_quote(&devices::option(&device.device))
+        ));
+    }
     if let Some(cmd) = spec.exec {
         push("--exec");
         push(cmd);
@@ -361,6 +378,7 @@ mod tests {
             memory_mib: 256,
             cpus: 1,
             exec,
+            devices: &[],
             extra: &[],
         }
     }
@@ -399,6 +417,37 @@ mod tests {
         }
         let exec = args.iter().position(|a| a == "--exec").unwrap();
         assert_eq!(args[exec + 1], "insmod $LKMLAB_MODULES/scull.ko");
+    }
+
+    /// A PCI device: off microvm, and each device as QEMU's option,
+    /// quoted for vng's shell; none: vng's own machine, no options.
+    #[test]
+    fn declared_devices_reach_qemu_through_vng() {
+        let m = Path::new("/m");
+        let none = strings(vng_args(&spec(None, Accel::Tcg, m)).unwrap());
+        assert!(
+            !none
+                .iter()
+                .any(|a| a == "--disable-microvm" || a.starts_with("--qemu-opts")),
+            "{none:?}"
+        );
+        let edu: devices::Device =
+            toml::from_str("device = \"edu\"\nproperties = { dma_mask = 268435455 }").unwrap();
+        let checked = [devices::Checked {
+            device: edu,
+            bus: devices::Bus::Pci,
+        }];
+        let with = VmSpec {
+            devices: &checked,
+            ..spec(None, Accel::Tcg, m)
+        };
+        let args = strings(vng_args(&with).unwrap());
+        assert!(args.iter().any(|a| a == "--disable-microvm"), "{args:?}");
+        assert!(
+            args.iter()
+                .any(|a| a == "--qemu-opts=-device edu,dma_mask=268435455"),
+            "{args:?}"
+        );
     }
 
     #[test]

@@ -211,6 +211,7 @@ mod tests {
             cpus,
             timeout_secs,
             accel: AccelChoice::Auto,
+            devices: Vec::new(),
         }
     }
 

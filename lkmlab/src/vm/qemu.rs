@@ -6,6 +6,7 @@ use crate::config::arch::Arch;
 use crate::lock::Lock;
 use crate::process::{self, Waited};
 use crate::vm::accel::Accel;
+use crate::vm::devices::{self, Checked};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -33,6 +34,9 @@ pub struct VmTest<'a> {
     /// When (since QEMU started) to signal the runner's per-case watchdog
     /// ([`lkmlab_protocol::watchdog_at`]); none, never.
     pub watchdog_at: Option<Duration>,
+    /// Declared devices (checked against this QEMU): they choose the
+    /// machine ([`devices::machine`]) and follow lkmlab's own devices.
+    pub devices: &'a [Checked],
 }
 
 /// How the VM ended.
@@ -108,14 +112,16 @@ pub fn cmdline(arch: Arch, extra: &[&str]) -> String {
         .join(" ")
 }
 
-/// QEMU for a test boot: the architecture's machine ([`Arch::machine_args`]),
-/// the console into a file, the KTAP channel (a virtio serial port, which
-/// the machine puts on virtio-mmio), the control channel to the runner (a
-/// second port, on the FIFO `control`, when there is one), the kernel and
-/// the initramfs.
+/// QEMU for a test boot: the architecture's machine for the declared devices
+/// ([`Arch::machine_args`]), the console into a file, the KTAP channel (a
+/// virtio serial port, on virtio-mmio or PCI as the machine has:
+/// [`Arch::virtio_serial`]), the control channel to the runner (a second
+/// port, on the FIFO `control`, when there is one), the declared devices,
+/// the kernel and the initramfs.
 pub fn qemu_command(t: &VmTest, console: &Path, ktap: &Path, control: Option<&Path>) -> Command {
+    let machine = devices::machine(t.devices);
     let mut cmd = Command::new(t.arch.qemu_binary());
-    cmd.args(t.arch.machine_args(t.accel))
+    cmd.args(t.arch.machine_args(t.accel, machine))
         .args(["-accel", t.accel.qemu_name()])
         .args(["-m", &t.memory_mib.to_string(), "-smp", &t.cpus.to_string()])
         .args([
@@ -128,7 +134,7 @@ pub fn qemu_command(t: &VmTest, console: &Path, ktap: &Path, control: Option<&Pa
         .arg("-chardev")
         .arg(format!("file,id=console,path={}", console.display()))
         .args(["-serial", "chardev:console"])
-        .args(["-device", "virtio-serial-device", "-chardev"])
+        .args(["-device", t.arch.virtio_serial(machine), "-chardev"])
         .arg(format!("file,id=ktap,path={}", ktap.display()))
         .args([
             "-device",
@@ -144,6 +150,7 @@ pub fn qemu_command(t: &VmTest, console: &Path, ktap: &Path, control: Option<&Pa
                 &format!("virtserialport,chardev=control,name={CONTROL_PORT}"),
             ]);
     }
+    cmd.args(devices::qemu_args(t.devices));
     cmd.arg("-kernel")
         .arg(t.image)
         .arg("-initrd")

@@ -224,23 +224,56 @@ fn suite_verdict(text: &str, suite: &str, path: &str) -> Verdict {
 /// leaks).
 pub fn log_trouble() -> Result<Vec<String>, String> {
     let records = sys::kernel_records().map_err(|e| format!("reading /dev/kmsg: {e}"))?;
-    Ok(trouble_in(records, &mut false))
+    Ok(trouble_in(records, &mut Reading::default()))
 }
 
-/// The trouble lines among `records`, leaving out the runner's own
-/// watchdog dumps (its stacks and `sysrq` reports are no module's trouble);
-/// `in_dump` says whether the records start inside one, and is left saying
-/// whether they end inside one.
-fn trouble_in(records: Vec<(u64, String)>, in_dump: &mut bool) -> Vec<String> {
+/// Where a reading of the kernel log stands between records: inside the
+/// runner's own watchdog dump (its stacks and `sysrq` reports are no
+/// module's trouble), or inside the allocator's report of a failure that
+/// fault injection forced (its `Call Trace` is what was asked for; the
+/// host's log scan leaves it out too: `logscan::injected_before`).
+#[derive(Debug, Default)]
+struct Reading {
+    in_dump: bool,
+    /// Lines left in which an allocation failure report is the injected
+    /// one's (`FAULT_INJECTION: forcing a failure.` and its `name …` line
+    /// come first).
+    injected_lines: usize,
+    in_injected_report: bool,
+}
+
+/// Lines from the fault-injection framework's notice to the allocator's
+/// report of the failure it forced (lib/fault-inject.c `fail_dump`).
+const INJECTED_LINES: usize = 2;
+
+/// The allocator's report of a failed allocation (mm/page_alloc.c
+/// `warn_alloc`): pages, or vmalloc.
+fn is_alloc_failure(line: &str) -> bool {
+    line.contains(": page allocation failure: ") || line.contains(": vmalloc error: size ")
+}
+
+/// The trouble lines among `records`, leaving out what [`Reading`] says is
+/// no module's; `at` says where the records start, and is left saying
+/// where they end.
+fn trouble_in(records: Vec<(u64, String)>, at: &mut Reading) -> Vec<String> {
     let mut trouble = Vec::new();
     for (_, line) in records {
         if line.starts_with(lkmlab_protocol::WATCHDOG_LOG_START) {
-            *in_dump = true;
+            at.in_dump = true;
         } else if line.starts_with(lkmlab_protocol::WATCHDOG_LOG_END) {
-            *in_dump = false;
-        } else if !*in_dump && is_trouble(&line) {
+            at.in_dump = false;
+        } else if at.in_injected_report {
+            // The report ends with its stack trace.
+            at.in_injected_report = line.trim() != "</TASK>";
+        } else if line.starts_with("FAULT_INJECTION: forcing a failure.") {
+            at.injected_lines = INJECTED_LINES;
+            continue;
+        } else if at.injected_lines > 0 && is_alloc_failure(&line) {
+            at.in_injected_report = true;
+        } else if !at.in_dump && is_trouble(&line) {
             trouble.push(line);
         }
+        at.injected_lines = at.injected_lines.saturating_sub(1);
     }
     trouble
 }
@@ -250,7 +283,7 @@ fn trouble_in(records: Vec<(u64, String)>, in_dump: &mut bool) -> Vec<String> {
 /// /dev/kmsg from where it was made, so the whole buffer is not read again.
 pub struct LogWatch {
     kmsg: std::fs::File,
-    in_dump: bool,
+    at: Reading,
 }
 
 impl LogWatch {
@@ -258,7 +291,7 @@ impl LogWatch {
         sys::open_kmsg_at_end()
             .map(|kmsg| LogWatch {
                 kmsg,
-                in_dump: false,
+                at: Reading::default(),
             })
             .map_err(|e| format!("opening /dev/kmsg: {e}"))
     }
@@ -267,7 +300,7 @@ impl LogWatch {
     pub fn trouble(&mut self) -> Result<Vec<String>, String> {
         let records =
             sys::read_records(&mut self.kmsg).map_err(|e| format!("reading /dev/kmsg: {e}"))?;
-        Ok(trouble_in(records, &mut self.in_dump))
+        Ok(trouble_in(records, &mut self.at))
     }
 }
 
@@ -285,17 +318,52 @@ mod tests {
             lines.iter().map(|l| (0, l.to_string())).collect()
         };
         let start = lkmlab_protocol::watchdog_log_start("m.a", 97);
-        let mut in_dump = false;
+        let mut at = Reading::default();
         let found = trouble_in(
             records(&["WARNING: before", &start, "Call Trace:"]),
-            &mut in_dump,
+            &mut at,
         );
         assert_eq!(found, ["WARNING: before"]);
-        assert!(in_dump);
+        assert!(at.in_dump);
         let end = lkmlab_protocol::WATCHDOG_LOG_END;
-        let found = trouble_in(records(&["Call Trace:", end, "BUG: after"]), &mut in_dump);
+        let found = trouble_in(records(&["Call Trace:", end, "BUG: after"]), &mut at);
         assert_eq!(found, ["BUG: after"]);
-        assert!(!in_dump);
+        assert!(!at.in_dump);
+    }
+
+    /// The allocator's report of a failure that fault injection forced is
+    /// no trouble (the kernel's rust_dma sample: a vmalloc without
+    /// `__GFP_NOWARN`), even read in two parts; the same report on its
+    /// own is, and so is what follows the injected one.
+    #[test]
+    fn an_injected_allocation_failure_is_no_trouble() {
+        let records = |lines: &[&str]| -> Vec<(u64, String)> {
+            lines.iter().map(|l| (0, l.to_string())).collect()
+        };
+        let report = [
+            "exe: vmalloc error: size 16384, align 0x1, vm_struct allocation failed",
+            "CPU: 0 UID: 0 PID: 87 Comm: exe Tainted: G O 7.3.4 #1",
+            "Call Trace:",
+            " <TASK>",
+            " warn_alloc+0x100/0x110",
+            " </TASK>",
+            "Mem-Info:",
+        ];
+        let notice = [
+            "FAULT_INJECTION: forcing a failure.",
+            "name failslab, interval 1, probability 0, space 0, times 0",
+        ];
+        let mut at = Reading::default();
+        let first: Vec<&str> = notice.iter().chain(&report[..3]).copied().collect();
+        assert!(trouble_in(records(&first), &mut at).is_empty());
+        let rest: Vec<&str> = report[3..]
+            .iter()
+            .copied()
+            .chain(["WARNING: after"])
+            .collect();
+        assert_eq!(trouble_in(records(&rest), &mut at), ["WARNING: after"]);
+        let alone = trouble_in(records(&report), &mut Reading::default());
+        assert_eq!(alone, ["Call Trace:"]);
     }
 
     const RESULTS: &str = "KTAP version 1\n1..2\n    ok 1 one\n    ok 2 two\nok 1 scull_kunit\n";

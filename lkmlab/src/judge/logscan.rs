@@ -292,6 +292,13 @@ pub fn scan(log: &str) -> Vec<Finding> {
             continue;
         };
         let end = excerpt_end(&lines, i, &kind);
+        if is_alloc_failure(lines[i]) && injected_before(&lines, i) {
+            // The allocator reporting a failure that fault injection made
+            // (`--fault-injection`): what was asked for, not a finding. The
+            // module's handling of it is judged by the runner's case.
+            i = end;
+            continue;
+        }
         taints.explain(kind.implied_taints());
         // A WARN()'s own message (`refcount_t: underflow; use-after-free.`)
         // is printed between `[ cut here ]` and the `WARNING:` line: it is
@@ -498,7 +505,7 @@ fn trigger(line: &str) -> Option<Trigger> {
     } else if is_hang(line) {
         Trigger::new(Hung)
     } else if line.contains(" invoked oom-killer: ")
-        || line.contains(": page allocation failure: ")
+        || is_alloc_failure(line)
         || is_oom_verdict(line)
     {
         Trigger::new(OutOfMemory)
@@ -512,6 +519,26 @@ fn trigger(line: &str) -> Option<Trigger> {
     };
     t.subsystem = subsystem;
     Some(t)
+}
+
+/// The allocator's report of a failed allocation made without
+/// `__GFP_NOWARN` (mm/page_alloc.c `warn_alloc`): `insmod: page allocation
+/// failure: order:…` for pages, `insmod: vmalloc error: size …` for vmalloc.
+fn is_alloc_failure(line: &str) -> bool {
+    line.contains(": page allocation failure: ") || line.contains(": vmalloc error: size ")
+}
+
+/// How many lines the fault-injection framework prints before the
+/// allocation it fails reports anything: `FAULT_INJECTION: forcing a
+/// failure.` and its `name failslab, interval 1, …` line (lib/fault-inject.c).
+const INJECTED_LINES: usize = 2;
+
+/// Whether the report at `i` follows at once a failure that fault injection
+/// forced (lib/fault-inject.c `fail_dump`).
+fn injected_before(lines: &[&str], i: usize) -> bool {
+    lines[i.saturating_sub(INJECTED_LINES)..i]
+        .iter()
+        .any(|l| l.starts_with("FAULT_INJECTION: forcing a failure."))
 }
 
 /// SLUB's report banner, `BUG <cache> (<taint>): <reason>`
@@ -1596,6 +1623,37 @@ active_anon:0 inactive_anon:0 isolated_anon:0
         );
         assert_eq!(findings[0].excerpt.len(), 3);
         assert_eq!(FindingKind::OutOfMemory.to_string(), "out of memory");
+    }
+
+    /// A failure that `--fault-injection` forced makes the allocator report
+    /// it (a vmalloc without `__GFP_NOWARN`, as `VVec::with_capacity` in
+    /// the kernel's rust_dma sample): that is no finding. The same report
+    /// without the injection before it is one, and so is what follows.
+    #[test]
+    fn an_injected_allocation_failure_is_no_finding() {
+        let report = "\
+exe: vmalloc error: size 16384, align 0x1, vm_struct allocation failed, mode:0xcc0(GFP_KERNEL), nodemask=(null)
+CPU: 0 UID: 0 PID: 87 Comm: exe Tainted: G           O        7.3.4 #1 PREEMPTLAZY
+Tainted: [O]=OOT_MODULE
+Call Trace:
+ <TASK>
+ warn_alloc+0x100/0x110
+ __vmalloc_node_range_noprof+0x216/0xcf0
+ pci_device_probe+0x15c/0x220
+ </TASK>
+Mem-Info:
+active_anon:383 inactive_anon:1785 isolated_anon:0
+";
+        let injected = format!(
+            "FAULT_INJECTION: forcing a failure.\n\
+             name failslab, interval 1, probability 0, space 0, times 0\n{report}"
+        );
+        assert_eq!(kinds(&scan(&stamped(&injected))), []);
+        let findings = scan(&stamped(report));
+        assert_eq!(kinds(&findings), [FindingKind::OutOfMemory]);
+        assert_eq!(findings[0].excerpt.len(), 9);
+        let then_a_warning = format!("{injected}WARNING: CPU: 0 PID: 87 at a.c:1 f\n");
+        assert_eq!(kinds(&scan(&then_a_warning)), [FindingKind::Warning]);
     }
 
     #[test]

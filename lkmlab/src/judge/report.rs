@@ -107,6 +107,11 @@ pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Durati
         .map(|c| format!(" while running {c}"))
         .unwrap_or_default();
     let timed_out = matches!(ending, Ending::TimedOut);
+    // QEMU itself failed before the guest wrote anything (a device it
+    // refused at start): `vm.qemu` says so, and the missing results are
+    // that failure, not failures of their own.
+    let qemu_failed_first = ktap_text.trim().is_empty()
+        && matches!(ending, Ending::Exited { status, .. } if !status.success());
     // A saved run does not say how it ended: a case marked hung and never
     // finished, with no panic after it, was still hung at the end.
     let saved = matches!(ending, Ending::Saved);
@@ -145,7 +150,7 @@ pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Durati
         )),
         Ending::Exited { .. } | Ending::Saved => {}
     }
-    if ktap_text.trim().is_empty() && !timed_out {
+    if ktap_text.trim().is_empty() && !timed_out && !qemu_failed_first {
         let hint = console
             .lines()
             .find(|l| l.contains("lkmlab-guest:"))
@@ -215,7 +220,7 @@ pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Durati
         }
     });
     let not_run = not_run.filter(|n| !n.cases.is_empty());
-    for problem in &report.problems {
+    for problem in report.problems.iter().filter(|_| !qemu_failed_first) {
         extra.push(Failure::new(FailureKind::KtapStructure, problem.clone()));
     }
     if let Some(reason) = &report.bail_out {
@@ -764,6 +769,27 @@ mod tests {
         };
         let v = evaluate("", "", &ending, Duration::from_secs(9));
         assert!(render(&v).contains("No such file"));
+        // The missing results are that failure, not two more.
+        let ids: Vec<String> = v
+            .extra_failures
+            .iter()
+            .map(|f| f.kind.id().into_owned())
+            .collect();
+        assert_eq!(ids, ["vm.qemu"]);
+        // A device model's hw_error aborts QEMU in the run: the results so
+        // far are judged as usual, beside vm.qemu.
+        let aborted = Ending::Exited {
+            status: ExitStatus::from_raw(6),
+            stderr: "qemu-system-x86_64: hardware error: edu: DMA range 0x0000000100000000-0x0000000100000fff out of bounds (0x00000000-0x0fffffff)!".into(),
+        };
+        let ktap = "KTAP version 1\n1..1\n";
+        let v = evaluate(ktap, "", &aborted, Duration::from_secs(9));
+        let text = render(&v);
+        assert!(
+            text.contains("FAIL vm.qemu\n       QEMU failed (signal: 6")
+                && text.contains("out of bounds"),
+            "{text}"
+        );
         // QEMU that failed in silence: its FAIL does not end in a colon.
         let silent = Ending::Exited {
             status: ExitStatus::from_raw(1 << 8),

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The driver lab (docs/drivers.md): modules that bind to devices the VM
+# gets from devices.toml. The kernel's own PCI samples are still the pinned
+# tree's, and bind, unbind, rebind and unload clean on the debug kernel
+# (docs/drivers.md runs them on the default one through tests/e2e/docs.sh);
+# a device QEMU refuses is vm.qemu alone. Needs the default and debug
+# kernels built (`lkmlab kernel`, `lkmlab kernel --flavor debug`). Ends with
+# `N passed, N failed`.
+#
+#   tests/e2e/drivers.sh            # needs lkmlab on PATH (or $LKMLAB)
+set -uo pipefail
+cd "$(dirname "$0")/../.." || exit 2
+lkmlab=${LKMLAB:-lkmlab}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+. tests/e2e/lib.sh
+
+samples=examples/pci-samples
+
+# The copies are the pinned tree's files, byte for byte.
+source_dir=$("$lkmlab" show build-env | python3 -c 'import json, sys; print(json.load(sys.stdin)["source"])')
+for sample in rust_driver_pci.rs rust_dma.rs; do
+  if cmp -s "$samples/$sample" "$source_dir/samples/rust/$sample"; then
+    ok "$sample is the pinned tree's samples/rust/$sample"
+  else
+    fail "$sample differs from $source_dir/samples/rust/$sample (copy it again)"
+  fi
+done
+
+# run NAME -- COMMAND...: COMMAND must pass; its report is kept.
+run() {
+  local name=$1 out="$work/$1.out"
+  shift 2
+  if "$@" >"$out" 2>&1; then
+    ok "$name"
+  else
+    fail "$name" "$(cat "$out")"
+  fi
+}
+
+run pci-samples-debug -- "$lkmlab" test --flavor debug --module "$samples" --out "$work/debug"
+# Both drivers bound, each at its insmod and again through sysfs.
+for line in "rust_driver_pci 0000:[0-9a-f:.]+: pci-testdev data-match count: 1" \
+  "rust_dma 0000:[0-9a-f:.]+: Unload DMA test driver."; do
+  n=$(grep -cE -- "$line" "$work/debug/console.log")
+  if [ "$n" -ge 2 ]; then
+    ok "debug kernel log: '$line' ($n times)"
+  else
+    fail "debug kernel log: '$line' $n times, expected at least 2" "$(tail -n 40 "$work/debug/console.log")"
+  fi
+done
+
+# A property value QEMU refuses: QEMU fails at start, and that is the one
+# failure reported (not the missing results after it).
+bad="$work/bad-property"
+mkdir -p "$bad"
+cp module/hello.rs "$bad/"
+echo 'obj-m := hello.o' >"$bad/Kbuild"
+printf '[[devices]]\ndevice = "edu"\nproperties = { addr = "zz" }\n' >"$bad/devices.toml"
+"$lkmlab" test --module "$bad" --out "$work/bad-out" >"$work/bad.out" 2>&1
+status=$?
+if [ "$status" -eq 1 ] && grep -q "FAIL vm.qemu" "$work/bad.out" &&
+  grep -q "Property 'edu.addr' doesn't take value 'zz'" "$work/bad.out" &&
+  grep -q "^0 passed, 1 failed" "$work/bad.out"; then
+  ok "a device QEMU refuses is vm.qemu, quoting QEMU"
+else
+  fail "a device QEMU refuses (exit $status)" "$(cat "$work/bad.out")"
+fi
+
+finish

@@ -21,6 +21,9 @@ const TROUBLE: &[&str] = &[
     "suspected memory leak",
     "possible circular locking",
     "possible recursive locking",
+    // drivers/base/dd.c: a driver's probe failed (ENODEV and ENXIO, a
+    // device the driver rejects, are logged at debug level only).
+    "failed with error",
 ];
 
 pub fn sysfs_module(module: &str) -> String {
@@ -240,6 +243,10 @@ struct Reading {
     /// come first).
     injected_lines: usize,
     in_injected_report: bool,
+    /// Whether fault injection has forced a failure since the runner's
+    /// last case or fault-injection load began: a probe that fails then
+    /// failed because of it.
+    injected_in_step: bool,
 }
 
 /// Lines from the fault-injection framework's notice to the allocator's
@@ -250,6 +257,11 @@ const INJECTED_LINES: usize = 2;
 /// `warn_alloc`): pages, or vmalloc.
 fn is_alloc_failure(line: &str) -> bool {
     line.contains(": page allocation failure: ") || line.contains(": vmalloc error: size ")
+}
+
+/// drivers/base/dd.c's `probe with driver %s failed with error %d`.
+fn is_probe_failure(line: &str) -> bool {
+    line.contains(": probe with driver ") && line.contains(" failed with error ")
 }
 
 /// The trouble lines among `records`, leaving out what [`Reading`] says is
@@ -267,7 +279,14 @@ fn trouble_in(records: Vec<(u64, String)>, at: &mut Reading) -> Vec<String> {
             at.in_injected_report = line.trim() != "</TASK>";
         } else if line.starts_with("FAULT_INJECTION: forcing a failure.") {
             at.injected_lines = INJECTED_LINES;
+            at.injected_in_step = true;
             continue;
+        } else if line.starts_with("lkmlab: case ")
+            || line.starts_with("lkmlab: fault injection: loading ")
+        {
+            at.injected_in_step = false;
+        } else if at.injected_in_step && is_probe_failure(&line) {
+            // What the injected failure made of the probe.
         } else if at.injected_lines > 0 && is_alloc_failure(&line) {
             at.in_injected_report = true;
         } else if !at.in_dump && is_trouble(&line) {
@@ -364,6 +383,30 @@ mod tests {
         assert_eq!(trouble_in(records(&rest), &mut at), ["WARNING: after"]);
         let alone = trouble_in(records(&report), &mut Reading::default());
         assert_eq!(alone, ["Call Trace:"]);
+    }
+
+    /// A failed probe is trouble, unless fault injection forced a failure
+    /// in the same step; the next step starts clean.
+    #[test]
+    fn a_failed_probe_is_trouble_unless_injected() {
+        let records = |lines: &[&str]| -> Vec<(u64, String)> {
+            lines.iter().map(|l| (0, l.to_string())).collect()
+        };
+        let failed =
+            "probe_fails 0000:00:02.0: probe with driver probe_fails failed with error -22";
+        let found = trouble_in(records(&[failed]), &mut Reading::default());
+        assert_eq!(found, [failed]);
+        let dma = "rust_dma 0000:00:02.0: probe with driver rust_dma failed with error -12";
+        let sweep = [
+            "lkmlab: fault injection: loading rust_dma with allocation 8 failing",
+            "FAULT_INJECTION: forcing a failure.",
+            "name failslab, interval 1, probability 0, space 0, times 0",
+            dma,
+            "lkmlab: fault injection: loading rust_dma with allocation 9 failing",
+            dma,
+        ];
+        let found = trouble_in(records(&sweep), &mut Reading::default());
+        assert_eq!(found, [dma]);
     }
 
     const RESULTS: &str = "KTAP version 1\n1..2\n    ok 1 one\n    ok 2 two\nok 1 scull_kunit\n";

@@ -99,6 +99,17 @@ expect leak-on-unload-debug 1 'FAIL kernel\.kmemleak_no_leaks' 'unreferenced obj
   'kkkkkkkkkkkkkkkk' -- \
   "$lkmlab" test --flavor debug --module "$(fixture leaks)" --out "$work/leaks"
 
+# Drivers (docs/drivers.md): a probe that fails leaves the device without a
+# driver though the module loads; a remove that forgets what probe allocated.
+expect probe-fails 1 'FAIL kernel_log\.driver_probe_failed' \
+  'probe_fails 0000:[0-9a-f:.]+: probe with driver probe_fails failed with error -22' \
+  'FAIL probe_fails\.kernel_log_clean' -- \
+  "$lkmlab" test --module "$(fixture probe-fails)" --out "$work/probe-fails"
+
+expect remove-leaks-debug 1 'FAIL kernel\.kmemleak_no_leaks' 'unreferenced object 0x[0-9a-f]+ \(size 256\)' \
+  'pci_device_probe' -- \
+  "$lkmlab" test --flavor debug --module "$(fixture remove-leaks)" --out "$work/remove-leaks"
+
 expect missing-unlock-debug 1 'WARNING: lock held when returning to user space' 'missing_unlock' -- \
   "$lkmlab" test --flavor debug --module "$(fixture missing-unlock)" --out "$work/missing-unlock"
 

@@ -90,6 +90,13 @@ pub enum FindingKind {
     /// own, or an allocation failure (`insmod: page allocation failure:
     /// order:…`).
     OutOfMemory,
+    /// A driver's probe failed (drivers/base/dd.c: `rust_dma 0000:00:02.0:
+    /// probe with driver rust_dma failed with error -22`): the device was
+    /// left without a driver, though the module loaded. A probe that rejects
+    /// the device with `ENODEV` or `ENXIO` is silent (the kernel logs it at
+    /// debug level only), and so not seen here. A failure while fault
+    /// injection had just forced one is what was asked for, not a finding.
+    ProbeFailed,
     /// The kernel was tainted by something other than an out-of-tree (`O`),
     /// unsigned (`E`) or test (`N`, set by KUnit) module; holds the taint
     /// letters, e.g. `"P"` or `"BL"`. Reported once per new letter, never for
@@ -104,7 +111,7 @@ impl FindingKind {
     /// Every kind but [`FindingKind::Taint`], which carries its letters
     /// (a new kind must be added here: [`FindingKind::id`]'s match lists them
     /// all, and a test pins every ID).
-    pub const ALL_BUT_TAINT: [FindingKind; 14] = [
+    pub const ALL_BUT_TAINT: [FindingKind; 15] = [
         FindingKind::Bug,
         FindingKind::Warning,
         FindingKind::Oops,
@@ -119,6 +126,7 @@ impl FindingKind {
         FindingKind::Lockdep,
         FindingKind::Hung,
         FindingKind::OutOfMemory,
+        FindingKind::ProbeFailed,
     ];
 
     /// The stable part of the failure ID (`kernel_log.<this>`): fixed per
@@ -139,6 +147,7 @@ impl FindingKind {
             FindingKind::Lockdep => "locking_problem_(lockdep)".into(),
             FindingKind::Hung => "hang_or_stall".into(),
             FindingKind::OutOfMemory => "out_of_memory".into(),
+            FindingKind::ProbeFailed => "driver_probe_failed".into(),
             FindingKind::Taint(flags) => format!("kernel_tainted_({flags})").into(),
         }
     }
@@ -147,6 +156,8 @@ impl FindingKind {
     pub fn max_excerpt(&self) -> usize {
         match self {
             FindingKind::Kasan | FindingKind::Kfence | FindingKind::Lockdep => MAX_LONG_EXCERPT,
+            // The kernel's one line says it all.
+            FindingKind::ProbeFailed => 1,
             _ => MAX_EXCERPT,
         }
     }
@@ -169,6 +180,7 @@ impl fmt::Display for FindingKind {
             FindingKind::Lockdep => f.write_str("locking problem (lockdep)"),
             FindingKind::Hung => f.write_str("hang or stall"),
             FindingKind::OutOfMemory => f.write_str("out of memory"),
+            FindingKind::ProbeFailed => f.write_str("driver probe failed"),
             FindingKind::Taint(flags) => write!(f, "kernel tainted ({flags})"),
         }
     }
@@ -274,8 +286,18 @@ pub fn scan(log: &str) -> Vec<Finding> {
     let mut taints = TaintState::default();
     // The verdict of an OOM killer's report, quoted with the report.
     let mut verdict_of_report = None;
+    // Whether fault injection has forced a failure in the current step
+    // (since the runner's last case or fault-injection load began).
+    let mut injected = false;
     let mut i = 0;
     while i < lines.len() {
+        if lines[i].starts_with(INJECTION_NOTICE) {
+            injected = true;
+        } else if lines[i].starts_with("lkmlab: case ")
+            || lines[i].starts_with("lkmlab: fault injection: loading ")
+        {
+            injected = false;
+        }
         if verdict_of_report == Some(i) {
             i += 1;
             continue;
@@ -292,10 +314,13 @@ pub fn scan(log: &str) -> Vec<Finding> {
             continue;
         };
         let end = excerpt_end(&lines, i, &kind);
-        if is_alloc_failure(lines[i]) && injected_before(&lines, i) {
+        let forced = is_alloc_failure(lines[i]) && injected_before(&lines, i)
+            || kind.finding == FindingKind::ProbeFailed && injected;
+        if forced {
             // The allocator reporting a failure that fault injection made
-            // (`--fault-injection`): what was asked for, not a finding. The
-            // module's handling of it is judged by the runner's case.
+            // (`--fault-injection`), or a probe that failed because of it:
+            // what was asked for, not a finding. The module's handling of
+            // it is judged by the runner's case.
             i = end;
             continue;
         }
@@ -509,6 +534,8 @@ fn trigger(line: &str) -> Option<Trigger> {
         || is_oom_verdict(line)
     {
         Trigger::new(OutOfMemory)
+    } else if is_probe_failure(line) {
+        Trigger::new(ProbeFailed)
     } else if line.starts_with("Call Trace:") {
         Trigger {
             bare_trace: true,
@@ -538,7 +565,16 @@ const INJECTED_LINES: usize = 2;
 fn injected_before(lines: &[&str], i: usize) -> bool {
     lines[i.saturating_sub(INJECTED_LINES)..i]
         .iter()
-        .any(|l| l.starts_with("FAULT_INJECTION: forcing a failure."))
+        .any(|l| l.starts_with(INJECTION_NOTICE))
+}
+
+/// The fault-injection framework's notice of each failure it forces.
+const INJECTION_NOTICE: &str = "FAULT_INJECTION: forcing a failure.";
+
+/// drivers/base/dd.c's `probe with driver %s failed with error %d`, after
+/// the device's name.
+fn is_probe_failure(line: &str) -> bool {
+    line.contains(": probe with driver ") && line.contains(" failed with error ")
 }
 
 /// SLUB's report banner, `BUG <cache> (<taint>): <reason>`
@@ -1654,6 +1690,33 @@ active_anon:383 inactive_anon:1785 isolated_anon:0
         assert_eq!(findings[0].excerpt.len(), 9);
         let then_a_warning = format!("{injected}WARNING: CPU: 0 PID: 87 at a.c:1 f\n");
         assert_eq!(kinds(&scan(&then_a_warning)), [FindingKind::Warning]);
+    }
+
+    /// A probe that failed is a finding of one line; one that failed in a
+    /// fault-injection step after a forced failure is not, and the next
+    /// step starts clean.
+    #[test]
+    fn a_failed_probe_is_a_finding_unless_fault_injection_caused_it() {
+        let failed =
+            "probe_fails 0000:00:02.0: probe with driver probe_fails failed with error -22";
+        let log = stamped(&format!(
+            "probe_fails 0000:00:02.0: probing, and failing on purpose (fixture)\n{failed}\n\
+             lkmlab: case probe_fails.rmmod\n"
+        ));
+        let findings = scan(&log);
+        assert_eq!(kinds(&findings), [FindingKind::ProbeFailed]);
+        assert_eq!(findings[0].excerpt, [failed]);
+        assert_eq!(FindingKind::ProbeFailed.id(), "driver_probe_failed");
+        let dma = "rust_dma 0000:00:02.0: probe with driver rust_dma failed with error -12";
+        let sweep = stamped(&format!(
+            "lkmlab: fault injection: loading rust_dma with allocation 8 failing\n\
+             FAULT_INJECTION: forcing a failure.\n\
+             name failslab, interval 1, probability 0, space 0, times 0\n{dma}\n\
+             lkmlab: fault injection: loading rust_dma with allocation 9 failing\n{dma}\n"
+        ));
+        let findings = scan(&sweep);
+        assert_eq!(kinds(&findings), [FindingKind::ProbeFailed]);
+        assert_eq!(findings[0].line, 6);
     }
 
     #[test]

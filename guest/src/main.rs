@@ -26,6 +26,7 @@ mod checks;
 mod elf;
 mod fail_nth;
 mod fault;
+mod interrupts;
 mod mounts;
 mod suites;
 mod sys;

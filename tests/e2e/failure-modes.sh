@@ -106,6 +106,10 @@ expect probe-fails 1 'FAIL kernel_log\.driver_probe_failed' \
   'FAIL probe_fails\.kernel_log_clean' -- \
   "$lkmlab" test --module "$(fixture probe-fails)" --out "$work/probe-fails"
 
+expect irq-after-remove 1 'FAIL irq_after_remove\.rmmod' \
+  'after unbinding pci:irq_after_remove 0000:[0-9a-f:.]+ .*still lists handlers .*\(IRQ [0-9]+: irq_after_remove\)' -- \
+  "$lkmlab" test --module "$(fixture irq-after-remove)" --out "$work/irq-after-remove"
+
 expect remove-leaks-debug 1 'FAIL kernel\.kmemleak_no_leaks' 'unreferenced object 0x[0-9a-f]+ \(size 256\)' \
   'pci_device_probe' -- \
   "$lkmlab" test --flavor debug --module "$(fixture remove-leaks)" --out "$work/remove-leaks"

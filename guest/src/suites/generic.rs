@@ -4,6 +4,7 @@
 
 use crate::case::{Case, Outcome, Suite, Verdict};
 use crate::checks;
+use crate::interrupts;
 use std::collections::BTreeSet;
 
 /// Where KUnit lists the suites that ran (with `CONFIG_KUNIT_DEBUGFS`): the
@@ -17,6 +18,11 @@ fn before_file(module: &str) -> String {
     format!("/tmp/lkmlab-kunit-before-{module}")
 }
 
+/// The interrupt handlers listed just before the module's `insmod`.
+fn irqs_before_file(module: &str) -> String {
+    format!("/tmp/lkmlab-irqs-before-{module}")
+}
+
 /// The suite of `module`; with a `kunit` case when it has KUnit suites
 /// (`has_kunit`), else none: a module without is not a skipped test in
 /// every report, and its `insmod` case says so once, among its diagnostics.
@@ -26,6 +32,9 @@ pub fn suite(module: &str, has_kunit: bool) -> Suite {
         let before: Vec<String> = kunit_suites().unwrap_or_default().into_iter().collect();
         std::fs::write(before_file(&m1), before.join("\n"))
             .map_err(|e| format!("{}: {e}", before_file(&m1)))?;
+        let irqs = interrupts::to_text(&interrupts::handlers());
+        std::fs::write(irqs_before_file(&m1), irqs)
+            .map_err(|e| format!("{}: {e}", irqs_before_file(&m1)))?;
         let loaded = checks::insmod(env, &m1, "")?;
         if !has_kunit {
             println!("{m1} has no KUnit suite: no {m1}.kunit case");
@@ -35,12 +44,48 @@ pub fn suite(module: &str, has_kunit: bool) -> Suite {
     if has_kunit {
         cases.push(Case::new("kunit", move |_| kunit_suites_passed(&m2)));
     }
-    cases.push(Case::new("rmmod", move |_| checks::unload(&m3)));
+    cases.push(Case::new("rmmod", move |_| {
+        handlers_freed_at_unbind(&m3)?;
+        checks::unload(&m3)
+    }));
     cases.push(Case::new("kernel_log_clean", |_| checks::log_clean()));
     Suite {
         name: module.to_string(),
         cases,
     }
+}
+
+/// A driver of the module frees at unbind every interrupt handler it
+/// registered: its devices are unbound (through sysfs, so that their
+/// remove runs as it would at rmmod), then `/proc/interrupts` must list no
+/// handler that was not there before the module's `insmod`. Checked while
+/// the module is still loaded: a handler's name lives in the module's
+/// memory, so after unload even reading `/proc/interrupts` would fault.
+/// A handler left behind fails the case, and the module is not unloaded.
+fn handlers_freed_at_unbind(module: &str) -> Result<(), String> {
+    let Ok(text) = std::fs::read_to_string(irqs_before_file(module)) else {
+        return Ok(());
+    };
+    let unbound = interrupts::unbind_devices(module)?;
+    if unbound.is_empty() {
+        return Ok(());
+    }
+    let before = interrupts::from_text(&text);
+    let left: Vec<String> = interrupts::handlers()
+        .difference(&before)
+        .map(|(irq, name)| format!("IRQ {irq}: {name}"))
+        .collect();
+    if left.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "after unbinding {} from {module}'s driver, /proc/interrupts still lists handlers \
+         registered since it was loaded ({}): free every interrupt the driver requested when \
+         its device goes away. {module} is left loaded: after rmmod the next such interrupt \
+         would run its freed code",
+        unbound.join(", "),
+        left.join("; ")
+    ))
 }
 
 /// The suites KUnit lists now, or `None` without KUnit's debugfs results.

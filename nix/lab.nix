@@ -74,8 +74,9 @@ let
         (root + "/kernel-config")
         (fs.maybeMissing (root + "/tests"))
         # The module's own guest tests (`lkmlab test` packs them; scripts run
-        # under the static busybox below).
+        # under the static busybox below) and the devices its VM gets.
         (fs.maybeMissing (moduleDir + "/guest-tests"))
+        (fs.maybeMissing (moduleDir + "/devices.toml"))
       ];
     };
     # lkmlab's Cargo workspace (every member must be present for any to

@@ -110,6 +110,11 @@ expect irq-after-remove 1 'FAIL irq_after_remove\.rmmod' \
   'after unbinding pci:irq_after_remove 0000:[0-9a-f:.]+ .*still lists handlers .*\(IRQ [0-9]+: irq_after_remove\)' -- \
   "$lkmlab" test --module "$(fixture irq-after-remove)" --out "$work/irq-after-remove"
 
+expect qemu-dies 1 'FAIL vm\.qemu' 'QEMU failed \(signal: 6.*hardware error: EDU: DMA range 0x0*50000-0x0*50007 out of bounds' \
+  'not run \(2\), because QEMU failed in qemu_dies\.insmod' -- \
+  "$lkmlab" test --module "$(fixture qemu-dies)" --out "$work/qemu-dies"
+refuse qemu-dies 'vm\.crash' 'RAX='
+
 expect remove-leaks-debug 1 'FAIL kernel\.kmemleak_no_leaks' 'unreferenced object 0x[0-9a-f]+ \(size 256\)' \
   'pci_device_probe' -- \
   "$lkmlab" test --flavor debug --module "$(fixture remove-leaks)" --out "$work/remove-leaks"

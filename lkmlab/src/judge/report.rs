@@ -110,8 +110,8 @@ pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Durati
     // QEMU itself failed before the guest wrote anything (a device it
     // refused at start): `vm.qemu` says so, and the missing results are
     // that failure, not failures of their own.
-    let qemu_failed_first = ktap_text.trim().is_empty()
-        && matches!(ending, Ending::Exited { status, .. } if !status.success());
+    let qemu_failed = matches!(ending, Ending::Exited { status, .. } if !status.success());
+    let qemu_failed_first = qemu_failed && ktap_text.trim().is_empty();
     // A saved run does not say how it ended: a case marked hung and never
     // finished, with no panic after it, was still hung at the end.
     let saved = matches!(ending, Ending::Saved);
@@ -146,7 +146,11 @@ pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Durati
         }),
         Ending::Exited { status, stderr } if !status.success() => extra.push(Failure::new(
             FailureKind::VmQemu,
-            crate::process::saying(&format!("QEMU failed ({status})"), stderr.trim(), " "),
+            crate::process::saying(
+                &format!("QEMU failed ({status})"),
+                qemu_message(stderr),
+                " ",
+            ),
         )),
         Ending::Exited { .. } | Ending::Saved => {}
     }
@@ -171,7 +175,7 @@ pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Durati
             FailureKind::VmCaseHung,
             hung_text(case, *secs, None, console),
         ));
-    } else if stopped_early && !timed_out && oopsed_in.is_none() {
+    } else if stopped_early && !timed_out && oopsed_in.is_none() && !qemu_failed {
         let what = if panicked {
             "the kernel panicked"
         } else {
@@ -202,6 +206,7 @@ pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Durati
             (Some(case), _) if oopsed_in.is_some() => format!("the kernel oopsed in {case}"),
             (Some(case), Some(_)) => format!("{case} hung"),
             (Some(case), None) if timed_out => format!("the VM timed out in {case}"),
+            (Some(case), None) if qemu_failed => format!("QEMU failed in {case}"),
             (Some(case), None) if panicked => format!("the kernel panicked in {case}"),
             (Some(case), None) => format!("the guest stopped in {case}"),
         };
@@ -289,6 +294,17 @@ fn add_case(
 
 /// What a [`FailureKind::VmCaseHung`] says: the case, how long it had run
 /// when the watchdog fired, the timeout, and the watchdog's dump.
+/// What QEMU said when it failed, without the register dump of every CPU
+/// that a device model's `hw_error` prints after its message (`CPU #0:`,
+/// then `RAX=…` lines).
+fn qemu_message(stderr: &str) -> &str {
+    let end = stderr
+        .match_indices('\n')
+        .find(|(i, _)| stderr[i + 1..].starts_with("CPU #"))
+        .map_or(stderr.len(), |(i, _)| i);
+    stderr[..end].trim()
+}
+
 fn hung_text(case: &str, secs: u64, timeout: Option<Duration>, console: &str) -> String {
     let within = timeout
         .map(|t| format!(" within {}s", t.as_secs()))
@@ -780,14 +796,24 @@ mod tests {
         // far are judged as usual, beside vm.qemu.
         let aborted = Ending::Exited {
             status: ExitStatus::from_raw(6),
-            stderr: "qemu-system-x86_64: hardware error: edu: DMA range 0x0000000100000000-0x0000000100000fff out of bounds (0x00000000-0x0fffffff)!".into(),
+            stderr: "qemu: hardware error: EDU: DMA range 0x0000000000050000-0x0000000000050007 \
+                     out of bounds (0x0000000000040000-0x0000000000040fff)!\nCPU #0:\nRAX=0000000000000000\n"
+                .into(),
         };
-        let ktap = "KTAP version 1\n1..1\n";
+        let ktap = "KTAP version 1\n# planned: m.insmod m.rmmod\n1..2\n# running m.insmod\n";
         let v = evaluate(ktap, "", &aborted, Duration::from_secs(9));
         let text = render(&v);
+        // The VM stopped because QEMU did: no vm.crash of its own, and the
+        // rest of the plan did not run because of it.
+        assert!(!text.contains("vm.crash"), "{text}");
+        assert!(
+            text.contains("--- not run (1), because QEMU failed in m.insmod:"),
+            "{text}"
+        );
         assert!(
             text.contains("FAIL vm.qemu\n       QEMU failed (signal: 6")
-                && text.contains("out of bounds"),
+                && text.contains("out of bounds")
+                && !text.contains("RAX="),
             "{text}"
         );
         // QEMU that failed in silence: its FAIL does not end in a colon.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The driver lab (docs/drivers.md): modules that bind to devices the VM
 # gets from devices.toml. The kernel's own PCI samples are still the pinned
-# tree's, and bind, unbind, rebind and unload clean on the debug kernel
+# tree's, and bind, unbind, rebind and unload clean on the debug kernel,
+# with fault injection
 # (docs/drivers.md runs them on the default one through tests/e2e/docs.sh);
 # a device QEMU refuses is vm.qemu alone. Needs the default and debug
 # kernels built (`lkmlab kernel`, `lkmlab kernel --flavor debug`). Ends with
@@ -38,7 +39,10 @@ run() {
   fi
 }
 
-run pci-samples-debug -- "$lkmlab" test --flavor debug --module "$samples" --out "$work/debug"
+# With fault injection: each allocation of init (and so of probe) failed in
+# turn, and no false alarm from what the kernel prints about it (rust_dma's
+# vmalloc error report, its probe failing with -12).
+run pci-samples-debug -- "$lkmlab" test --flavor debug --fault-injection --module "$samples" --out "$work/debug"
 # Both drivers bound, each at its insmod and again through sysfs.
 for line in "rust_driver_pci 0000:[0-9a-f:.]+: pci-testdev data-match count: 1" \
   "rust_dma 0000:[0-9a-f:.]+: Unload DMA test driver."; do

@@ -4,7 +4,7 @@
 # the same on a slow machine and a fast one, and background load hits both.
 #
 #   scripts/bench.sh [RUNS] [ROW...]    # RUNS per side (default 7); rows:
-#                                       # loop edit watch smp flavors sweep vm kunit timings arm64 6.12
+#                                       # loop edit watch smp flavors sweep vm kunit timings arm64 6.12 devices
 #
 # Needs the default and debug kernels built (`lkmlab kernel`, `lkmlab kernel
 # --flavor debug`; the arm64 row `lkmlab kernel --arch arm64`, the 6.12 row
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 runs=${1:-7}
 shift || true
 rows=("$@")
-[ ${#rows[@]} -gt 0 ] || rows=(loop edit watch smp flavors sweep vm kunit timings arm64 6.12)
+[ ${#rows[@]} -gt 0 ] || rows=(loop edit watch smp flavors sweep vm kunit timings arm64 6.12 devices)
 lkmlab=$(command -v "${LKMLAB:-lkmlab}")
 accel=${BENCH_ACCEL:-tcg}
 work=$(mktemp -d)
@@ -119,6 +119,23 @@ for row in "${rows[@]}"; do
     k612_test >/dev/null 2>&1 || { echo "lkmlab test --kernel-name 6.12 on hello fails: fix that first"; exit 1; }
     pair "hello, nothing changed: lkmlab test 6.12 / 7.3 (x86_64, TCG)" k612_test k73_test
     vm_pair "hello, QEMU start to exit: 6.12 / 7.3 (x86_64, TCG)" k612_test k73_test
+    ;;
+  devices)
+    # The PCI machine's cost: hello with a PCI device declared (q35, the
+    # channels on virtio-serial-pci) against hello without (microvm), the
+    # whole lkmlab test and QEMU start to exit; then the kernel's PCI
+    # samples (examples/pci-samples: two drivers bound, unbound, rebound)
+    # against hello without devices, QEMU start to exit.
+    mkdir -p "$work/hellopci"
+    cp "$hello"/* "$work/hellopci/"
+    printf '[[devices]]\ndevice = "pci-testdev"\n' >"$work/hellopci/devices.toml"
+    pci_test() { "$lkmlab" test --module "$work/hellopci" --accel "$accel" --out "$work/tp"; }
+    samples_test() { "$lkmlab" test --module examples/pci-samples --accel "$accel" --out "$work/ts"; }
+    pci_test >/dev/null 2>&1 || { echo "lkmlab test on hello with a PCI device fails: fix that first"; exit 1; }
+    samples_test >/dev/null 2>&1 || { echo "lkmlab test on examples/pci-samples fails: fix that first"; exit 1; }
+    pair "hello, nothing changed: PCI device (q35) / none (microvm)" pci_test hello_test
+    vm_pair "hello, QEMU start to exit: PCI device (q35) / none (microvm)" pci_test hello_test
+    vm_pair "QEMU start to exit: pci-samples suite / hello (microvm)" samples_test hello_test
     ;;
   loop)
     # lkmlab test on hello with nothing changed, against the bare boot.
@@ -260,6 +277,6 @@ for row in "${rows[@]}"; do
     hello_test --timings 2>&1 >/dev/null | grep 'timings:' | sed 's/^lkmlab: timings:/hello:   /'
     "$lkmlab" test --accel "$accel" --out "$work/t0" --timings 2>&1 >/dev/null | grep 'timings:' | sed 's/^lkmlab: timings:/module\/:/'
     ;;
-  *) echo "unknown row $row (rows: loop edit watch smp flavors sweep vm kunit timings)"; exit 2 ;;
+  *) echo "unknown row $row (rows: loop edit watch smp flavors sweep vm kunit timings arm64 6.12 devices)"; exit 2 ;;
   esac
 done

@@ -19,7 +19,7 @@
 //!   with [`read_poll_timeout`] (it sleeps between reads and gives up after a timeout: the
 //!   kernel's `readx_poll_timeout()`; [`read_poll_timeout_atomic`] busy-waits instead, for atomic
 //!   context) and checks the result against a software reference ([`factorial`]).
-//! - **An interrupt** ([`Edu::handle`]): the line is allocated with
+//! - **An interrupt** ([`Edu::handle_irq`]): the line is allocated with
 //!   [`pci::Device::alloc_irq_vectors`] (INTx only: the test kernels have no `CONFIG_PCI_MSI`,
 //!   and edu raises INTx when MSI is off) and requested with [`irq::Registration`], shared. The
 //!   handler reads the interrupt status register (0x24): zero means another device on the shared
@@ -29,32 +29,39 @@
 //! - **DMA** ([`Edu::dma_round_trip`]): a [`Coherent`] buffer of one page. A pattern in its first
 //!   half goes to the device's buffer (device address 0x40000) and comes back into its second
 //!   half, each transfer with "interrupt when done" set; the driver waits for the interrupt and
-//!   compares. A transfer moves [`DMA_LEN`] bytes, less than edu's 4 KiB: QEMU before 8.0 rejects
-//!   a transfer that ends exactly at the end of the buffer (QEMU issue 1254), and a rejected
-//!   transfer stops the whole VM (`hw_error`).
-//! - **A user interface**: debugfs files in `/sys/kernel/debug/rust_edu/` (a
-//!   [`Scope`]: the files are removed before the data they use goes):
+//!   compares. A transfer moves [`DMA_LEN`] bytes, less than edu's 4 KiB: the range check of
+//!   some QEMU versions rejects a transfer that ends exactly at the end of the buffer (QEMU
+//!   issue 1254), and older ones, such as Debian 12's 7.2, stop the whole VM (`hw_error`) on a
+//!   transfer they reject.
+//! - **A user interface**: the misc device `/dev/edu` ([`EduFile`]). A write is one command
+//!   ([`Command`]), run on the device before the write returns:
 //!
-//!   | file | read | write |
-//!   | --- | --- | --- |
-//!   | `factorial` | the last result | `n` (0 ..= 12): compute `n!` on the device |
-//!   | `interrupts` | interrupts handled | |
-//!   | `raise_irq` | | `v` (not 0): raise an interrupt with status `v`, wait for it |
-//!   | `dma` | round trips that came back equal | anything: one round trip (`EIO` if different) |
+//!   | write | does |
+//!   | --- | --- |
+//!   | `n` (0 ..= 12) | computes `n!` on the device |
+//!   | `irq v` (v ≠ 0) | raises an interrupt with status bits `v`, waits until it is handled |
+//!   | `dma` | one DMA round trip (`EIO` if the data comes back different) |
 //!
-//!   Each write waits until the device is done; a failure is the write's error (`ETIMEDOUT`,
-//!   `EIO`, `EOVERFLOW` for n > 12, whose factorial does not fit the 32-bit register, `EINVAL`
-//!   for what is not a number). The directory name is fixed: with two edu devices the second
-//!   one's files are missing (debugfs refuses the name; the driver still binds).
-//! - **Unbind** ([`RustEdu::unbind`], then the drop of [`EduData`]): unbind stops new operations,
-//!   waits for an operation in progress, switches the device's interrupt sources off, waits for
-//!   a DMA transfer still running and acknowledges what is pending. Dropping the data then
-//!   removes the debugfs files, frees the IRQ (after a running handler returns), unmaps the BAR
-//!   and frees the DMA buffer, in that order (the order of the fields). Binding again through
-//!   sysfs probes afresh.
+//!   A failure is the write's error: `EINVAL` for what is not a command, `EOVERFLOW` for n > 12
+//!   (its factorial does not fit the 32-bit register), `ETIMEDOUT`, `EIO`, and `ENODEV` once the
+//!   device is unbound. A read returns a report, one `name value` line each: `version 1.0`,
+//!   `factorial <the last result>` (once there is one), `interrupts <handled>`,
+//!   `dma <round trips that came back equal>`. The name is fixed (a misc device's name is a
+//!   `&'static CStr`), so the driver binds one edu device: probe refuses a second one with
+//!   `EBUSY` ([`DevEduClaim`]) rather than let `misc_register` fail on the duplicate name (with
+//!   a sysfs warning and a stack dump).
+//! - **Unbind** ([`RustEdu::unbind`], then the drop of [`EduData`]): unbind stops new operations
+//!   (waiting for one in progress), switches the device's interrupt sources off, waits for a DMA
+//!   transfer still running and acknowledges what is pending. Dropping the data then removes
+//!   `/dev/edu`, frees the IRQ (after a running handler returns) and the vector, in that order
+//!   (the order of the fields). A file still open keeps the device's [`Edu`] (an [`Arc`]): its
+//!   commands fail with `ENODEV`, and the BAR and the DMA buffer, device-managed
+//!   ([`Devres`]), are gone with the binding; the open file also keeps the module loaded (the
+//!   misc device's file operations name their owner). Binding again through sysfs probes
+//!   afresh, with a new `/dev/edu`.
 //! - **KUnit** (suite `rust_edu`, run at load): what needs no device: the factorial reference,
-//!   the parsing of what is written to the files, the DMA command word, the identification
-//!   register, the range check of a transfer and the DMA test pattern.
+//!   the command parser, the DMA command word, the identification register, the range check of
+//!   a transfer and the DMA test pattern.
 //!
 //! # What the 7.3 API lacks, and what this driver does instead
 //!
@@ -71,10 +78,20 @@
 //!   allocation is boxed (its address stays put) and the borrow is widened to `'bound` in one
 //!   `unsafe` block whose conditions (the field order drops the registration first) are written
 //!   beside it.
-//! - **debugfs files need `'static` data**, so they cannot use the `'bound` mapping
-//!   ([`pci::Bar`]) that probe gets. The BAR goes into a [`pci::DevresBar`] (revocable: each
-//!   access is an RCU read-side section, so no sleeping while holding it) that the files and the
-//!   interrupt handler share.
+//! - **File operations cannot use the `'bound` data.** A misc device's open files outlive the
+//!   binding, and its per-file data must be `'static`, so the mapping probe gets ([`pci::Bar`],
+//!   `'bound`) cannot be used there: the BAR goes into a [`pci::DevresBar`] and the DMA buffer
+//!   into a [`Devres`] (revocable: each access is an RCU read-side section, no sleeping inside),
+//!   in an [`Arc`] that the files and the interrupt handler share.
+//! - **`MiscDevice::open` gets only the registration**, none of the driver's data. The
+//!   registration is embedded in [`EduMisc`] beside the [`Arc`], and `open` finds it with
+//!   `container_of!` (one `unsafe`, its conditions beside it). scull uses a static instead; a
+//!   per-device driver should not.
+//! - **debugfs files do not keep the module loaded.** The 7.3 debugfs abstraction builds its
+//!   `file_operations` without an `owner`, so a debugfs file of a Rust module can be held open
+//!   across `rmmod`; closing it then runs `full_proxy_release`, which reads the unloaded module's
+//!   `file_operations`: an oops (seen with this driver's first, debugfs-based interface). The
+//!   misc device's file operations do name their owner.
 //! - **No bounded wait for an interrupt.** [`kernel::sync::Completion`] has neither
 //!   `wait_for_completion_timeout()` nor `reinit_completion()`, and a [`kernel::sync::CondVar`]
 //!   needs its waker to take the lock (a mutex: not from a hard IRQ handler) or a wake-up can be
@@ -91,17 +108,23 @@
 //! `CONFIG_ZONE_DMA`, and lkmlab's VM has 256 MiB (`[vm] memory_mib`); with more,
 //! `dma_set_mask_and_coherent` fails and so does probe. QEMU's `dma_mask` property of the
 //! device would widen the device's side.
+//!
+//! [`read_poll_timeout_atomic`]: kernel::io::poll::read_poll_timeout_atomic
 
 use kernel::{
-    debugfs::Scope,
+    container_of,
     device::Core,
+    devres::Devres,
     dma::{
         Coherent,
         Device as _,
         DmaAddress,
         DmaMask, //
     },
-    fmt,
+    fs::{
+        File,
+        Kiocb, //
+    },
     io::{
         io_read,
         io_write,
@@ -109,10 +132,19 @@ use kernel::{
         register,
         Io, //
     },
+    iov::{
+        IovIterDest,
+        IovIterSource, //
+    },
     irq::{
         self,
         IrqRequest,
         IrqReturn, //
+    },
+    miscdevice::{
+        MiscDevice,
+        MiscDeviceOptions,
+        MiscDeviceRegistration, //
     },
     new_mutex,
     pci::{
@@ -121,22 +153,21 @@ use kernel::{
         IrqTypes, //
     },
     prelude::*,
+    str::CString,
     sync::{
         aref::ARef,
         atomic::{
             Acquire,
             Atomic,
+            Full,
             Release, //
         },
+        Arc,
         Mutex,
         MutexGuard, //
     },
     time::Delta,
-    uaccess::UserSliceReader,
 };
-
-#[cfg(doc)]
-use kernel::io::poll::read_poll_timeout_atomic;
 
 /// The registers of BAR 0.
 mod regs {
@@ -248,24 +279,47 @@ fn factorial(n: u32) -> Option<u32> {
     (1..=n).try_fold(1u32, |product, k| product.checked_mul(k))
 }
 
-/// Parses a decimal number as written to a debugfs file (`echo 12 > factorial`: "12\n").
-fn parse_number(input: &[u8]) -> Result<u32> {
-    let text = core::str::from_utf8(input).map_err(|_| EINVAL)?.trim();
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+/// Parses a decimal number: digits only.
+fn parse_number(word: &str) -> Result<u32> {
+    if word.is_empty() || !word.bytes().all(|b| b.is_ascii_digit()) {
         return Err(EINVAL);
     }
-    text.parse::<u32>().map_err(|_| EINVAL)
+    word.parse::<u32>().map_err(|_| EINVAL)
 }
 
-/// Reads a decimal number from what user space wrote.
-fn read_number(reader: &mut UserSliceReader) -> Result<u32> {
-    let mut buf = [0u8; 16];
-    let len = reader.len();
-    if len > buf.len() {
-        return Err(EINVAL);
+/// A command written to `/dev/edu`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Command {
+    /// `n`: compute `n!`.
+    Factorial(u32),
+    /// `irq v`: raise an interrupt with status bits `v` (not 0).
+    RaiseIrq(u32),
+    /// `dma`: one DMA round trip.
+    DmaRoundTrip,
+}
+
+/// The longest command accepted, in bytes (`irq 4294967295\n` is 15).
+const MAX_COMMAND_LEN: usize = 32;
+
+impl Command {
+    /// Parses one command, as `echo` writes it (`"12\n"`, `"irq 1\n"`, `"dma\n"`).
+    fn parse(input: &[u8]) -> Result<Self> {
+        let text = core::str::from_utf8(input).map_err(|_| EINVAL)?;
+        let mut words = text.split_ascii_whitespace();
+        let command = match (words.next(), words.next()) {
+            (Some("irq"), Some(value)) => match parse_number(value)? {
+                0 => return Err(EINVAL),
+                value => Command::RaiseIrq(value),
+            },
+            (Some("dma"), None) => Command::DmaRoundTrip,
+            (Some(n), None) => Command::Factorial(parse_number(n)?),
+            _ => return Err(EINVAL),
+        };
+        match words.next() {
+            Some(_) => Err(EINVAL),
+            None => Ok(command),
+        }
     }
-    reader.read_slice(&mut buf[..len])?;
-    parse_number(&buf[..len])
 }
 
 /// The direction of a DMA transfer.
@@ -286,7 +340,7 @@ fn dma_command(direction: DmaDirection) -> regs::DMA_CMD {
 }
 
 /// Whether `len` bytes at device address `address` lie in the device's buffer, ending before
-/// its last byte (QEMU before 8.0 rejects a transfer that ends exactly at the end).
+/// its last byte (some QEMU versions reject a transfer that ends exactly at the end).
 fn in_device_buffer(address: u64, len: u64) -> bool {
     match address.checked_add(len) {
         Some(end) => len > 0 && address >= EDU_DMA_START && end < EDU_DMA_START + EDU_DMA_SIZE,
@@ -301,29 +355,33 @@ fn pattern_byte(seed: u8, index: usize) -> u8 {
     (index as u8).wrapping_mul(7).wrapping_add(seed) ^ ((index >> 8) as u8)
 }
 
-/// What the debugfs files change, under [`Edu::state`].
+/// What the commands change, under [`Edu::state`].
 struct EduState {
-    /// Set by unbind: no operation may start any more.
+    /// Set by unbind: no command may start any more.
     closing: bool,
-    /// The last factorial computed: `(n, n!)`.
-    factorial: Option<(u32, u32)>,
+    /// The last factorial computed.
+    factorial: Option<u32>,
     /// DMA round trips that came back equal.
     dma_round_trips: u32,
     /// Changes the DMA test pattern from one round trip to the next.
     seed: u8,
 }
 
-/// The device as the interrupt handler and the debugfs files share it.
+/// The device as the interrupt handler and the open files of `/dev/edu` share it.
 ///
-/// Everything here is `'static` (the files require it): the BAR is the revocable
-/// [`pci::DevresBar`], not probe's `'bound` mapping.
+/// Open files outlive the binding, so everything here is `'static` and whatever belongs to the
+/// binding is revocable: the BAR ([`pci::DevresBar`]) and the DMA buffer ([`Devres`]).
 #[pin_data]
 struct Edu {
     pdev: ARef<pci::Device>,
+    /// The device's version, from `IDENT`.
+    version: (u32, u32),
     bar: pci::DevresBar<{ regs::END }>,
     /// The host side of DMA transfers: source half, destination half.
-    dma: Coherent<[u8]>,
-    /// Serialises the operations (one factorial unit, one DMA engine).
+    dma: Devres<Coherent<[u8]>>,
+    /// The bus address of `dma`.
+    dma_address: DmaAddress,
+    /// Serialises the commands (one factorial unit, one DMA engine).
     #[pin]
     state: Mutex<EduState>,
     /// Interrupts handled.
@@ -335,13 +393,17 @@ struct Edu {
 impl Edu {
     fn new(
         pdev: ARef<pci::Device>,
+        version: (u32, u32),
         bar: pci::DevresBar<{ regs::END }>,
-        dma: Coherent<[u8]>,
+        dma: Devres<Coherent<[u8]>>,
+        dma_address: DmaAddress,
     ) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             pdev,
+            version,
             bar,
             dma,
+            dma_address,
             state <- new_mutex!(EduState {
                 closing: false,
                 factorial: None,
@@ -353,18 +415,60 @@ impl Edu {
         })
     }
 
-    /// Runs `f` on the BAR unless the device is gone (`ENXIO`); `f` must not sleep.
+    /// Runs `f` on the BAR unless the binding is gone (`ENXIO`); `f` must not sleep.
     fn with_bar<R>(&self, f: impl for<'a> FnOnce(&Bar0<'a>) -> R) -> Result<R> {
         self.bar.try_access_with(f).ok_or(ENXIO)
     }
 
-    /// Takes the operations lock, unless unbind has begun (`ENODEV`).
+    /// Runs `f` on the DMA buffer unless the binding is gone (`ENXIO`); `f` must not sleep.
+    fn with_dma<R>(&self, f: impl FnOnce(&Coherent<[u8]>) -> R) -> Result<R> {
+        self.dma.try_access_with(f).ok_or(ENXIO)
+    }
+
+    /// Takes the commands' lock, unless unbind has begun (`ENODEV`).
     fn start(&self) -> Result<MutexGuard<'_, EduState>> {
         let state = self.state.lock();
         if state.closing {
             return Err(ENODEV);
         }
         Ok(state)
+    }
+
+    /// Runs `command` on the device.
+    fn run(&self, command: Command) -> Result {
+        if let Command::Factorial(n) = command {
+            if n > MAX_FACTORIAL_INPUT {
+                return Err(EOVERFLOW);
+            }
+        }
+        let mut state = self.start()?;
+        match command {
+            Command::Factorial(n) => state.factorial = Some(self.factorial(n)?),
+            Command::RaiseIrq(value) => self.raise_irq(value)?,
+            Command::DmaRoundTrip => {
+                state.seed = state.seed.wrapping_add(1);
+                self.dma_round_trip(state.seed)?;
+                state.dma_round_trips += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The text a read of `/dev/edu` returns.
+    fn report(&self) -> Result<CString> {
+        let state = self.state.lock();
+        let (major, minor) = self.version;
+        let irqs = self.irqs.load(Acquire);
+        match state.factorial {
+            Some(result) => CString::try_from_fmt(fmt!(
+                "version {major}.{minor}\nfactorial {result}\ninterrupts {irqs}\ndma {}\n",
+                state.dma_round_trips
+            )),
+            None => CString::try_from_fmt(fmt!(
+                "version {major}.{minor}\ninterrupts {irqs}\ndma {}\n",
+                state.dma_round_trips
+            )),
+        }
     }
 
     /// Computes `n!` on the device, polling the status register until it is done.
@@ -393,9 +497,6 @@ impl Edu {
 
     /// Raises an interrupt with status bits `value` and waits until the handler has seen one.
     fn raise_irq(&self, value: u32) -> Result {
-        if value == 0 {
-            return Err(EINVAL);
-        }
         let seen = self.irqs.load(Acquire);
         self.with_bar(|bar| bar.write_reg(regs::IRQ_RAISE::from(value)))?;
         wait_for_irq(&self.irqs, seen, IRQ_TIMEOUT)
@@ -425,29 +526,40 @@ impl Edu {
     }
 
     /// Sends a pattern to the device's buffer and back, and compares.
+    ///
+    /// The caller holds the commands' lock, which unbind takes before the binding (and with it
+    /// the buffer) goes: the buffer stays while the device writes into it.
     fn dma_round_trip(&self, seed: u8) -> Result {
-        for i in 0..DMA_LEN {
-            io_write!(self.dma, [try: i], pattern_byte(seed, i));
-            io_write!(self.dma, [try: DMA_LEN + i], 0u8);
-        }
-        let source: DmaAddress = self.dma.dma_address();
+        self.with_dma(|dma| -> Result {
+            for i in 0..DMA_LEN {
+                io_write!(dma, [try: i], pattern_byte(seed, i));
+                io_write!(dma, [try: DMA_LEN + i], 0u8);
+            }
+            Ok(())
+        })??;
+        let source = self.dma_address;
         // CAST: `DMA_LEN` is 2048.
         let destination = source + DMA_LEN as DmaAddress;
         self.dma_transfer(DmaDirection::ToDevice, source, EDU_DMA_START)?;
         self.dma_transfer(DmaDirection::ToRam, EDU_DMA_START, destination)?;
-        for i in 0..DMA_LEN {
-            let got: u8 = io_read!(self.dma, [try: DMA_LEN + i]);
-            let sent = pattern_byte(seed, i);
-            if got != sent {
-                dev_err!(
-                    self.pdev,
-                    "DMA round trip: byte {} came back {:#04x}, sent {:#04x}\n",
-                    i,
-                    got,
-                    sent
-                );
-                return Err(EIO);
+        let mismatch = self.with_dma(|dma| -> Result<Option<(usize, u8)>> {
+            for i in 0..DMA_LEN {
+                let got: u8 = io_read!(dma, [try: DMA_LEN + i]);
+                if got != pattern_byte(seed, i) {
+                    return Ok(Some((i, got)));
+                }
             }
+            Ok(None)
+        })??;
+        if let Some((i, got)) = mismatch {
+            dev_err!(
+                self.pdev,
+                "DMA round trip: byte {} came back {:#04x}, sent {:#04x}\n",
+                i,
+                got,
+                pattern_byte(seed, i)
+            );
+            return Err(EIO);
         }
         Ok(())
     }
@@ -465,23 +577,9 @@ impl Edu {
         bar.write_reg(regs::IRQ_ACK::from(u32::MAX));
         Ok(())
     }
-}
 
-/// Waits until the interrupt handler has moved `counter` on from `seen`.
-fn wait_for_irq(counter: &Atomic<u32>, seen: u32, timeout: Delta) -> Result {
-    read_poll_timeout(
-        // Acquire: pairs with the handler's release, so that what the device wrote before it
-        // interrupted is seen after.
-        || Ok(counter.load(Acquire)),
-        |now| *now != seen,
-        Delta::from_millis(1),
-        timeout,
-    )?;
-    Ok(())
-}
-
-impl irq::Handler for Edu {
-    fn handle(&self) -> IrqReturn {
+    /// The interrupt handler's work.
+    fn handle_irq(&self) -> IrqReturn {
         let status = self.bar.try_access_with(|bar| {
             let status = bar.read(regs::IRQ_STATUS);
             if status.into_raw() != 0 {
@@ -503,50 +601,110 @@ impl irq::Handler for Edu {
     }
 }
 
-/// `factorial`: the last result.
-fn show_factorial(edu: &Edu, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    match edu.state.lock().factorial {
-        Some((_, result)) => writeln!(f, "{result}"),
-        None => Ok(()),
-    }
-}
-
-/// `factorial`: computes the factorial of the number written.
-fn write_factorial(edu: &Edu, reader: &mut UserSliceReader) -> Result {
-    let n = read_number(reader)?;
-    if n > MAX_FACTORIAL_INPUT {
-        return Err(EOVERFLOW);
-    }
-    let mut state = edu.start()?;
-    let result = edu.factorial(n)?;
-    state.factorial = Some((n, result));
+/// Waits until the interrupt handler has moved `counter` on from `seen`.
+fn wait_for_irq(counter: &Atomic<u32>, seen: u32, timeout: Delta) -> Result {
+    read_poll_timeout(
+        // Acquire: pairs with the handler's release, so that what the device wrote before it
+        // interrupted is seen after.
+        || Ok(counter.load(Acquire)),
+        |now| *now != seen,
+        Delta::from_millis(1),
+        timeout,
+    )?;
     Ok(())
 }
 
-/// `interrupts`: the number of interrupts handled.
-fn show_interrupts(edu: &Edu, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    writeln!(f, "{}", edu.irqs.load(Acquire))
+/// The interrupt handler: the registration owns it, and it shares the device's [`Edu`].
+struct EduIrq {
+    edu: Arc<Edu>,
 }
 
-/// `raise_irq`: raises an interrupt with the status bits written.
-fn write_raise_irq(edu: &Edu, reader: &mut UserSliceReader) -> Result {
-    let value = read_number(reader)?;
-    let _state = edu.start()?;
-    edu.raise_irq(value)
+impl irq::Handler for EduIrq {
+    fn handle(&self) -> IrqReturn {
+        self.edu.handle_irq()
+    }
 }
 
-/// `dma`: the number of round trips that came back equal.
-fn show_dma(edu: &Edu, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    writeln!(f, "{}", edu.state.lock().dma_round_trips)
+/// The file operations of `/dev/edu`: each open file holds the device's [`Edu`].
+struct EduFile;
+
+#[vtable]
+impl MiscDevice for EduFile {
+    type Ptr = Arc<Edu>;
+
+    fn open(_file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<Arc<Edu>> {
+        // SAFETY: `EduFile` is private to this module, and its only registrations are the
+        // `registration` fields of `EduMisc`s (`EduMisc::new`), so `misc` points into one. That
+        // `EduMisc` is alive: the misc core calls `open` under `misc_mtx`, which deregistration
+        // (the first thing `EduMisc`'s drop does) also takes.
+        let misc = unsafe { &*container_of!(core::ptr::from_ref(misc), EduMisc, registration) };
+        Ok(misc.edu.clone())
+    }
+
+    fn read_iter(mut kiocb: Kiocb<'_, Self::Ptr>, iov: &mut IovIterDest<'_>) -> Result<usize> {
+        let report = kiocb.file().report()?;
+        iov.simple_read_from_buffer(kiocb.ki_pos_mut(), report.to_bytes())
+    }
+
+    fn write_iter(kiocb: Kiocb<'_, Self::Ptr>, iov: &mut IovIterSource<'_>) -> Result<usize> {
+        let mut buf = [0u8; MAX_COMMAND_LEN];
+        let len = iov.len();
+        if len > buf.len() {
+            return Err(EINVAL);
+        }
+        if iov.copy_from_iter(&mut buf[..len]) != len {
+            return Err(EFAULT);
+        }
+        kiocb.file().run(Command::parse(&buf[..len])?)?;
+        Ok(len)
+    }
 }
 
-/// `dma`: runs one round trip, whatever was written.
-fn write_dma(edu: &Edu, _reader: &mut UserSliceReader) -> Result {
-    let mut state = edu.start()?;
-    state.seed = state.seed.wrapping_add(1);
-    edu.dma_round_trip(state.seed)?;
-    state.dma_round_trips += 1;
-    Ok(())
+/// Whether a bound device has `/dev/edu` (see [`DevEduClaim`]).
+static DEV_EDU_TAKEN: Atomic<bool> = Atomic::new(false);
+
+/// The right to register `/dev/edu`, held by at most one bound device at a time.
+///
+/// The name of a misc device is a `&'static CStr`, so every device of this driver would get the
+/// same one, and registering it twice fails in `misc_register` with a sysfs warning. Probe takes
+/// this first and refuses a second device with `EBUSY`.
+struct DevEduClaim;
+
+impl DevEduClaim {
+    fn take() -> Result<Self> {
+        DEV_EDU_TAKEN
+            .cmpxchg(false, true, Full)
+            .map(|_| DevEduClaim)
+            .map_err(|_| EBUSY)
+    }
+}
+
+impl Drop for DevEduClaim {
+    fn drop(&mut self) {
+        DEV_EDU_TAKEN.store(false, Release);
+    }
+}
+
+/// `/dev/edu` and the [`Edu`] its files get.
+#[pin_data]
+struct EduMisc {
+    /// Dropped first: no file opens once the rest goes.
+    #[pin]
+    registration: MiscDeviceRegistration<EduFile>,
+    edu: Arc<Edu>,
+    /// Given back once `/dev/edu` is gone.
+    _claim: DevEduClaim,
+}
+
+impl EduMisc {
+    fn new(edu: Arc<Edu>, claim: DevEduClaim) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            // Before the registration: a file may be opened as soon as it is registered.
+            edu,
+            _claim: claim,
+            registration <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"edu" }),
+        })
+    }
 }
 
 /// The IDs a table entry matches, checked by probe (see the module docs).
@@ -567,16 +725,19 @@ kernel::pci_device_table!(
     )]
 );
 
-/// The driver's data for a bound device.
+/// The driver's data for a bound device, dropped in the order of its fields.
 #[pin_data]
 struct EduData<'bound> {
-    /// The debugfs directory, owning the IRQ registration, which owns the [`Edu`]. Dropped
-    /// first: the files go (after the operations in progress), then the IRQ is freed (after a
-    /// running handler), then the BAR is unmapped and the DMA buffer freed.
+    /// `/dev/edu`: no file opens once it is gone.
     #[pin]
-    edu: Scope<irq::Registration<'bound, Edu>>,
-    /// The interrupt vector the registration borrows; dropped after it (field order).
+    misc: EduMisc,
+    /// The interrupt handler: freed after a running handler returns.
+    #[pin]
+    irq: irq::Registration<'bound, EduIrq>,
+    /// The interrupt vector the registration borrows: dropped after it.
     _vectors: KBox<pci::IrqVectorRegistration<'bound>>,
+    /// The device, as unbind uses it.
+    edu: Arc<Edu>,
 }
 
 /// The driver.
@@ -622,6 +783,9 @@ impl pci::Driver for RustEdu {
             if pdev.vendor_id().as_raw() != ids.vendor || pdev.device_id() != ids.device {
                 return Err(ENODEV);
             }
+            let claim = DevEduClaim::take().inspect_err(|_| {
+                dev_err!(pdev, "/dev/edu is another edu device's: one is supported\n");
+            })?;
 
             pdev.enable_device_mem()?;
             pdev.set_master();
@@ -637,15 +801,21 @@ impl pci::Driver for RustEdu {
 
             let dma = Coherent::<u8>::zeroed_slice(pdev.as_ref(), DMA_BUFFER_SIZE, GFP_KERNEL)?;
             let dma_address = dma.dma_address();
+            let dma = Devres::new(pdev.as_ref(), dma)?;
+            let edu = Arc::pin_init(
+                Edu::new(pdev.into(), (major, minor), bar, dma, dma_address),
+                GFP_KERNEL,
+            )?;
 
             let intx = IrqTypes::default().with(IrqType::Intx);
             let vectors = KBox::new(pdev.alloc_irq_vectors(1, 1, intx)?, GFP_KERNEL)?;
             // SAFETY: The reference is to the heap allocation of `vectors`, which moving the
             // `KBox` (a plain pointer, not `noalias`) into `EduData` does not move. Its only
             // user is the IRQ registration made from it below, and that goes first everywhere:
-            // in `EduData` it is in `edu`, which is dropped before `_vectors` (field order); if
-            // initialising `edu` fails, nothing registered it (the registration's own error
-            // path has freed the IRQ) by the time `vectors` is dropped with this initializer.
+            // in `EduData` it is `irq`, dropped before `_vectors` (field order); if initialising
+            // `EduData` fails after `irq`, `irq` is dropped before `_vectors` (the reverse of the
+            // order of initialisation, which puts `_vectors` first); if initialising `irq`
+            // fails, it registered nothing; and if this closure fails before, nothing used it.
             let vectors_ref: &'bound pci::IrqVectorRegistration<'bound> =
                 unsafe { &*core::ptr::from_ref(&*vectors) };
             let request: IrqRequest<'bound> = vectors_ref.index(0)?.into();
@@ -658,24 +828,16 @@ impl pci::Driver for RustEdu {
                     request,
                     irq::Flags::SHARED,
                     c"rust_edu",
-                    Edu::new(pdev.into(), bar, dma),
+                    Ok::<_, Error>(EduIrq { edu: edu.clone() }),
                 )
             };
 
             Ok(try_pin_init!(EduData {
-                edu <- Scope::dir(registration, c"rust_edu", |registration, dir| {
-                    let edu = registration.handler();
-                    dir.read_write_callback_file(
-                        c"factorial",
-                        edu,
-                        &show_factorial,
-                        &write_factorial,
-                    );
-                    dir.read_callback_file(c"interrupts", edu, &show_interrupts);
-                    dir.write_only_callback_file(c"raise_irq", edu, &write_raise_irq);
-                    dir.read_write_callback_file(c"dma", edu, &show_dma, &write_dma);
-                }),
+                // In this order: the interrupt works before `/dev/edu` can be opened.
                 _vectors: vectors,
+                irq <- registration,
+                misc <- EduMisc::new(edu.clone(), claim),
+                edu,
             })
             .pin_chain(move |_| {
                 dev_info!(
@@ -692,8 +854,8 @@ impl pci::Driver for RustEdu {
     }
 
     fn unbind<'bound>(pdev: &'bound pci::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
-        let edu = this.edu.handler();
-        // Waits for an operation in progress; none starts after this.
+        let edu = &this.edu;
+        // Waits for a command in progress; none starts after this.
         let mut state = edu.state.lock();
         state.closing = true;
         let quiesced = edu
@@ -731,16 +893,20 @@ mod tests {
     }
 
     #[test]
-    fn parses_numbers() -> Result {
-        assert_eq!(parse_number(b"12\n")?, 12);
-        assert_eq!(parse_number(b"0")?, 0);
-        assert_eq!(parse_number(b"  7 \n")?, 7);
-        assert_eq!(parse_number(b"4294967295")?, u32::MAX);
+    fn parses_commands() -> Result {
+        assert_eq!(Command::parse(b"12\n")?, Command::Factorial(12));
+        assert_eq!(Command::parse(b"0")?, Command::Factorial(0));
+        assert_eq!(Command::parse(b"  7 \n")?, Command::Factorial(7));
+        // Parsed as written; `run` refuses what does not fit.
+        assert_eq!(Command::parse(b"4294967295")?, Command::Factorial(u32::MAX));
+        assert_eq!(Command::parse(b"irq 1\n")?, Command::RaiseIrq(1));
+        assert_eq!(Command::parse(b"irq  4096")?, Command::RaiseIrq(4096));
+        assert_eq!(Command::parse(b"dma\n")?, Command::DmaRoundTrip);
         Ok(())
     }
 
     #[test]
-    fn rejects_what_is_not_a_number() {
+    fn rejects_what_is_not_a_command() {
         for input in [
             &b""[..],
             b"\n",
@@ -751,8 +917,14 @@ mod tests {
             b"0x10",
             b"4294967296",
             b"\xff",
+            b"irq",
+            b"irq 0",
+            b"irq x",
+            b"irq 1 2",
+            b"dma 1",
+            b"DMA",
         ] {
-            assert_eq!(parse_number(input), Err(EINVAL));
+            assert_eq!(Command::parse(input), Err(EINVAL));
         }
     }
 

@@ -4,7 +4,8 @@
 # tree's, and bind, unbind, rebind and unload clean on the debug kernel,
 # with fault injection
 # (docs/drivers.md runs them on the default one through tests/e2e/docs.sh);
-# a device QEMU refuses is vm.qemu alone. Needs the default and debug
+# the edu driver (examples/edu) passes on both, the debug one with fault
+# injection; a device QEMU refuses is vm.qemu alone. Needs the default and debug
 # kernels built (`lkmlab kernel`, `lkmlab kernel --flavor debug`). Ends with
 # `N passed, N failed`.
 #
@@ -53,6 +54,17 @@ for line in "rust_driver_pci 0000:[0-9a-f:.]+: pci-testdev data-match count: 1" 
     fail "debug kernel log: '$line' $n times, expected at least 2" "$(tail -n 40 "$work/debug/console.log")"
   fi
 done
+
+# The edu driver (examples/edu): probe, factorial, interrupts, DMA, /dev/edu,
+# unbind and rebind, a file held open across unbind; on the default kernel,
+# then the debug kernel with every allocation of init (probe) failed in turn.
+run edu-default -- "$lkmlab" test --module examples/edu --out "$work/edu"
+run edu-debug -- "$lkmlab" test --flavor debug --fault-injection --module examples/edu --out "$work/edu-debug"
+if grep -qE "rust_edu 0000:[0-9a-f:.]+: edu 1\.0, irq [0-9]+" "$work/edu-debug/console.log"; then
+  ok "debug kernel log: rust_edu bound to edu 1.0"
+else
+  fail "debug kernel log: no 'rust_edu …: edu 1.0, irq N' line" "$(tail -n 40 "$work/edu-debug/console.log")"
+fi
 
 # A property value QEMU refuses: QEMU fails at start, and that is the one
 # failure reported (not the missing results after it).

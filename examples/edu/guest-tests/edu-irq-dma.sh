@@ -23,9 +23,9 @@ done
 edu_expect interrupts 9
 
 # Two writers at once: the commands take turns on the device.
-(for i in 1 2 3; do echo dma > "$EDU_DEV" || exit 1; done) &
+(for _ in 1 2 3; do echo dma > "$EDU_DEV" || exit 1; done) &
 dma_writer=$!
-(for i in 1 2 3; do echo "irq 1" > "$EDU_DEV" && echo 12 > "$EDU_DEV" || exit 1; done) &
+(for _ in 1 2 3; do echo "irq 1" > "$EDU_DEV" && echo 12 > "$EDU_DEV" || exit 1; done) &
 other_writer=$!
 wait "$dma_writer" || fail "a DMA round trip failed beside another writer"
 wait "$other_writer" || fail "an interrupt or a factorial failed beside a DMA writer"

@@ -29,6 +29,18 @@ for sample in rust_driver_pci.rs rust_dma.rs; do
   fi
 done
 
+# The examples' shared guest-test helper is one file in several copies.
+first=""
+for helper in examples/*/guest-tests/helpers/pci.sh; do
+  if [ -z "$first" ]; then
+    first=$helper
+  elif cmp -s "$first" "$helper"; then
+    ok "$helper is $first"
+  else
+    fail "$helper differs from $first (keep the copies equal)"
+  fi
+done
+
 # run NAME -- COMMAND...: COMMAND must pass; its report is kept.
 run() {
   local name=$1 out="$work/$1.out"

@@ -1,6 +1,8 @@
 #!/bin/sh
 # Shared by the guest tests of this directory (sourced): find a PCI device,
-# bind and unbind it through sysfs, look for kernel log lines.
+# bind and unbind it through sysfs, look for kernel log lines. The same file
+# is in every examples/*/guest-tests/helpers/ (each example directory is
+# whole, to copy out); tests/e2e/drivers.sh keeps the copies equal.
 
 # pci_find VENDOR DEVICE: the address (0000:00:03.0) of the first such device.
 pci_find() {

@@ -21,9 +21,6 @@ const TROUBLE: &[&str] = &[
     "suspected memory leak",
     "possible circular locking",
     "possible recursive locking",
-    // drivers/base/dd.c: a driver's probe failed (ENODEV and ENXIO, a
-    // device the driver rejects, are logged at debug level only).
-    "failed with error",
 ];
 
 pub fn sysfs_module(module: &str) -> String {
@@ -323,8 +320,12 @@ impl LogWatch {
     }
 }
 
+/// A line of [`TROUBLE`], or a driver's failed probe (drivers/base/dd.c;
+/// ENODEV and ENXIO, a device the driver rejects, are logged at debug level
+/// only): only that line's exact form, as other `failed with error` lines
+/// (the firmware loader's, say) are no module's trouble.
 fn is_trouble(line: &str) -> bool {
-    TROUBLE.iter().any(|t| line.contains(t))
+    TROUBLE.iter().any(|t| line.contains(t)) || is_probe_failure(line)
 }
 
 #[cfg(test)]
@@ -442,6 +443,12 @@ mod tests {
             "unreferenced object 0xffff888004a3c000 (size 64):"
         ));
         assert!(!is_trouble("scull: loaded, 4 devices"));
+        assert!(is_trouble(
+            "probe_fails 0000:00:02.0: probe with driver probe_fails failed with error -22"
+        ));
+        assert!(!is_trouble(
+            "platform x: Direct firmware load for y.bin failed with error -2"
+        ));
     }
 
     #[test]

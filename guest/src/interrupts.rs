@@ -36,8 +36,13 @@ pub fn parse(text: &str) -> BTreeSet<Handler> {
         else {
             continue;
         };
-        // Counts, then the chip and the hardware IRQ with its trigger type.
-        let rest: Vec<&str> = words.skip(cpus + 2).collect();
+        // Counts, then the chip and the hardware IRQ with its trigger type
+        // (`4-edge` on x86-64; arm64's GIC shows it as a word of its own,
+        // `27 Level`: kernel/irq/proc.c, GENERIC_IRQ_SHOW_LEVEL).
+        let mut rest: Vec<&str> = words.skip(cpus + 2).collect();
+        if matches!(rest.first(), Some(&("Level" | "Edge"))) {
+            rest.remove(0);
+        }
         let names = rest.join(" ");
         for name in names.split(", ").map(str::trim).filter(|n| !n.is_empty()) {
             found.insert((irq, name.to_string()));
@@ -49,7 +54,7 @@ pub fn parse(text: &str) -> BTreeSet<Handler> {
 /// Unbind every device bound to a driver of `module` (the drivers under
 /// `/sys/module/MODULE/drivers/`, each a `BUS:NAME` link to the driver's
 /// directory, whose device links are named by address), returning
-/// `DRIVER ADDRESS` for each.
+/// `ADDRESS (DRIVER)` for each.
 pub fn unbind_devices(module: &str) -> Result<Vec<String>, String> {
     let drivers = std::path::Path::new("/sys/module")
         .join(module)
@@ -75,7 +80,11 @@ pub fn unbind_devices(module: &str) -> Result<Vec<String>, String> {
             }
             std::fs::write(dir.join("unbind"), &name)
                 .map_err(|e| format!("unbinding {name} from {}: {e}", dir.display()))?;
-            unbound.push(format!("{} {name}", driver.file_name().to_string_lossy()));
+            // `pci:NAME` in /sys/module/MODULE/drivers: the driver's name
+            // without its bus.
+            let link = driver.file_name().to_string_lossy().into_owned();
+            let driver_name = link.split_once(':').map_or(link.as_str(), |(_, n)| n);
+            unbound.push(format!("{name} ({driver_name})"));
         }
     }
     Ok(unbound)
@@ -119,6 +128,12 @@ mod tests {
         let after = parse(&shared);
         let new: Vec<&Handler> = after.difference(&set).collect();
         assert_eq!(new, [&(10, "edu".to_string())]);
+    }
+
+    #[test]
+    fn arm64s_trigger_word_is_not_a_name() {
+        let text = "           CPU0       CPU1       \n 45:          0          0     GICv3  36 Level     rust_edu\n";
+        assert_eq!(parse(text), BTreeSet::from([(45, "rust_edu".to_string())]));
     }
 
     #[test]

@@ -107,7 +107,7 @@ expect probe-fails 1 'FAIL kernel_log\.driver_probe_failed' \
   "$lkmlab" test --module "$(fixture probe-fails)" --out "$work/probe-fails"
 
 expect irq-after-remove 1 'FAIL irq_after_remove\.rmmod' \
-  'after unbinding pci:irq_after_remove 0000:[0-9a-f:.]+ .*still lists handlers .*\(IRQ [0-9]+: irq_after_remove\)' -- \
+  'after unbinding 0000:[0-9a-f:.]+ \(irq_after_remove\) from irq_after_remove.s drivers, /proc/interrupts still lists handlers .*\(IRQ [0-9]+: irq_after_remove\)' -- \
   "$lkmlab" test --module "$(fixture irq-after-remove)" --out "$work/irq-after-remove"
 
 expect qemu-dies 1 'FAIL vm\.qemu' 'QEMU failed \(signal: 6.*hardware error: EDU: DMA range 0x0*50000-0x0*50007 out of bounds' \

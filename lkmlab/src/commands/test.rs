@@ -102,12 +102,15 @@ pub(super) fn watch(
     let module_dir = ctx.module_dir(module.as_deref())?;
     limits::check(&ctx.project, Some(&target))?;
     limits::check_timeout(&ctx.project.pin.vm, vm.timeout)?;
-    let devices = ctx.devices(&module_dir, target.arch)?;
+    // Checked now, before the first build, and again each run: the module
+    // directory's devices.toml is one of the files watched.
+    ctx.devices(&module_dir, target.arch)?;
     let verdict = watch::run(
         &module_dir,
         runs,
         || {
             let mut timings = Timings::new();
+            let devices = ctx.devices(&module_dir, target.arch)?;
             let verdict =
                 build_and_test(ctx, &target, vm, &module_dir, &devices, None, &mut timings);
             if vm.timings {

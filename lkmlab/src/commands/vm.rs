@@ -189,7 +189,8 @@ fn exec_status(waited: crate::process::Waited, secs: u64) -> Result<Done> {
             if code == 255 {
                 crate::notice!(
                     "the command exited with 255, or the VM ended without its exit status \
-                     (a kernel panic?); rerun with `-- --verbose` to see the guest's console"
+                     (a kernel panic, or QEMU refusing its options or a declared device: its \
+                     message is above); rerun with `-- --verbose` to see the guest's console"
                 );
             }
             Ok(match u8::try_from(code) {

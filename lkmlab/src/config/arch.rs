@@ -136,13 +136,20 @@ impl Arch {
         }
     }
 
+    /// Whether the machine has virtio-mmio slots (virtio `-device`s such as
+    /// `virtio-rng-device` need them): not q35.
+    pub fn has_virtio_mmio(self, machine: Machine) -> bool {
+        !matches!((self, machine), (Arch::X86_64, Machine::Pci))
+    }
+
     /// The virtio serial controller of lkmlab's channels (KTAP, control)
     /// on that machine: on virtio-mmio where the machine has it, on PCI
     /// where it has only PCI (q35).
     pub fn virtio_serial(self, machine: Machine) -> &'static str {
-        match (self, machine) {
-            (Arch::X86_64, Machine::Pci) => "virtio-serial-pci",
-            _ => "virtio-serial-device",
+        if self.has_virtio_mmio(machine) {
+            "virtio-serial-device"
+        } else {
+            "virtio-serial-pci"
         }
     }
 

@@ -292,8 +292,6 @@ fn add_case(
     });
 }
 
-/// What a [`FailureKind::VmCaseHung`] says: the case, how long it had run
-/// when the watchdog fired, the timeout, and the watchdog's dump.
 /// What QEMU said when it failed, without the register dump of every CPU
 /// that a device model's `hw_error` prints after its message (`CPU #0:`,
 /// then `RAX=…` lines).
@@ -305,6 +303,8 @@ fn qemu_message(stderr: &str) -> &str {
     stderr[..end].trim()
 }
 
+/// What a [`FailureKind::VmCaseHung`] says: the case, how long it had run
+/// when the watchdog fired, the timeout, and the watchdog's dump.
 fn hung_text(case: &str, secs: u64, timeout: Option<Duration>, console: &str) -> String {
     let within = timeout
         .map(|t| format!(" within {}s", t.as_secs()))

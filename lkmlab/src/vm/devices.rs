@@ -34,7 +34,11 @@ pub struct Device {
 /// A property's value as TOML gives it: QEMU takes integers in decimal,
 /// booleans as `on`/`off`, and text as it is (a comma doubled).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "an integer, a boolean or a string (a number beyond a signed 64-bit \
+                 integer, such as a mask 0xffffffffffffffff, as a string: QEMU reads it)"
+)]
 pub enum Property {
     Bool(bool),
     Int(i64),
@@ -153,14 +157,15 @@ pub fn check(arch: Arch, declared: &[Declared]) -> Result<Vec<Checked>> {
     }
     let qemu = arch.qemu_binary();
     let models = parse_device_help(&qemu_help(qemu, "help")?);
-    declared
+    let checked = declared
         .iter()
         .map(|d| {
             let model = &d.device.device;
             let Some(bus) = models.get(model) else {
                 bail!(
-                    "{}: {qemu} has no device {model:?}{} (`{qemu} -device help` lists the ones \
-                     it has; a newer QEMU may have it)",
+                    "{}: the {arch} VM's QEMU ({qemu}) has no device {model:?}{} (`{qemu} \
+                     -device help` lists the ones it has; some exist for one architecture \
+                     only, and a newer QEMU may have more)",
                     d.from.display(),
                     suggestion(model, models.keys())
                 );
@@ -180,7 +185,44 @@ pub fn check(arch: Arch, declared: &[Declared]) -> Result<Vec<Checked>> {
                 bus: bus.clone(),
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    check_buses(arch, declared, &checked, &models)?;
+    Ok(checked)
+}
+
+/// A virtio device on virtio-mmio (`virtio-rng-device`) needs a machine
+/// that has virtio-mmio, which x86-64's PCI machine (q35) has not: when a
+/// PCI device makes it q35, name the model's PCI twin instead.
+fn check_buses(
+    arch: Arch,
+    declared: &[Declared],
+    checked: &[Checked],
+    models: &BTreeMap<String, Bus>,
+) -> Result<()> {
+    let machine = machine(checked);
+    if arch.has_virtio_mmio(machine) {
+        return Ok(());
+    }
+    let mmio = Bus::Other("virtio-bus".into());
+    let Some((d, _)) = declared
+        .iter()
+        .zip(checked)
+        .find(|(_, c)| c.bus == mmio && !c.device.device.ends_with("-pci"))
+    else {
+        return Ok(());
+    };
+    let model = &d.device.device;
+    let twin = model
+        .strip_suffix("-device")
+        .map(|stem| format!("{stem}-pci"))
+        .filter(|t| models.get(t) == Some(&Bus::Pci))
+        .map(|t| format!(": declare {t:?}, its PCI form, instead"))
+        .unwrap_or_default();
+    bail!(
+        "{}: device {model:?} plugs into virtio-mmio, which the {arch} VM does not have once a \
+         PCI device is declared (its machine is then one with PCI only){twin}",
+        d.from.display()
+    )
 }
 
 /// ` (did you mean "edu"?)` for a close name.
@@ -355,6 +397,53 @@ mod tests {
             declared(&[], Path::new("x"), dir.path()).unwrap_err()
         );
         assert!(e.contains("not a QEMU device model name"), "{e}");
+    }
+
+    fn declared_as(model: &str) -> (Declared, Checked) {
+        let device = Device {
+            device: model.into(),
+            properties: BTreeMap::new(),
+        };
+        let bus = parse_device_help(DEVICE_HELP_VIRTIO).remove(model).unwrap();
+        let from = PathBuf::from("devices.toml");
+        let checked = Checked {
+            device: device.clone(),
+            bus,
+        };
+        (Declared { device, from }, checked)
+    }
+
+    const DEVICE_HELP_VIRTIO: &str = "name \"edu\", bus PCI\n\
+        name \"virtio-rng-device\", bus virtio-bus\nname \"virtio-rng-pci\", bus PCI\n";
+
+    /// A virtio-mmio device beside a PCI one on x86-64 (q35 has no
+    /// virtio-mmio) is refused with its PCI twin; alone, or on arm64, not.
+    #[test]
+    fn a_virtio_mmio_device_needs_a_machine_that_has_it() {
+        let models = parse_device_help(DEVICE_HELP_VIRTIO);
+        let (rng_d, rng_c) = declared_as("virtio-rng-device");
+        let (edu_d, edu_c) = declared_as("edu");
+        let alone = check_buses(
+            Arch::X86_64,
+            std::slice::from_ref(&rng_d),
+            std::slice::from_ref(&rng_c),
+            &models,
+        );
+        assert!(alone.is_ok());
+        let both_d = [edu_d, rng_d];
+        let both_c = [edu_c, rng_c];
+        let e = check_buses(Arch::X86_64, &both_d, &both_c, &models).unwrap_err();
+        let e = format!("{e:#}");
+        assert!(e.contains("declare \"virtio-rng-pci\""), "{e}");
+        assert!(check_buses(Arch::Arm64, &both_d, &both_c, &models).is_ok());
+    }
+
+    #[test]
+    fn a_property_of_another_type_says_what_it_may_be() {
+        let e = toml::from_str::<Device>("device = \"edu\"\nproperties = { x = 1.5 }")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("an integer, a boolean or a string"), "{e}");
     }
 
     #[test]

@@ -287,7 +287,7 @@ pub struct Vm {
     pub timeout_secs: u64,
     pub accel: AccelChoice,
     /// Devices every test VM of the project gets (`[[vm.devices]]`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::vm::devices::deserialize_list")]
     pub devices: Vec<crate::vm::devices::Device>,
 }
 

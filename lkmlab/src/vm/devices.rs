@@ -31,6 +31,31 @@ pub struct Device {
     pub properties: BTreeMap<String, Property>,
 }
 
+/// `[[vm.devices]]`: a list of tables; a single `[vm.devices]` table (one
+/// pair of brackets) is refused saying so, rather than with serde's
+/// "expected a sequence".
+pub fn deserialize_list<'de, D>(deserializer: D) -> std::result::Result<Vec<Device>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct List;
+    impl<'de> serde::de::Visitor<'de> for List {
+        type Value = Vec<Device>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("[[vm.devices]] tables, one per device (double brackets)")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            seq: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
+            Deserialize::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+        }
+    }
+    deserializer.deserialize_seq(List)
+}
+
 /// A property's value as TOML gives it: QEMU takes integers in decimal,
 /// booleans as `on`/`off`, and text as it is (a comma doubled).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -444,6 +469,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("an integer, a boolean or a string"), "{e}");
+    }
+
+    #[test]
+    fn one_pair_of_brackets_is_refused_saying_two() {
+        #[derive(Debug, Deserialize)]
+        struct Vm {
+            #[serde(default, deserialize_with = "deserialize_list")]
+            devices: Vec<Device>,
+        }
+        let ok: Vm = toml::from_str("[[devices]]\ndevice = \"edu\"\n").unwrap();
+        assert_eq!(ok.devices.len(), 1);
+        let e = toml::from_str::<Vm>("[devices]\ndevice = \"edu\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[[vm.devices]] tables, one per device (double brackets)"),
+            "{e}"
+        );
+        let e = toml::from_str::<Vm>("[[devices]]\nmodel = \"edu\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `model`"), "{e}");
     }
 
     #[test]

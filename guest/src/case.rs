@@ -9,7 +9,7 @@ pub const SUBTEST_PREFIX: &str = "ktap: ";
 /// console.log it tells what the runner was doing around the kernel's own
 /// lines, and a guest test's log starts after it ([`crate::test_log`]).
 pub fn log_marker(name: &str) -> String {
-    format!("lkmlab: case {name}")
+    lkmlab_protocol::kernel_log::case_marker(name)
 }
 
 /// What a case that did not fail reports.

@@ -3,6 +3,9 @@
 use crate::case::{Env, Outcome, Verdict};
 use crate::ensure;
 use crate::sys;
+use lkmlab_protocol::kernel_log::{
+    self, is_alloc_failure, is_probe_failure, INJECTED_LINES, INJECTION_NOTICE,
+};
 use lkmlab_protocol::{KUNIT_FILTER_ALL, KUNIT_FILTER_NONE};
 use std::io;
 use std::path::Path;
@@ -246,21 +249,6 @@ struct Reading {
     injected_in_step: bool,
 }
 
-/// Lines from the fault-injection framework's notice to the allocator's
-/// report of the failure it forced (lib/fault-inject.c `fail_dump`).
-const INJECTED_LINES: usize = 2;
-
-/// The allocator's report of a failed allocation (mm/page_alloc.c
-/// `warn_alloc`): pages, or vmalloc.
-fn is_alloc_failure(line: &str) -> bool {
-    line.contains(": page allocation failure: ") || line.contains(": vmalloc error: size ")
-}
-
-/// drivers/base/dd.c's `probe with driver %s failed with error %d`.
-fn is_probe_failure(line: &str) -> bool {
-    line.contains(": probe with driver ") && line.contains(" failed with error ")
-}
-
 /// The trouble lines among `records`, leaving out what [`Reading`] says is
 /// no module's; `at` says where the records start, and is left saying
 /// where they end.
@@ -274,13 +262,11 @@ fn trouble_in(records: Vec<(u64, String)>, at: &mut Reading) -> Vec<String> {
         } else if at.in_injected_report {
             // The report ends with its stack trace.
             at.in_injected_report = line.trim() != "</TASK>";
-        } else if line.starts_with("FAULT_INJECTION: forcing a failure.") {
+        } else if line.starts_with(INJECTION_NOTICE) {
             at.injected_lines = INJECTED_LINES;
             at.injected_in_step = true;
             continue;
-        } else if line.starts_with("lkmlab: case ")
-            || line.starts_with("lkmlab: fault injection: loading ")
-        {
+        } else if kernel_log::starts_step(&line) {
             at.injected_in_step = false;
         } else if at.injected_in_step && is_probe_failure(&line) {
             // What the injected failure made of the probe.

@@ -243,3 +243,56 @@ mod tests {
         assert!(planned_cases("KTAP version 1\n1..0\n").is_empty());
     }
 }
+
+/// Kernel log lines that both sides read the same way: the runner's own
+/// markers (it writes them, the host's log scan reads them) and the
+/// kernel's reports of failures that fault injection forced, which are no
+/// finding (the runner's per-step check and the host's scan both skip them).
+pub mod kernel_log {
+    /// The line the runner writes before it runs a case: [`case_marker`].
+    pub const CASE: &str = "lkmlab: case ";
+
+    /// The line the runner writes before each load of a fault-injection
+    /// sweep: [`fault_injection_load`].
+    pub const FAULT_INJECTION_LOAD: &str = "lkmlab: fault injection: loading ";
+
+    /// `lkmlab: case SUITE.CASE`.
+    pub fn case_marker(name: &str) -> String {
+        format!("{CASE}{name}")
+    }
+
+    /// `lkmlab: fault injection: loading MODULE with allocation N failing`.
+    pub fn fault_injection_load(module: &str, n: u32) -> String {
+        format!("{FAULT_INJECTION_LOAD}{module} with allocation {n} failing")
+    }
+
+    /// Whether the line starts a step of the runner (a case, or one load
+    /// of a sweep): what fault injection forced before it is over.
+    pub fn starts_step(line: &str) -> bool {
+        line.starts_with(CASE) || line.starts_with(FAULT_INJECTION_LOAD)
+    }
+
+    /// The fault-injection framework's notice of each failure it forces
+    /// (lib/fault-inject.c `fail_dump`).
+    pub const INJECTION_NOTICE: &str = "FAULT_INJECTION: forcing a failure.";
+
+    /// How many lines the framework prints before the allocation it fails
+    /// reports anything: [`INJECTION_NOTICE`] and its `name failslab,
+    /// interval 1, …` line.
+    pub const INJECTED_LINES: usize = 2;
+
+    /// The allocator's report of a failed allocation made without
+    /// `__GFP_NOWARN` (mm/page_alloc.c `warn_alloc`): `insmod: page
+    /// allocation failure: order:…` for pages, `insmod: vmalloc error: size
+    /// …` for vmalloc.
+    pub fn is_alloc_failure(line: &str) -> bool {
+        line.contains(": page allocation failure: ") || line.contains(": vmalloc error: size ")
+    }
+
+    /// drivers/base/dd.c's `probe with driver %s failed with error %d`,
+    /// after the device's name. A probe that rejects the device with
+    /// `ENODEV` or `ENXIO` is logged at debug level only.
+    pub fn is_probe_failure(line: &str) -> bool {
+        line.contains(": probe with driver ") && line.contains(" failed with error ")
+    }
+}

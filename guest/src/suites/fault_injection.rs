@@ -63,8 +63,8 @@ fn sweep(env: &Env, module: &str) -> Verdict {
     let started = std::time::Instant::now();
     for n in 1..=MAX_FAULT_POINTS {
         let mut log = checks::LogWatch::start()?;
-        sys::log_to_kernel(&format!(
-            "lkmlab: fault injection: loading {module} with allocation {n} failing"
+        sys::log_to_kernel(&lkmlab_protocol::kernel_log::fault_injection_load(
+            module, n,
         ));
         let load = run_load(module, n)?;
         let mut problems = Vec::new();

@@ -40,6 +40,9 @@
 //! its stacks and `sysrq` reports are what lkmlab asked the kernel for, and
 //! the verdict quotes them as the hung case's ([`watchdog_dump`]).
 
+use lkmlab_protocol::kernel_log::{
+    self, is_alloc_failure, is_probe_failure, INJECTED_LINES, INJECTION_NOTICE,
+};
 use std::fmt;
 
 /// The most lines an excerpt holds, trigger line included (see
@@ -293,9 +296,7 @@ pub fn scan(log: &str) -> Vec<Finding> {
     while i < lines.len() {
         if lines[i].starts_with(INJECTION_NOTICE) {
             injected = true;
-        } else if lines[i].starts_with("lkmlab: case ")
-            || lines[i].starts_with("lkmlab: fault injection: loading ")
-        {
+        } else if kernel_log::starts_step(lines[i]) {
             injected = false;
         }
         if verdict_of_report == Some(i) {
@@ -548,33 +549,12 @@ fn trigger(line: &str) -> Option<Trigger> {
     Some(t)
 }
 
-/// The allocator's report of a failed allocation made without
-/// `__GFP_NOWARN` (mm/page_alloc.c `warn_alloc`): `insmod: page allocation
-/// failure: order:…` for pages, `insmod: vmalloc error: size …` for vmalloc.
-fn is_alloc_failure(line: &str) -> bool {
-    line.contains(": page allocation failure: ") || line.contains(": vmalloc error: size ")
-}
-
-/// How many lines the fault-injection framework prints before the
-/// allocation it fails reports anything: `FAULT_INJECTION: forcing a
-/// failure.` and its `name failslab, interval 1, …` line (lib/fault-inject.c).
-const INJECTED_LINES: usize = 2;
-
 /// Whether the report at `i` follows at once a failure that fault injection
 /// forced (lib/fault-inject.c `fail_dump`).
 fn injected_before(lines: &[&str], i: usize) -> bool {
     lines[i.saturating_sub(INJECTED_LINES)..i]
         .iter()
         .any(|l| l.starts_with(INJECTION_NOTICE))
-}
-
-/// The fault-injection framework's notice of each failure it forces.
-const INJECTION_NOTICE: &str = "FAULT_INJECTION: forcing a failure.";
-
-/// drivers/base/dd.c's `probe with driver %s failed with error %d`, after
-/// the device's name.
-fn is_probe_failure(line: &str) -> bool {
-    line.contains(": probe with driver ") && line.contains(" failed with error ")
 }
 
 /// SLUB's report banner, `BUG <cache> (<taint>): <reason>`

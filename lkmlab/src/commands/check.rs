@@ -66,18 +66,18 @@ pub(super) fn run(ctx: &Ctx, selection: &TargetArg, vm: &VmArgs) -> Result<Done>
         bail!("the pipeline cannot run on this machine yet (see the fixes above)");
     }
     super::build::fetch(ctx)?;
-    run_targets(ctx, &targets, &devices, vm)
+    run_targets(ctx, &targets, &module_dir, &devices, vm)
 }
 
 /// `devices`: each target's checked devices, in the order of `targets`.
 fn run_targets(
     ctx: &Ctx,
     targets: &[Target],
+    module_dir: &std::path::Path,
     devices: &[Vec<crate::vm::devices::Checked>],
     vm: &VmArgs,
 ) -> Result<Done> {
     let several = targets.len() > 1;
-    let module_dir = ctx.default_module_dir();
     let mut runs = Vec::new();
     for (target, devices) in targets.iter().zip(devices) {
         if several {
@@ -88,7 +88,7 @@ fn run_targets(
             vm.out = vm.out.map(|o| o.join(target.label()));
         }
         let mut timings = Timings::new();
-        let run = match build_and_test(ctx, target, &vm, &module_dir, devices, None, &mut timings) {
+        let run = match build_and_test(ctx, target, &vm, module_dir, devices, None, &mut timings) {
             Ok(verdict) => {
                 if !several || vm.format == Format::Text {
                     print_verdict(&verdict, vm.format)?;

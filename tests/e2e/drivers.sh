@@ -5,7 +5,7 @@
 # with fault injection
 # (docs/drivers.md runs them on the default one through tests/e2e/docs.sh);
 # the edu driver (examples/edu) passes on both, the debug one with fault
-# injection; a device QEMU refuses is vm.qemu alone. Needs the default and debug
+# injection (a device QEMU refuses: failure-modes.sh). Needs the default and debug
 # kernels built (`lkmlab kernel`, `lkmlab kernel --flavor debug`). Ends with
 # `N passed, N failed`.
 #
@@ -76,23 +76,6 @@ if grep -qE "rust_edu 0000:[0-9a-f:.]+: edu 1\.0, irq [0-9]+" "$work/edu-debug/c
   ok "debug kernel log: rust_edu bound to edu 1.0"
 else
   fail "debug kernel log: no 'rust_edu …: edu 1.0, irq N' line" "$(tail -n 40 "$work/edu-debug/console.log")"
-fi
-
-# A property value QEMU refuses: QEMU fails at start, and that is the one
-# failure reported (not the missing results after it).
-bad="$work/bad-property"
-mkdir -p "$bad"
-cp module/hello.rs "$bad/"
-echo 'obj-m := hello.o' >"$bad/Kbuild"
-printf '[[devices]]\ndevice = "edu"\nproperties = { addr = "zz" }\n' >"$bad/devices.toml"
-"$lkmlab" test --module "$bad" --out "$work/bad-out" >"$work/bad.out" 2>&1
-status=$?
-if [ "$status" -eq 1 ] && grep -q "FAIL vm.qemu" "$work/bad.out" &&
-  grep -q "Property 'edu.addr' doesn't take value 'zz'" "$work/bad.out" &&
-  grep -q "^0 passed, 1 failed" "$work/bad.out"; then
-  ok "a device QEMU refuses is vm.qemu, quoting QEMU"
-else
-  fail "a device QEMU refuses (exit $status)" "$(cat "$work/bad.out")"
 fi
 
 finish

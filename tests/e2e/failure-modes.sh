@@ -115,6 +115,17 @@ expect qemu-dies 1 'FAIL vm\.qemu' 'QEMU failed \(signal: 6.*hardware error: EDU
   "$lkmlab" test --module "$(fixture qemu-dies)" --out "$work/qemu-dies"
 refuse qemu-dies 'vm\.crash' 'RAX='
 
+# A property value QEMU refuses: QEMU fails at start, and that is the one
+# failure reported (not the missing results after it).
+refused="$work/device-refused"
+mkdir -p "$refused"
+cp module/hello.rs "$refused/"
+echo 'obj-m := hello.o' >"$refused/Kbuild"
+printf '[[devices]]\ndevice = "edu"\nproperties = { addr = "zz" }\n' >"$refused/devices.toml"
+expect device-refused 1 'FAIL vm\.qemu' "Property 'edu\.addr' doesn't take value 'zz'" '^0 passed, 1 failed' -- \
+  "$lkmlab" test --module "$refused" --out "$work/device-refused-out"
+refuse device-refused 'vm\.no_results' 'ktap\.structure'
+
 expect remove-leaks-debug 1 'FAIL kernel\.kmemleak_no_leaks' 'unreferenced object 0x[0-9a-f]+ \(size 256\)' \
   'pci_device_probe' -- \
   "$lkmlab" test --flavor debug --module "$(fixture remove-leaks)" --out "$work/remove-leaks"

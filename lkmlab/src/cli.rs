@@ -148,7 +148,8 @@ pub struct VmArgs {
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// Start a module project: lkmlab.toml (this lkmlab's pin), kernel-config/, module/ with
-    /// a module NAME and a guest test, flake.nix, .gitignore, README.md; or, with
+    /// a module NAME and a guest test, flake.nix, a GitHub Actions workflow, .gitignore,
+    /// README.md; or, with
     /// --module-dir, only lkmlab.toml and kernel-config/ for a module you have. Overwrites
     /// nothing.
     #[command(after_help = "Then: cd DIR && lkmlab check")]
@@ -163,6 +164,11 @@ pub enum Cmd {
         /// DIR): lkmlab.toml's [module] dir names it, and no example module is written.
         #[arg(long, value_name = "MODDIR", conflicts_with = "name")]
         module_dir: Option<PathBuf>,
+        /// The https address of the git repository lkmlab's source is in, for flake.nix's
+        /// lkmlab input and the CI workflow, which clones it [default:
+        /// https://github.com/lkmlab/lkmlab].
+        #[arg(long, value_name = "URL", conflicts_with = "module_dir")]
+        lkmlab_url: Option<String>,
     },
     /// Get every pinned input (kernel source, rust-src when needed) into the cache, sha256-verified.
     Fetch,

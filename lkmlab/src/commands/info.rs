@@ -64,7 +64,13 @@ pub(super) fn init(
     dir: Option<&Path>,
     name: Option<&str>,
     module_dir: Option<&Path>,
+    lkmlab_url: Option<&str>,
 ) -> Result<()> {
+    // Checked first: a refused URL writes nothing.
+    let lkmlab = match lkmlab_url {
+        Some(url) => crate::lab::init::LkmlabUrl::parse(url)?,
+        None => crate::lab::init::LkmlabUrl::template(),
+    };
     let dir = match dir {
         Some(d) => d.to_path_buf(),
         None => std::env::current_dir().context("reading the current directory")?,
@@ -86,7 +92,7 @@ pub(super) fn init(
         Some(n) => n.to_string(),
         None => crate::lab::init::default_name(&dir)?,
     };
-    let files = crate::lab::init::init(&dir, &name)?;
+    let files = crate::lab::init::init(&dir, &name, &lkmlab)?;
     crate::status!(
         "created module {name} with {} files in {}; next: cd {} && lkmlab check",
         files.len(),

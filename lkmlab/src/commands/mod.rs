@@ -107,9 +107,15 @@ pub fn run(cli: Cli) -> Result<Done> {
             dir,
             name,
             module_dir,
+            lkmlab_url,
         } => {
-            return info::init(dir.as_deref(), name.as_deref(), module_dir.as_deref())
-                .map(|()| Done::Ok)
+            return info::init(
+                dir.as_deref(),
+                name.as_deref(),
+                module_dir.as_deref(),
+                lkmlab_url.as_deref(),
+            )
+            .map(|()| Done::Ok)
         }
         Cmd::Report {
             file,

@@ -2,9 +2,11 @@
 //! flake's `templates.default` (`templates/default/` in lkmlab's repository,
 //! carried inside lkmlab). The template's module is called `mymodule`
 //! (`MyModule` as a Rust type); `--name` renames both, in file names and
-//! contents. `--module-dir` starts from a module that exists instead: only
-//! the pin and its fragments are written ([`init_existing`]). Nothing that
-//! exists is overwritten.
+//! contents. `--lkmlab-url` names where lkmlab's source is, for the
+//! flake's `lkmlab` input and the CI workflow ([`LkmlabUrl`]).
+//! `--module-dir` starts from a module that exists instead: only the pin
+//! and its fragments are written ([`init_existing`]). Nothing that exists
+//! is overwritten.
 
 use anyhow::{bail, Context, Result};
 use include_dir::{include_dir, Dir, DirEntry};
@@ -17,6 +19,92 @@ static TEMPLATE: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../templates/defaul
 pub const TEMPLATE_NAME: &str = "mymodule";
 /// The same name as a Rust type in the template.
 const TEMPLATE_TYPE: &str = "MyModule";
+
+/// lkmlab's source repository as the template names it: the flake's
+/// `inputs.lkmlab.url` ...
+const TEMPLATE_FLAKE_URL: &str = "github:lkmlab/lkmlab";
+/// ... and the git repository its CI workflow clones lkmlab from (and its
+/// README links to).
+const TEMPLATE_GIT_URL: &str = "https://github.com/lkmlab/lkmlab";
+
+/// Where lkmlab's source is, as `lkmlab init --lkmlab-url` gives it: the
+/// https address of a git repository, which the project's flake takes as
+/// its `lkmlab` input and its CI workflow clones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LkmlabUrl {
+    /// What `git clone` takes: `https://HOST/PATH`.
+    pub git: String,
+    /// The flake input: `github:OWNER/REPO` on github.com, else
+    /// `git+https://HOST/PATH`.
+    pub flake: String,
+}
+
+impl LkmlabUrl {
+    /// Checks `url` before anything is written: an `https://` address with
+    /// a host and a path, of characters a Nix string, YAML and a shell
+    /// word take as they are (no query, fragment, quote or space).
+    pub fn parse(url: &str) -> Result<Self> {
+        let how = "give the https address of the git repository lkmlab's source is in, as \
+                   `git clone` takes it (e.g. --lkmlab-url https://github.com/you/lkmlab): the \
+                   project's flake.nix takes it as its lkmlab input, and its CI workflow clones \
+                   lkmlab from it";
+        let Some(rest) = url.strip_prefix("https://") else {
+            let local =
+                if url.starts_with("git+file:") || url.starts_with("file:") || url.starts_with('/')
+                {
+                    " (a checkout on this machine cannot be reached from CI: init without \
+                 --lkmlab-url, then set flake.nix's input to git+file:///… by hand)"
+                } else {
+                    ""
+                };
+            bail!("--lkmlab-url {url:?} is not an https:// URL{local}; {how}");
+        };
+        if let Some(bad) = rest
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "-._~/:@%+".contains(*c)))
+        {
+            bail!(
+                "--lkmlab-url {url:?} has {bad:?}, which lkmlab init does not write into \
+                   flake.nix and the workflow (no query, fragment, quote or space); {how}"
+            );
+        }
+        let rest = rest.trim_end_matches('/');
+        let Some((host, path)) = rest
+            .split_once('/')
+            .filter(|(h, p)| !h.is_empty() && !p.is_empty())
+        else {
+            bail!("--lkmlab-url {url:?} names no repository (https://HOST/PATH); {how}");
+        };
+        let git = format!("https://{host}/{path}");
+        let segments: Vec<&str> = path.trim_end_matches(".git").split('/').collect();
+        let flake = match segments.as_slice() {
+            [owner, repo]
+                if host.eq_ignore_ascii_case("github.com")
+                    && !owner.is_empty()
+                    && !repo.is_empty() =>
+            {
+                format!("github:{owner}/{repo}")
+            }
+            _ => format!("git+{git}"),
+        };
+        Ok(LkmlabUrl { git, flake })
+    }
+
+    /// The template's own: lkmlab's repository.
+    pub fn template() -> Self {
+        LkmlabUrl {
+            git: TEMPLATE_GIT_URL.to_string(),
+            flake: TEMPLATE_FLAKE_URL.to_string(),
+        }
+    }
+
+    /// `text` (a template file's) with the template's addresses of lkmlab
+    /// replaced by these.
+    fn apply(&self, text: &str) -> String {
+        text.replace(TEMPLATE_GIT_URL, &self.git)
+            .replace(TEMPLATE_FLAKE_URL, &self.flake)
+    }
+}
 
 /// The kernel's limit for a module's name: `MODULE_NAME_LEN` (56, in
 /// `include/linux/moduleparam.h`) bytes with the final NUL.
@@ -191,8 +279,9 @@ fn template_files() -> Vec<(PathBuf, &'static [u8])> {
     out
 }
 
-/// The project's files for module `name`: the template's, renamed.
-pub fn project_files(name: &str) -> Result<Vec<(PathBuf, Vec<u8>)>> {
+/// The project's files for module `name`: the template's, renamed, with
+/// lkmlab's source at `lkmlab`.
+pub fn project_files(name: &str, lkmlab: &LkmlabUrl) -> Result<Vec<(PathBuf, Vec<u8>)>> {
     check_name(name)?;
     // The template's own name keeps its own type name (`MyModule`, which
     // `type_name` would spell `Mymodule`).
@@ -211,7 +300,8 @@ pub fn project_files(name: &str) -> Result<Vec<(PathBuf, Vec<u8>)>> {
             let path = PathBuf::from(rename(&path.to_string_lossy()));
             let text = std::str::from_utf8(bytes)
                 .with_context(|| format!("the template's {} is not text", path.display()))?;
-            Ok((path, rename(text).into_bytes()))
+            // After the rename: the URL is the user's, `mymodule` or not.
+            Ok((path, lkmlab.apply(&rename(text)).into_bytes()))
         })
         .collect()
 }
@@ -286,10 +376,11 @@ pub fn init_existing(dir: &Path, module_dir: &Path) -> Result<(Vec<PathBuf>, Pat
     Ok((written, relative))
 }
 
-/// Write a new project for module `name` into `dir` (created if needed);
-/// refuses, writing nothing, if any of its files exists. Returns the files.
-pub fn init(dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
-    write_files(dir, project_files(name)?)
+/// Write a new project for module `name` into `dir` (created if needed),
+/// with lkmlab's source at `lkmlab`; refuses, writing nothing, if any of
+/// its files exists. Returns the files.
+pub fn init(dir: &Path, name: &str, lkmlab: &LkmlabUrl) -> Result<Vec<PathBuf>> {
+    write_files(dir, project_files(name, lkmlab)?)
 }
 
 /// Write `files` (paths relative to `dir`, created if needed); refuses,
@@ -365,7 +456,7 @@ mod tests {
     #[test]
     fn init_writes_exactly_the_flake_template() {
         let dir = tempfile::tempdir().unwrap();
-        init(dir.path(), TEMPLATE_NAME).unwrap();
+        init(dir.path(), TEMPLATE_NAME, &LkmlabUrl::template()).unwrap();
         let template = repo().join("templates/default");
         assert_eq!(tree(dir.path()), tree(&template));
         let executable = |path: &Path| {
@@ -430,7 +521,7 @@ mod tests {
 
     #[test]
     fn a_name_renames_files_contents_and_the_type() {
-        let files = project_files("rng_driver").unwrap();
+        let files = project_files("rng_driver", &LkmlabUrl::template()).unwrap();
         let (_, rs) = files
             .iter()
             .find(|(p, _)| p == Path::new("module/rng_driver.rs"))
@@ -448,6 +539,100 @@ mod tests {
         assert!(files
             .iter()
             .any(|(p, _)| p == Path::new("module/guest-tests/rng_driver-loads.sh")));
+    }
+
+    /// The template names lkmlab's repository where `--lkmlab-url` replaces
+    /// it: once in flake.nix's input, once in the workflow's LKMLAB_GIT.
+    #[test]
+    fn the_template_names_lkmlab_where_the_url_goes() {
+        let text = |rel: &str| {
+            std::fs::read_to_string(repo().join("templates/default").join(rel)).unwrap()
+        };
+        assert_eq!(
+            text("flake.nix")
+                .matches(&format!("inputs.lkmlab.url = \"{TEMPLATE_FLAKE_URL}\";"))
+                .count(),
+            1
+        );
+        assert_eq!(
+            text(".github/workflows/lkmlab.yml")
+                .matches(&format!("LKMLAB_GIT: {TEMPLATE_GIT_URL}\n"))
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn lkmlab_url_sets_the_flake_input_and_the_workflow() {
+        for (url, git, flake) in [
+            (
+                "https://github.com/me/lkmlab",
+                "https://github.com/me/lkmlab",
+                "github:me/lkmlab",
+            ),
+            (
+                "https://github.com/me/lkmlab.git/",
+                "https://github.com/me/lkmlab.git",
+                "github:me/lkmlab",
+            ),
+            (
+                "https://gitlab.example/a/b/lkmlab",
+                "https://gitlab.example/a/b/lkmlab",
+                "git+https://gitlab.example/a/b/lkmlab",
+            ),
+        ] {
+            let parsed = LkmlabUrl::parse(url).unwrap();
+            assert_eq!(
+                (parsed.git.as_str(), parsed.flake.as_str()),
+                (git, flake),
+                "{url}"
+            );
+        }
+        let url = LkmlabUrl::parse("https://git.example/mymodule/lkmlab").unwrap();
+        let files = project_files("rng", &url).unwrap();
+        let file = |rel: &str| {
+            let (_, bytes) = files.iter().find(|(p, _)| p == Path::new(rel)).unwrap();
+            String::from_utf8(bytes.clone()).unwrap()
+        };
+        assert!(file("flake.nix")
+            .contains("inputs.lkmlab.url = \"git+https://git.example/mymodule/lkmlab\";"));
+        assert!(file(".github/workflows/lkmlab.yml")
+            .contains("LKMLAB_GIT: https://git.example/mymodule/lkmlab\n"));
+        for (path, bytes) in &files {
+            let text = String::from_utf8_lossy(bytes);
+            assert!(
+                !text.contains(TEMPLATE_FLAKE_URL) && !text.contains(TEMPLATE_GIT_URL),
+                "{} still names the template's lkmlab",
+                path.display()
+            );
+        }
+        // The template's own address gives the template's files.
+        assert_eq!(
+            LkmlabUrl::parse(TEMPLATE_GIT_URL).unwrap(),
+            LkmlabUrl::template()
+        );
+    }
+
+    #[test]
+    fn lkmlab_urls_that_cannot_be_written_are_refused() {
+        for (bad, why) in [
+            ("github:me/lkmlab", "is not an https:// URL"),
+            ("git+file:///home/me/lkmlab", "cannot be reached from CI"),
+            ("/home/me/lkmlab", "cannot be reached from CI"),
+            ("http://example.org/lkmlab", "is not an https:// URL"),
+            ("https://example.org/lk\"mlab", "has '\"'"),
+            ("https://example.org/lkmlab?ref=x", "has '?'"),
+            ("https://example.org/lk mlab", "has ' '"),
+            ("https://example.org/", "names no repository"),
+            ("https://", "names no repository"),
+        ] {
+            let err = LkmlabUrl::parse(bad).unwrap_err().to_string();
+            assert!(err.contains(why), "{bad}: {err}");
+            assert!(
+                err.contains("e.g. --lkmlab-url https://github.com/you/lkmlab"),
+                "{err}"
+            );
+        }
     }
 
     #[test]
@@ -605,7 +790,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("module")).unwrap();
         std::fs::write(dir.path().join("module/Kbuild"), "mine").unwrap();
-        let err = init(dir.path(), "m").unwrap_err().to_string();
+        let err = init(dir.path(), "m", &LkmlabUrl::template())
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("module/Kbuild") && err.contains("overwrites nothing"),
             "{err}"

@@ -2,8 +2,9 @@
 # the test initramfs, so it must be a static executable.
 #
 # Called with `pkgsStatic.callPackage`: nixpkgs' static package set targets
-# x86_64-unknown-linux-musl with a static stdenv, and buildRustPackage passes
-# that --target itself (the cross rustc only adds the musl std; rustc itself
+# <cpu>-unknown-linux-musl (x86_64 or aarch64: the package set's own
+# architecture, a pkgsCross set's for another target's runner) with a static
+# stdenv, and buildRustPackage passes that --target itself (the cross rustc only adds the musl std; rustc itself
 # is reused). The alternative, glibc with `-C target-feature=+crt-static`,
 # needs glibc.static and hand-set RUSTFLAGS that nixpkgs does not manage, and
 # glibc is not meant to be linked statically.
@@ -52,9 +53,6 @@ rustPlatform.buildRustPackage {
     description = "lkmlab's guest test runner (static PID 1 of the test VM)";
     license = lib.licenses.gpl2Only;
     mainProgram = "lkmlab-guest";
-    platforms = [
-      "x86_64-linux"
-      "aarch64-linux"
-    ];
+    inherit (import ./arches.nix) platforms;
   };
 }

@@ -44,4 +44,8 @@ kernelConfig.overrideAttrs (old: {
     touch "$out"
     runHook postInstall
   '';
+
+  meta = old.meta // {
+    description = "`lkmlab config` makes the ${arch} ${flavor} kernel's .config that Kbuild makes";
+  };
 })

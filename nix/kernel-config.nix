@@ -1,7 +1,7 @@
-# The kernel .config of one target, made by Kbuild itself, the way nixpkgs'
-# own kernel config builders do: `make tinyconfig`, the target's fragments
-# from lkmlab.toml merged in order by the kernel's
-# scripts/kconfig/merge_config.sh, `make olddefconfig`. Nothing of lkmlab is
+# The kernel .config of one target, made by Kbuild itself (no other tool
+# writes it): `make tinyconfig`, the target's fragments from lkmlab.toml
+# merged in order by the kernel's scripts/kconfig/merge_config.sh, `make
+# olddefconfig`. Nothing of lkmlab is
 # in it (nor in the kernel's closure): the kernel derivation fails if a
 # requested option did not survive (kernel.nix's postConfigure), and
 # checks.kernel-config-<target> holds this .config to the one `lkmlab config`
@@ -90,5 +90,11 @@ stdenv.mkDerivation {
   # What kernel-config-check.nix, which reuses this derivation, needs to know.
   passthru = {
     inherit arch flavor makeFlags;
+  };
+
+  meta = {
+    description = "The .config of lkmlab's ${arch} ${flavor} kernel, made by Kbuild from lkmlab.toml's fragments";
+    license = lib.licenses.gpl2Only;
+    inherit (import ./arches.nix) platforms;
   };
 }

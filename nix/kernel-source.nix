@@ -3,6 +3,7 @@
 # fixed-output derivation, so Nix verifies the tarball's sha256 from
 # lkmlab.toml as well. Not `pkgs.linux_*`: both providers build this very file.
 {
+  lib,
   fetchurl,
   runCommand,
   dpkg,
@@ -13,6 +14,14 @@ let
     inherit (pin.deb) urls sha256;
     # The .deb's own name has a `~`, which is not allowed in store paths.
     name = builtins.replaceStrings [ "~" ] [ "-" ] pin.deb.file;
+    meta = meta // {
+      description = "Debian's linux-source ${pin.version} package";
+    };
+  };
+  # No platforms: a fixed-output file, the same whichever system fetches it.
+  meta = {
+    description = "The Linux ${pin.version} source tarball, from Debian's linux-source package";
+    license = lib.licenses.gpl2Only;
   };
 in
 runCommand (baseNameOf pin.tarball.path)
@@ -25,6 +34,7 @@ runCommand (baseNameOf pin.tarball.path)
       inherit deb;
       inherit (pin.tarball) top_dir;
     };
+    inherit meta;
   }
   ''
     dpkg-deb --fsys-tarfile ${deb} | tar -xOf - ./${pin.tarball.path} > "$out"

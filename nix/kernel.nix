@@ -64,6 +64,12 @@ assert lib.assertMsg (
   src = kernelTarball;
   inherit configfile;
   config = kconfig;
+  # build.nix's meta (license, broken) with lkmlab's platforms: the
+  # kernel is built for lkmlab's two architectures only.
+  extraMeta = {
+    description = "Linux ${pin.version} as lkmlab.toml pins and configures it";
+    inherit (import ./arches.nix) platforms;
+  };
 }).overrideAttrs
   (old: {
     # The unpack fails unless the tarball has the top directory lkmlab.toml names.

@@ -31,21 +31,15 @@ let
   # apps, the devShell) are for: the first of this system's architecture,
   # else the first.
   system = pkgs.stdenv.hostPlatform.system;
-  archSystems = {
-    x86_64 = "x86_64-linux";
-    arm64 = "aarch64-linux";
-  };
+  inherit (import ./arches.nix) arches platforms;
+  isNative = arch: arches.${arch}.system == system;
   # nixpkgs for an architecture: this system's own packages when it is that
   # architecture, else nixpkgs' cross package set for it (GCC as the cross
   # compiler, as nixpkgs builds every cross kernel).
-  archCross = {
-    x86_64 = "gnu64";
-    arm64 = "aarch64-multiplatform";
-  };
-  pkgsFor = arch: if archSystems.${arch} == system then pkgs else pkgs.pkgsCross.${archCross.${arch}};
+  pkgsFor = arch: if isNative arch then pkgs else pkgs.pkgsCross.${arches.${arch}.cross};
   primary =
     let
-      own = lib.filter (t: archSystems.${t.arch} == system) targets;
+      own = lib.filter (t: isNative t.arch) targets;
     in
     if own != [ ] then
       lib.head own
@@ -157,10 +151,19 @@ let
   # (ls, sh, sed, ...), which would come before coreutils on PATH.
   busyboxFor =
     tpkgs:
-    pkgs.runCommand "busybox-static-bin-${tpkgs.stdenv.hostPlatform.linuxArch}" { } ''
-      mkdir -p "$out/bin"
-      ln -s ${lib.getExe' tpkgs.pkgsStatic.busybox "busybox"} "$out/bin/busybox"
-    '';
+    pkgs.runCommand "busybox-static-bin-${tpkgs.stdenv.hostPlatform.linuxArch}"
+      {
+        meta = {
+          description = "The static busybox of ${tpkgs.stdenv.hostPlatform.linuxArch} guests, alone in bin/";
+          license = lib.licenses.gpl2Only; # busybox's
+          inherit platforms;
+          mainProgram = "busybox";
+        };
+      }
+      ''
+        mkdir -p "$out/bin"
+        ln -s ${lib.getExe' tpkgs.pkgsStatic.busybox "busybox"} "$out/bin/busybox"
+      '';
 
   # Everything one target builds: its kernel's .config, kernel, module(s)
   # and VM test. A target of another architecture than this system's is
@@ -304,9 +307,23 @@ let
     }:
     {
       type = "app";
-      program = lib.getExe (pkgs.writeShellApplication { inherit name runtimeInputs text; });
+      program = lib.getExe (
+        pkgs.writeShellApplication {
+          inherit name runtimeInputs text;
+          meta = {
+            inherit description platforms;
+            license = lib.licenses.gpl2Only;
+          };
+        }
+      );
       meta = { inherit description; };
     };
+
+  # meta of the checks lkmlab defines here.
+  checkMeta = description: {
+    inherit description platforms;
+    license = lib.licenses.gpl2Only;
+  };
 
   # The devShell's rustc and bindgen are the kernel derivation's own: checked
   # against what linuxManualConfig puts in kernel.moduleBuildDependencies.
@@ -366,6 +383,7 @@ in
             "nixPin"
             "nixKconfig"
           ];
+          meta = checkMeta "lkmlab.toml's pin and Kconfig options as Nix reads them equal lkmlab's reading";
         }
         ''
           export HOME="$TMPDIR"
@@ -386,11 +404,17 @@ in
     # (they are no part of what the VM test or the apps need).
     lkmlab = lkmlab.overrideAttrs { doCheck = true; };
 
-    nixfmt = pkgs.runCommand "lkmlab-nixfmt-check" { nativeBuildInputs = [ pkgs.nixfmt ]; } ''
-      cd ${sources.nix}
-      find . -name '*.nix' -print0 | sort -z | xargs -0 nixfmt --check
-      touch "$out"
-    '';
+    nixfmt =
+      pkgs.runCommand "lkmlab-nixfmt-check"
+        {
+          nativeBuildInputs = [ pkgs.nixfmt ];
+          meta = checkMeta "The project's flake.nix and nix/*.nix are formatted by nixfmt";
+        }
+        ''
+          cd ${sources.nix}
+          find . -name '*.nix' -print0 | sort -z | xargs -0 nixfmt --check
+          touch "$out"
+        '';
   };
 
   apps = rec {
@@ -464,6 +488,10 @@ in
     hardeningDisable = [ "all" ];
     RUST_LIB_SRC = "${toolchain.rustLibSrc}";
     LIBCLANG_PATH = "${toolchain.libclang}/lib";
+    meta = {
+      description = "The kernel's own Rust toolchain, its build tree ($KDIR), QEMU, virtme-ng and lkmlab";
+      inherit platforms;
+    };
   };
 
   formatter = pkgs.nixfmt-tree;

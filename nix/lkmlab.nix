@@ -39,5 +39,7 @@ rustPlatform.buildRustPackage {
     description = "A reproducible VM lab for Linux kernel modules written in Rust";
     license = lib.licenses.gpl2Only;
     mainProgram = "lkmlab";
+    # It carries a guest runner of its own architecture (one of lkmlab's).
+    inherit (import ./arches.nix) platforms;
   };
 }

@@ -6,6 +6,7 @@
 #     in-tree builds (Makefile, `ifeq ($(KBUILD_EXTMOD),)`), so rustfmt --check
 #     runs directly, with the kernel's .rustfmt.toml.
 {
+  lib,
   kernel,
   kernelModuleMakeFlags,
   clippy,
@@ -52,4 +53,10 @@ kernel.stdenv.mkDerivation {
     printf '%s\n' "''${rustSources[@]}" > "$out"
     runHook postInstall
   '';
+
+  meta = {
+    description = "rustfmt and clippy on lkmlab's module(s), with the kernel's own configuration";
+    license = lib.licenses.gpl2Only;
+    inherit (import ./arches.nix) platforms;
+  };
 }

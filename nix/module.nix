@@ -91,10 +91,7 @@ kernel.stdenv.mkDerivation (
     meta = {
       description = "lkmlab's out-of-tree Rust kernel module(s), built against the pinned kernel";
       license = lib.licenses.gpl2Only;
-      platforms = [
-        "x86_64-linux"
-        "aarch64-linux"
-      ];
+      inherit (import ./arches.nix) platforms;
       broken = !kernel.withRust;
     };
   }

@@ -28,6 +28,8 @@ symlinkJoin {
     done
   '';
   meta = virtme-ng.meta // {
+    description = "virtme-ng with QEMU and file on its PATH";
     mainProgram = "vng";
+    inherit (import ./arches.nix) platforms;
   };
 }

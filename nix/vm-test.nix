@@ -3,6 +3,9 @@
 # architecture and collects the results. No `requiredSystemFeatures = [ "kvm" ]`:
 # `--accel auto` probes KVM and falls back to TCG, so this runs on any
 # builder of this system (another architecture's guest always under TCG).
+# Nix puts /dev/kvm into every sandbox of a machine whose `system-features`
+# include `kvm` (its default where /dev/kvm exists), so there the probe can
+# pass.
 {
   lib,
   runCommand,
@@ -25,6 +28,11 @@ runCommand "lkmlab-vm-test-${name}-${module.version}"
       qemu
       busybox
     ];
+    meta = {
+      description = "lkmlab's VM test of target ${name}";
+      license = lib.licenses.gpl2Only;
+      inherit (import ./arches.nix) platforms;
+    };
   }
   ''
     export HOME="$TMPDIR" LKMLAB_CACHE="$TMPDIR/lkmlab-cache"

@@ -68,6 +68,9 @@
     // {
       lib = { inherit mkLab mkFlake; };
 
+      # lkmlab and its guest runner for any nixpkgs (nix/overlay.nix).
+      overlays.default = import ./nix/overlay.nix;
+
       # `nix flake init -t <lkmlab>`: the project `lkmlab init` makes (one
       # source: lkmlab carries this directory, and a test checks that
       # `lkmlab init` writes it file for file).

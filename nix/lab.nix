@@ -17,10 +17,9 @@
 let
   inherit (pkgs) lib;
   fs = lib.fileset;
-  # The project's files, and lkmlab's own (the CLI and the guest runner are
-  # built from lkmlab's Cargo workspace, wherever the project is).
+  # The project's files (the CLI and the guest runner are built from
+  # lkmlab's own Cargo workspace, wherever the project is: nix/cli.nix).
   root = src;
-  lkmlabRoot = ../.;
 
   # The targets lkmlab.toml declares ([[targets]]), named as lkmlab names
   # them. The flake builds those whose flavor uses GCC (LLVM flavors, such as
@@ -73,21 +72,6 @@ let
         (fs.maybeMissing (moduleDir + "/devices.toml"))
       ];
     };
-    # lkmlab's Cargo workspace (every member must be present for any to
-    # build; lkmlab's tests read its own pin and fragments).
-    cargo = fs.toSource {
-      root = lkmlabRoot;
-      fileset = fs.unions [
-        ../Cargo.toml
-        ../Cargo.lock
-        ../lkmlab
-        ../protocol
-        ../guest
-        ../templates
-        ../lkmlab.toml
-        ../kernel-config
-      ];
-    };
     module = moduleDir;
     # The project's Nix files, for the format check: flake.nix and nix/.
     nix = fs.toSource {
@@ -104,16 +88,6 @@ let
     };
   };
 
-  crateVersion =
-    manifest:
-    let
-      version = (lib.importTOML manifest).package.version;
-    in
-    if builtins.isString version then
-      version
-    else
-      (lib.importTOML ../Cargo.toml).workspace.package.version;
-
   # The toolchain linuxManualConfig builds the kernel with: build.nix takes
   # rustc-unwrapped, rust-bindgen-unwrapped and rustPlatform (RUST_LIB_SRC)
   # from the package set; bindgen links the libclang of its passthru.clang.
@@ -126,22 +100,13 @@ let
 
   qemu = pkgs.qemu;
 
-  # The guest runner of an architecture's package set: static, PID 1 of
-  # the test VM.
-  guestRunnerFor =
-    tpkgs:
-    tpkgs.pkgsStatic.callPackage ./guest-runner.nix {
-      src = sources.cargo;
-      version = crateVersion ../guest/Cargo.toml;
-    };
+  # lkmlab's own packages (nix/cli.nix, which the overlay shares): the
+  # guest runner of an architecture's package set (static, PID 1 of the
+  # test VM), and lkmlab, carrying this system's runner (lkmlab/build.rs).
+  cli = import ./cli.nix { inherit lib; };
+  guestRunnerFor = cli.guestRunner;
   guest-runner = guestRunnerFor pkgs;
-
-  # lkmlab carries its guest runner (lkmlab/build.rs): this one.
-  lkmlab = pkgs.callPackage ./lkmlab.nix {
-    src = sources.cargo;
-    version = crateVersion ../lkmlab/Cargo.toml;
-    guestRunner = guest-runner;
-  };
+  lkmlab = cli.lkmlab pkgs guest-runner;
 
   virtme-ng = pkgs.callPackage ./virtme-ng.nix { inherit qemu; };
 

@@ -78,8 +78,12 @@ in
 {
   inherit drvs;
   drvList = builtins.attrValues drvs;
-  # For the seeded checks of .ci/nix-check: the mock nixpkgs itself.
+  # For the seeded checks of .ci/nix-check: the mock nixpkgs itself; and
+  # for its overlay and flake-parts module checks, lkmlab's flake outputs
+  # and the real lib.
   pkgs = nixpkgs.legacyPackages.${system};
+  lkmlab = lkmlabOutputs;
+  lib = realLib;
   plan = {
     outputs = builtins.mapAttrs (_: d: d.drvPath) drvs;
     apps = builtins.mapAttrs (_: a: {

@@ -72,7 +72,19 @@ let
         (fs.maybeMissing (moduleDir + "/devices.toml"))
       ];
     };
-    module = moduleDir;
+    # The module directory without what Kbuild leaves in it when it is run
+    # there (`make -C $KDIR M=$PWD`, as module/Makefile does; lkmlab itself
+    # builds in target/): such a leftover neither enters the store nor
+    # changes the module's derivation (.ci/nix-check seeds one).
+    module = fs.toSource {
+      root = moduleDir;
+      fileset = fs.difference moduleDir (
+        fs.unions [
+          (fs.fileFilter isBuildLeftover moduleDir)
+          (fs.maybeMissing (moduleDir + "/.tmp_versions"))
+        ]
+      );
+    };
     # The project's Nix files, for the format check: flake.nix and nix/.
     nix = fs.toSource {
       inherit root;
@@ -87,6 +99,51 @@ let
       ];
     };
   };
+
+  # What Kbuild writes into an external module's directory: the files the
+  # kernel's `make clean` deletes there (7.3's Makefile: the `find` of its
+  # `clean` target, so also `.tmp_*`, and its rm-files Module.symvers,
+  # modules.nsdeps, compile_commands.json), the `*.rmeta` its mrproper
+  # deletes, and rust-project.json (`make rust-analyzer`, `lkmlab
+  # rust-analyzer`: absolute paths of one machine). By file name; a
+  # `.tmp_versions` directory (older kernels) is left out whole below.
+  isBuildLeftover =
+    file:
+    lib.any file.hasExt [
+      "o"
+      "a"
+      "i"
+      "s"
+      "rsi"
+      "ko"
+      "mod"
+      "dwo"
+      "lst"
+      "su"
+      "symtypes"
+      "ll"
+      "gcno"
+      "rmeta"
+    ]
+    || lib.hasInfix ".ko." file.name
+    || lib.hasSuffix ".o.thinlto.bc" file.name
+    || lib.hasSuffix ".mod.c" file.name
+    || lib.hasPrefix ".tmp_" file.name
+    || (
+      lib.hasPrefix "." file.name
+      && lib.any file.hasExt [
+        "cmd"
+        "d"
+        "tmp"
+      ]
+    )
+    || builtins.elem file.name [
+      "modules.order"
+      "Module.symvers"
+      "modules.nsdeps"
+      "compile_commands.json"
+      "rust-project.json"
+    ];
 
   # The toolchain linuxManualConfig builds the kernel with: build.nix takes
   # rustc-unwrapped, rust-bindgen-unwrapped and rustPlatform (RUST_LIB_SRC)

@@ -155,7 +155,13 @@ let
     libclang = lib.getLib pkgs.rust-bindgen-unwrapped.clang.cc;
   };
 
+  # QEMU for every guest architecture: the interactive VM, the devShell,
+  # a foreign architecture's VM test.
   qemu = pkgs.qemu;
+  # The VM test of a guest of this system's own architecture: nixpkgs'
+  # qemu_test, the QEMU NixOS's own VM tests run, built for the host's
+  # architecture only (so it cannot run a foreign guest).
+  qemuFor = arch: if isNative arch then pkgs.qemu_test else qemu;
 
   # lkmlab's own packages (nix/cli.nix, which the overlay shares): the
   # guest runner of an architecture's package set (static, PID 1 of the
@@ -267,6 +273,9 @@ let
         "${module}/${module.moduleDir}"
       ];
 
+      # The QEMU of this target's VM test (and of apps.test).
+      qemu = qemuFor target.arch;
+
       # lkmlab's runner in the sandbox: results.ktap, junit.xml, console.log
       # in $out.
       vm-test = pkgs.callPackage ./vm-test.nix {
@@ -296,6 +305,7 @@ let
         module
         runner
         labArgs
+        qemu
         vm-test
         busybox
         ;
@@ -457,9 +467,10 @@ in
       name = "lkmlab-test";
       description = "The VM test outside the sandbox: KVM when it works, else TCG";
       # busybox: module/guest-tests has a script, which needs a static shell.
+      # The QEMU of the target's VM test.
       runtimeInputs = [
         lkmlab
-        qemu
+        main.qemu
         busybox
       ];
       # Results go to ./lkmlab-results unless --out is given; --accel auto

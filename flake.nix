@@ -11,16 +11,25 @@
       # The lab for one project on one system: packages (module, kernel,
       # kernel-config, each also per target; lkmlab, guest-runner,
       # virtme-ng), checks (vm-test and kernel-config, also per target;
-      # module-lint, pin; with selfChecks lkmlab's tests and nixfmt), apps
-      # (vm, test), devShell and formatter. `src` is the project:
-      # lkmlab.toml, kernel-config/ and the module directory lkmlab.toml names.
+      # module-lint, pin; with selfChecks lkmlab's tests and nixfmt; with
+      # kvmChecks vm-test-kvm), apps (vm, test), devShell and formatter.
+      # `src` is the project: lkmlab.toml, kernel-config/ and the module
+      # directory lkmlab.toml names.
       mkLab =
         {
           pkgs,
           src,
           selfChecks ? false,
+          kvmChecks ? false,
         }:
-        import ./nix/lab.nix { inherit pkgs src selfChecks; };
+        import ./nix/lab.nix {
+          inherit
+            pkgs
+            src
+            selfChecks
+            kvmChecks
+            ;
+        };
 
       # A project's flake outputs, on lkmlab's nixpkgs: what a module
       # repository's flake.nix returns (`lkmlab.lib.mkFlake { src = ./.; }`).
@@ -38,13 +47,16 @@
           ],
           # lkmlab's own test suite and the Nix format check as checks too.
           selfChecks ? false,
+          # checks.vm-test-kvm too (the VM test under KVM; it requires the
+          # `kvm` system feature, which `nix flake check` then needs).
+          kvmChecks ? false,
         }:
         let
           labs = lib.genAttrs systems (
             system:
             mkLab {
               pkgs = nixpkgs.legacyPackages.${system};
-              inherit src selfChecks;
+              inherit src selfChecks kvmChecks;
             }
           );
           perSystem = f: lib.mapAttrs (_: f) labs;

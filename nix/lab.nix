@@ -13,6 +13,11 @@
   # format of the project's Nix files. lkmlab's flake sets it; a module
   # project gets them only when it asks.
   selfChecks ? false,
+  # checks.vm-test-kvm (and -T for each target of this system's
+  # architecture): the VM test under KVM, requiring the `kvm` system
+  # feature. Off by default: `nix flake check` fails outright on a builder
+  # without that feature, and the TCG vm-test runs anywhere.
+  kvmChecks ? false,
 }:
 let
   inherit (pkgs) lib;
@@ -277,19 +282,27 @@ let
       qemu = qemuFor target.arch;
 
       # lkmlab's runner in the sandbox: results.ktap, junit.xml, console.log
-      # in $out.
-      vm-test = pkgs.callPackage ./vm-test.nix {
-        inherit
-          lkmlab
-          qemu
-          module
-          labArgs
-          ;
-        inherit (target) name;
-        guestRunner = runner;
-        inherit busybox;
-        projectSrc = sources.project;
-      };
+      # in $out. `--accel auto` (KVM if the sandbox offers a working one, else
+      # TCG) on any builder of this system; vm-test-kvm: `--accel kvm` on a
+      # builder with the `kvm` feature, for a guest of this system's own
+      # architecture only (KVM runs no other).
+      vmTestWith =
+        accel:
+        pkgs.callPackage ./vm-test.nix {
+          inherit
+            lkmlab
+            qemu
+            module
+            labArgs
+            accel
+            ;
+          inherit (target) name;
+          guestRunner = runner;
+          inherit busybox;
+          projectSrc = sources.project;
+        };
+      vm-test = vmTestWith "auto";
+      vm-test-kvm = if isNative target.arch then vmTestWith "kvm" else null;
       busybox = busyboxFor tpkgs;
     in
     {
@@ -307,6 +320,7 @@ let
         labArgs
         qemu
         vm-test
+        vm-test-kvm
         busybox
         ;
     };
@@ -321,13 +335,18 @@ let
     kernelPackages
     labArgs
     busybox
+    vm-test-kvm
     ;
 
-  # packages.NAME-TARGET and checks.NAME-TARGET for every target.
+  # packages.NAME-TARGET and checks.NAME-TARGET for every target (a null
+  # is no output).
   perTarget =
     pick:
     lib.concatMapAttrs (
-      name: t: lib.mapAttrs' (what: drv: lib.nameValuePair "${what}-${name}" drv) (pick t)
+      name: t:
+      lib.mapAttrs' (what: drv: lib.nameValuePair "${what}-${name}" drv) (
+        lib.filterAttrs (_: drv: drv != null) (pick t)
+      )
     ) built;
 
   mkApp =
@@ -431,6 +450,14 @@ in
     inherit (t) vm-test;
     kernel-config = t.kernel-config-check;
   })
+  # The VM test under KVM: the primary target's (when it is of this
+  # system's architecture) and each such target's.
+  // lib.optionalAttrs kvmChecks (
+    lib.optionalAttrs (vm-test-kvm != null) { inherit vm-test-kvm; }
+    // perTarget (t: {
+      inherit (t) vm-test-kvm;
+    })
+  )
   // lib.optionalAttrs selfChecks {
     # `cargo test -p lkmlab`: the package itself is built without its tests
     # (they are no part of what the VM test or the apps need).

@@ -1,11 +1,16 @@
 # The VM test of one target inside the build sandbox: `lkmlab test` boots
 # the target's kernel with its module and the static guest runner of its
-# architecture and collects the results. No `requiredSystemFeatures = [ "kvm" ]`:
-# `--accel auto` probes KVM and falls back to TCG, so this runs on any
-# builder of this system (another architecture's guest always under TCG).
-# Nix puts /dev/kvm into every sandbox of a machine whose `system-features`
-# include `kvm` (its default where /dev/kvm exists), so there the probe can
-# pass.
+# architecture and collects the results. Nix puts /dev/kvm in every
+# sandbox of a machine whose `system-features` include `kvm` (Nix's
+# default there when /dev/kvm exists), whatever the derivation requires.
+#   accel = "auto" (checks.vm-test): no `requiredSystemFeatures`, so any
+#     builder of this system takes it; lkmlab probes KVM and falls back to
+#     TCG where the sandbox has none that works (another architecture's
+#     guest always runs under TCG).
+#   accel = "kvm" (checks.vm-test-kvm, mkFlake's kvmChecks): requires the
+#     `kvm` system feature, as NixOS's VM tests do, so Nix builds it only on
+#     a builder that declares it, and `--accel kvm` fails instead of falling
+#     back to TCG. Only for a guest of the builder's own architecture.
 {
   lib,
   runCommand,
@@ -19,27 +24,37 @@
   # test's --target/--kernel/--modules for it.
   name,
   labArgs,
+  accel ? "auto",
 }:
-runCommand "lkmlab-vm-test-${name}-${module.version}"
-  {
-    # busybox: the static /bin/sh lkmlab packs for guest test scripts.
-    nativeBuildInputs = [
-      lkmlab
-      qemu
-      busybox
-    ];
-    meta = {
-      description = "lkmlab's VM test of target ${name}";
-      license = lib.licenses.gpl2Only;
-      inherit (import ./arches.nix) platforms;
-    };
-  }
+assert lib.assertMsg (builtins.elem accel [
+  "auto"
+  "kvm"
+]) "vm-test.nix: accel is \"auto\" or \"kvm\", not \"${accel}\"";
+runCommand "lkmlab-vm-test-${lib.optionalString (accel == "kvm") "kvm-"}${name}-${module.version}"
+  (
+    {
+      # busybox: the static /bin/sh lkmlab packs for guest test scripts.
+      nativeBuildInputs = [
+        lkmlab
+        qemu
+        busybox
+      ];
+      meta = {
+        description =
+          "lkmlab's VM test of target ${name}"
+          + (if accel == "kvm" then " under KVM" else " (KVM if it works, else TCG)");
+        license = lib.licenses.gpl2Only;
+        inherit (import ./arches.nix) platforms;
+      };
+    }
+    // lib.optionalAttrs (accel == "kvm") { requiredSystemFeatures = [ "kvm" ]; }
+  )
   ''
     export HOME="$TMPDIR" LKMLAB_CACHE="$TMPDIR/lkmlab-cache"
     mkdir -p "$out"
     if ! lkmlab --project ${projectSrc} test ${labArgs} \
       --runner ${lib.getExe guestRunner} \
-      --accel auto \
+      --accel ${accel} \
       --out "$out"; then
       echo "lkmlab test failed; the guest console ended with:" >&2
       tail -n 60 "$out/console.log" >&2 || true

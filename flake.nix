@@ -83,6 +83,17 @@
       # lkmlab and its guest runner for any nixpkgs (nix/overlay.nix).
       overlays.default = import ./nix/overlay.nix;
 
+      # For a flake made with flake-parts: `imports = [
+      # lkmlab.flakeModules.default ]` and `perSystem.lkmlab.src = ./.;`
+      # give it mkFlake's outputs (nix/flake-module.nix). A plain module:
+      # lkmlab's flake has no flake-parts input.
+      flakeModules.default = lib.setDefaultModuleLocation ./nix/flake-module.nix (
+        import ./nix/flake-module.nix {
+          inherit mkLab;
+          lkmlabPkgs = system: nixpkgs.legacyPackages.${system};
+        }
+      );
+
       # `nix flake init -t <lkmlab>`: the project `lkmlab init` makes (one
       # source: lkmlab carries this directory, and a test checks that
       # `lkmlab init` writes it file for file).

@@ -64,10 +64,12 @@ assert lib.assertMsg (
   src = kernelTarball;
   inherit configfile;
   config = kconfig;
-  # build.nix's meta (license, broken) with lkmlab's platforms: the
-  # kernel is built for lkmlab's two architectures only.
+  # build.nix's meta (broken, ...) with lkmlab's description, the kernel's
+  # license and lkmlab's platforms: the kernel is built for lkmlab's two
+  # architectures only.
   extraMeta = {
     description = "Linux ${pin.version} as lkmlab.toml pins and configures it";
+    license = lib.licenses.gpl2Only;
     inherit (import ./arches.nix) platforms;
   };
 }).overrideAttrs

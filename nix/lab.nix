@@ -550,6 +550,7 @@ in
     LIBCLANG_PATH = "${toolchain.libclang}/lib";
     meta = {
       description = "The kernel's own Rust toolchain, its build tree ($KDIR), QEMU, virtme-ng and lkmlab";
+      license = lib.licenses.gpl2Only;
       inherit platforms;
     };
   };

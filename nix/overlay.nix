@@ -7,7 +7,7 @@
 # packages.guest-runner, derivation for derivation. The kernel, the module
 # and the checks are a project's, not a package set's: they come from
 # lkmlab.lib.mkLab (its `pkgs` may be a set with this overlay applied).
-final: _prev:
+final: prev:
 let
   cli = import ./cli.nix { inherit (final) lib; };
 in

@@ -12,7 +12,9 @@
 #   binds     NUL-separated NAME, DIR pairs: host directories bound
 #             read-only at root/host/NAME (the rust toolchain under /root)
 #   uid       the build user (Nix builds as nixbld, not root)
-#   mode      "build" (the sandbox) or "app" (a user's machine: /usr stays)
+#   mode      "build" (the sandbox) or "app" (a user's machine: /usr stays;
+#             only the top-level directory above the work directory is
+#             hidden, so that the build user reaches the work directory)
 #   keep      the replica's work directory (holds root, stage and build)
 # In "build" mode /usr/bin, /usr/sbin, /usr/local, /tmp and /dev are
 # replaced: /usr/bin has only sh (dash, for Nix's sandbox-shell), /dev only
@@ -98,6 +100,27 @@ if [ "$mode" = build ]; then
   ln -s /proc/self/fd/0 /dev/stdin
   ln -s /proc/self/fd/1 /dev/stdout
   ln -s /proc/self/fd/2 /dev/stderr
+else
+  # "app" mode keeps the host as it is, but the app's tools are links into
+  # the work directory (root/host/usr, the virtme-ng venv), which the build
+  # user must reach through the checkout's own path: a directory above it
+  # that others cannot enter (a clone in a 0700 home) made `nix run .#test`
+  # exit 126. Only the top-level directory holding the work directory is
+  # hidden (as build mode hides it) and the work directory bound back below
+  # root-owned 0755 directories.
+  keep=$(read_field keep)
+  rest=${keep#/}
+  top=/${rest%%/*}
+  case $top in
+    /nix | /usr | /proc | /sys | /dev | /tmp | /etc | /) ;;
+    *)
+      exec 3<"$keep"
+      /usr/bin/mount -t tmpfs -o mode=0755 replica-hidden "$top"
+      /usr/bin/mkdir -p "$keep"
+      /usr/bin/mount --no-canonicalize --rbind /proc/self/fd/3 "$keep"
+      exec 3<&-
+      ;;
+  esac
 fi
 
 mapfile -d '' environment < "$spec/env"

@@ -7,6 +7,7 @@ use lkmlab_protocol::kernel_log::{
     self, is_alloc_failure, is_probe_failure, INJECTED_LINES, INJECTION_NOTICE,
 };
 use lkmlab_protocol::{KUNIT_FILTER_ALL, KUNIT_FILTER_NONE};
+use std::collections::BTreeSet;
 use std::io;
 use std::path::Path;
 
@@ -62,7 +63,31 @@ pub fn insmod(env: &Env, module: &str, params: &str) -> Verdict {
         "insmod succeeded but {} does not exist",
         sysfs_module(module)
     );
+    record_load(module);
     Ok(Outcome::Pass)
+}
+
+/// Writes where the module was loaded into the kernel log
+/// ([`kernel_log::module_loaded`]): after it is unloaded, a fault at an
+/// address in that memory is still the module's. Nothing is written if
+/// `/proc/modules` does not say (a kernel that hides addresses).
+fn record_load(module: &str) {
+    let text = std::fs::read_to_string("/proc/modules").unwrap_or_default();
+    if let Some(at) = loaded_at(&text, module) {
+        sys::log_to_kernel(&kernel_log::module_loaded(module, at));
+    }
+}
+
+/// `module`'s place in `/proc/modules` text: `NAME SIZE REFS DEPS STATE
+/// ADDRESS [TAINTS]`.
+fn loaded_at(proc_modules: &str, module: &str) -> Option<kernel_log::LoadedAt> {
+    let line = proc_modules
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(module))?;
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let size = fields.get(1)?.parse().ok()?;
+    let base = u64::from_str_radix(fields.get(5)?.strip_prefix("0x")?, 16).ok()?;
+    (base != 0).then_some(kernel_log::LoadedAt { base, size })
 }
 
 /// The `rmmod` case of a suite: skipped when the module is not loaded (its
@@ -82,6 +107,22 @@ pub fn rmmod(module: &str) -> Verdict {
         sysfs_module(module)
     );
     Ok(Outcome::Pass)
+}
+
+/// The names of the modules loaded now (`/proc/modules`).
+pub fn loaded_modules() -> Result<BTreeSet<String>, String> {
+    let text = std::fs::read_to_string("/proc/modules")
+        .map_err(|e| format!("reading /proc/modules: {e}"))?;
+    Ok(module_names(&text))
+}
+
+/// The first word of each `/proc/modules` line.
+fn module_names(proc_modules: &str) -> BTreeSet<String> {
+    proc_modules
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
 }
 
 /// Loading must fail with exactly `errno` and leave nothing loaded.
@@ -230,6 +271,17 @@ pub fn log_trouble() -> Result<Vec<String>, String> {
     Ok(trouble_in(records, &mut Reading::default()))
 }
 
+/// The trouble lines logged after the record `since` (a case's marker,
+/// [`crate::test_log::start`]).
+pub fn log_trouble_since(since: u64) -> Result<Vec<String>, String> {
+    let records = sys::kernel_records().map_err(|e| format!("reading /dev/kmsg: {e}"))?;
+    let after = records
+        .into_iter()
+        .filter(|(seq, _)| *seq > since)
+        .collect();
+    Ok(trouble_in(after, &mut Reading::default()))
+}
+
 /// Where a reading of the kernel log stands between records: inside the
 /// runner's own watchdog dump (its stacks and `sysrq` reports are no
 /// module's trouble), or inside the allocator's report of a failure that
@@ -317,6 +369,31 @@ fn is_trouble(line: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_load_is_recorded_from_proc_modules_unless_the_address_is_hidden() {
+        let text = "scull 16384 0 - Live 0xffffffffc0000000 (O)\n\
+                    hidden 12288 0 - Live 0x0000000000000000 (O)\n";
+        assert_eq!(
+            loaded_at(text, "scull"),
+            Some(kernel_log::LoadedAt {
+                base: 0xffff_ffff_c000_0000,
+                size: 16384
+            })
+        );
+        assert_eq!(loaded_at(text, "hidden"), None);
+        assert_eq!(loaded_at(text, "scul"), None);
+    }
+
+    #[test]
+    fn module_names_are_the_first_word_of_each_line() {
+        let text = "scull 16384 0 - Live 0xffffffffc0000000 (O)\n\
+                    hello 12288 1 scull, Live 0xffffffffc0008000 (O)\n";
+        assert_eq!(
+            module_names(text).into_iter().collect::<Vec<_>>(),
+            ["hello", "scull"]
+        );
+    }
 
     #[test]
     fn the_watchdogs_dump_is_no_trouble() {

@@ -76,7 +76,9 @@ fn read_plan() -> io::Result<Env> {
 }
 
 /// Every suite of the plan: one per module, then the module's own guest
-/// tests, then (debug flavor) a kmemleak scan of everything they did.
+/// tests, then the kernel's: a wait for callbacks after the last unload of
+/// modules that can schedule them, and (debug flavor) a kmemleak scan of
+/// everything they did.
 fn suites(env: &Env) -> Vec<Suite> {
     let mut all: Vec<Suite> = env
         .modules
@@ -96,7 +98,7 @@ fn suites(env: &Env) -> Vec<Suite> {
     if !env.tests.is_empty() {
         all.push(suites::guest_tests(env));
     }
-    all.extend(suites::kmemleak());
+    all.extend(suites::kernel_suite(env));
     all
 }
 

@@ -27,8 +27,21 @@ pub mod plan;
 pub const KTAP_PORT: &str = "lkmlab.ktap";
 
 /// The suite of checks of the whole kernel after every module's tests (the
-/// debug flavor's kmemleak scan): `kernel.NAME`.
+/// wait for callbacks after the last unload, the debug flavor's kmemleak
+/// scan): `kernel.NAME`.
 pub const KERNEL_SUITE: &str = "kernel";
+
+/// The kernel suite's case that waits, after the last unload of every
+/// module that can schedule callbacks ([`plan::Deferrer`]), for those a
+/// module forgot to cancel to run (`kernel.quiet_after_unload`): one that
+/// runs in the freed module's code faults inside the run.
+pub const AFTER_UNLOAD_CASE: &str = "quiet_after_unload";
+
+/// How long [`AFTER_UNLOAD_CASE`] waits: callbacks due within this time of
+/// the unload run inside it (timers and delayed work armed for up to about
+/// this long, RCU callbacks after their grace period); one due later is not
+/// seen.
+pub const AFTER_UNLOAD_WAIT_MS: u64 = 1000;
 
 /// The kernel suite's kmemleak case (`kernel.kmemleak_no_leaks`, debug
 /// flavor): the one scan after everything else. Its failure message is
@@ -242,6 +255,28 @@ mod tests {
         assert_eq!(hung_case(&slow), None);
         assert!(planned_cases("KTAP version 1\n1..0\n").is_empty());
     }
+
+    #[test]
+    fn a_load_record_reads_back_and_holds_its_module() {
+        use kernel_log::{module_loaded, parse_module_loaded, LoadedAt};
+        let at = LoadedAt {
+            base: 0xffff_ffff_c020_0000,
+            size: 16384,
+        };
+        let line = module_loaded("timer_after_unload", at);
+        assert_eq!(
+            line,
+            "lkmlab: module loaded: timer_after_unload at 0xffffffffc0200000 size 16384"
+        );
+        assert_eq!(parse_module_loaded(&line), Some(("timer_after_unload", at)));
+        assert!(at.contains(0xffff_ffff_c020_3fff));
+        assert!(!at.contains(0xffff_ffff_c020_4000));
+        assert!(!at.contains(0xffff_ffff_c01f_ffff));
+        assert_eq!(
+            parse_module_loaded("lkmlab: module loaded: x at zz size 1"),
+            None
+        );
+    }
 }
 
 /// Kernel log lines that both sides read the same way: the runner's own
@@ -270,6 +305,46 @@ pub mod kernel_log {
     /// of a sweep): what fault injection forced before it is over.
     pub fn starts_step(line: &str) -> bool {
         line.starts_with(CASE) || line.starts_with(FAULT_INJECTION_LOAD)
+    }
+
+    /// The line the runner writes after each module it loads:
+    /// [`module_loaded`].
+    pub const MODULE_LOADED: &str = "lkmlab: module loaded: ";
+
+    /// Where a load put a module, from `/proc/modules`: the start of its
+    /// memory and its size (its text, data and read-only data together).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct LoadedAt {
+        pub base: u64,
+        pub size: u64,
+    }
+
+    impl LoadedAt {
+        /// Whether `address` lies in the module's memory.
+        pub fn contains(&self, address: u64) -> bool {
+            address >= self.base && address - self.base < self.size
+        }
+    }
+
+    /// `lkmlab: module loaded: NAME at 0xBASE size SIZE`: the record a
+    /// report of a fault in the module's memory is matched against, also
+    /// after the module is unloaded (the kernel can then no longer name it).
+    pub fn module_loaded(module: &str, at: LoadedAt) -> String {
+        format!("{MODULE_LOADED}{module} at {:#x} size {}", at.base, at.size)
+    }
+
+    /// The module and place of a [`module_loaded`] line.
+    pub fn parse_module_loaded(line: &str) -> Option<(&str, LoadedAt)> {
+        let rest = line.strip_prefix(MODULE_LOADED)?;
+        let (module, rest) = rest.split_once(" at 0x")?;
+        let (base, size) = rest.split_once(" size ")?;
+        Some((
+            module,
+            LoadedAt {
+                base: u64::from_str_radix(base, 16).ok()?,
+                size: size.trim().parse().ok()?,
+            },
+        ))
     }
 
     /// The fault-injection framework's notice of each failure it forces

@@ -7,9 +7,11 @@
 //! `example SUITE` for each of the runner's built-in example suites
 //! ([`ExampleSuite`]) that replaces the generic suite of the module it is
 //! written for,
-//! `test NAME PATH`, and `load TEST MODULE [PARAMETERS]` (the rest of the
+//! `test NAME PATH`, `load TEST MODULE [PARAMETERS]` (the rest of the
 //! line, as the kernel takes module parameters) for each module a test needs
-//! loaded first, in the order they load. `#` starts a comment line.
+//! loaded first, in the order they load, and `defers MODULE FUNCTION...` for
+//! each module that can run its own code later ([`Deferrer`]). `#` starts a
+//! comment line.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -29,6 +31,20 @@ pub struct Preload {
     pub module: String,
     /// As the kernel takes them (`capacity=64 name="a b"`); may be empty.
     pub params: String,
+}
+
+/// A module that can make the kernel call its own code later, from a
+/// timer, a work item, an RCU callback, a tasklet or a kernel thread: it
+/// imports a kernel function that schedules one. After its last unload the
+/// runner gives such callbacks a bounded time to run, so that one the
+/// module forgot to cancel runs (and faults in its freed code) inside the
+/// run rather than after the VM is gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deferrer {
+    pub module: String,
+    /// The functions it imports that schedule a callback (`mod_timer`,
+    /// `queue_work_on`, …).
+    pub imports: Vec<String>,
 }
 
 /// The suites built into the runner for lkmlab's own example modules
@@ -84,6 +100,8 @@ pub struct Plan {
     pub tests: Vec<Item>,
     /// The modules guest tests need loaded before they run, in load order.
     pub preloads: Vec<Preload>,
+    /// The modules that can make the kernel call their code later.
+    pub deferrers: Vec<Deferrer>,
 }
 
 /// A plan line the runner cannot read.
@@ -128,6 +146,9 @@ impl Plan {
             let line = format!("load {} {} {}", p.test, p.module, p.params);
             lines.push(line.trim_end().to_string());
         }
+        for d in &self.deferrers {
+            lines.push(format!("defers {} {}", d.module, d.imports.join(" ")));
+        }
         lines.push(String::new());
         lines.join("\n")
     }
@@ -158,6 +179,12 @@ impl Plan {
                     .examples
                     .push(ExampleSuite::from_name(suite).ok_or_else(|| unreadable(line))?),
                 ["option", OPTION_FAULT_INJECTION] => plan.fault_injection = true,
+                ["defers", module, imports @ ..] if !imports.is_empty() => {
+                    plan.deferrers.push(Deferrer {
+                        module: module.to_string(),
+                        imports: imports.iter().map(|s| s.to_string()).collect(),
+                    })
+                }
                 _ => return Err(unreadable(line)),
             }
         }
@@ -226,6 +253,10 @@ mod tests {
                     params: String::new(),
                 },
             ],
+            deferrers: vec![Deferrer {
+                module: "scull".into(),
+                imports: vec!["mod_timer".into(), "queue_work_on".into()],
+            }],
         }
     }
 
@@ -246,7 +277,8 @@ mod tests {
              example scull\n\
              test needs-scull /lkmlab/tests/needs-scull\n\
              load needs-scull scull capacity=64 name=\"a b\"\n\
-             load needs-scull hello\n"
+             load needs-scull hello\n\
+             defers scull mod_timer queue_work_on\n"
         );
     }
 
@@ -279,6 +311,7 @@ mod tests {
             "test a",
             "option colour",
             "example demo",
+            "defers scull",
         ] {
             let err = Plan::parse(line).unwrap_err();
             assert_eq!(err.line, line);

@@ -3,6 +3,7 @@
 
 use crate::case::Suite;
 
+mod after_unload;
 mod fault_injection;
 mod generic;
 mod hello;
@@ -10,6 +11,7 @@ mod kmemleak;
 mod scull;
 mod user;
 
+pub use after_unload::kernel_suite;
 pub use fault_injection::case as fault_injection;
 pub use fault_injection::load_child as fault_injection_load;
 pub use kmemleak::suite as kmemleak;

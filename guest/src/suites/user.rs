@@ -7,6 +7,7 @@
 use crate::case::{log_marker, Case, Env, Outcome, Preload, Suite, Verdict};
 use crate::{checks, test_log};
 use lkmlab_protocol::layout;
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -30,10 +31,12 @@ pub fn guest_tests(env: &Env) -> Suite {
                 // test's log starts there, before its modules load.
                 let log_since = test_log::start(&log_marker(&format!("{SUITE}.{name}")))?;
                 let preloads: Vec<&Preload> = env.preloads_of(&name).collect();
+                let before = checks::loaded_modules()?;
                 load_first(env, &preloads)?;
                 let verdict = run(&path, log_since);
                 let unloaded = unload_after(&preloads);
-                after_unload(verdict, unloaded)
+                let verdict = after_unload(verdict, unloaded);
+                after_unload(verdict, left_loaded(&before, &preloads))
             })
         })
         .collect();
@@ -97,6 +100,42 @@ fn unload_after(preloads: &[&Preload]) -> Result<(), String> {
     } else {
         Err(problems.join("\n"))
     }
+}
+
+/// Modules the test loaded itself and left loaded (not its `.load`
+/// file's, which the runner unloads): a failure naming them. Each is then
+/// unloaded, so that the cases after it start as the test found the kernel.
+fn left_loaded(before: &BTreeSet<String>, preloads: &[&Preload]) -> Result<(), String> {
+    let now = checks::loaded_modules()?;
+    let left: Vec<&String> = (now.difference(before))
+        .filter(|m| !preloads.iter().any(|p| &p.module == *m))
+        .collect();
+    if left.is_empty() {
+        return Ok(());
+    }
+    let mut problems = vec![format!(
+        "the test left {} loaded: a guest test unloads what it loads (rmmod at its end, or \
+         name the module in the test's .load file and the runner unloads it)",
+        left.iter()
+            .map(|m| m.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )];
+    // Modules that depend on others unload first: retry while one goes.
+    let mut pending: Vec<&String> = left;
+    while !pending.is_empty() {
+        let before_round = pending.len();
+        pending.retain(|m| checks::rmmod(m).is_err());
+        if pending.len() == before_round {
+            break;
+        }
+    }
+    for m in pending {
+        if let Err(why) = checks::rmmod(m) {
+            problems.push(format!("unloading {m} after the test: {why}"));
+        }
+    }
+    Err(problems.join("\n"))
 }
 
 /// The test's verdict, failed if its modules would not unload after it.

@@ -367,7 +367,8 @@ pub struct RunOptions {
     pub fault_injection: bool,
 }
 
-/// The test plan the runner reads ([`layout::PLAN`]).
+/// The test plan the runner reads ([`layout::PLAN`]), but for the modules
+/// that can schedule callbacks, which [`write_initramfs`] reads from them.
 pub fn plan(payload: &Payload, options: &RunOptions) -> Plan {
     let item = |name: String, path: String| Item {
         name,
@@ -385,6 +386,8 @@ pub fn plan(payload: &Payload, options: &RunOptions) -> Plan {
             .collect(),
         examples: payload.examples.clone(),
         preloads: payload.preloads.clone(),
+        // Read from the modules as the initramfs is written.
+        deferrers: Vec::new(),
     }
 }
 
@@ -423,9 +426,15 @@ pub fn write_initramfs(
     for name in RUNNER_LINKS {
         cpio.symlink(&format!("bin/{name}"), "/init")?;
     }
+    let mut plan = plan(payload, options);
     for ko in &payload.modules {
         let data = std::fs::read(ko).with_context(|| format!("reading {}", ko.display()))?;
-        let path = layout::module(&module_name(ko));
+        let name = module_name(ko);
+        plan.deferrers.extend(
+            crate::vm::deferrers::deferrer(&name, &data)
+                .with_context(|| format!("reading the symbols of {}", ko.display()))?,
+        );
+        let path = layout::module(&name);
         cpio.file(layout::in_archive(&path), 0o644, &data)?;
     }
     for t in &payload.tests {
@@ -442,8 +451,11 @@ pub fn write_initramfs(
             cpio.symlink(&format!("bin/{applet}"), "busybox")?;
         }
     }
-    let plan = plan(payload, options).render();
-    cpio.file(layout::in_archive(layout::PLAN), 0o644, plan.as_bytes())?;
+    cpio.file(
+        layout::in_archive(layout::PLAN),
+        0o644,
+        plan.render().as_bytes(),
+    )?;
     let file = cpio
         .finish()?
         .into_inner()

@@ -3,6 +3,7 @@
 pub mod accel;
 pub mod cpio;
 pub mod cross;
+pub mod deferrers;
 pub mod devices;
 pub mod guest;
 pub mod limits;

@@ -132,6 +132,7 @@ mod tests {
                 "kernel_log.locking_problem_(lockdep)",
                 "kernel_log.hang_or_stall",
                 "kernel_log.out_of_memory",
+                "kernel_log.code_ran_after_unload",
                 "kernel_log.driver_probe_failed",
                 "kernel_log.kernel_tainted_(PX)",
             ]

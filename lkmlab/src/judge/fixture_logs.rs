@@ -108,3 +108,77 @@ fn a_console_log_of_several_kunit_documents_passes() {
     assert!(verdict.passed(), "{}", report::render(&verdict));
     assert_eq!(verdict.summary_line(), "4 passed, 0 failed");
 }
+
+/// tests/fixtures/work-after-unload on the default kernel (x86-64, 7.3.4):
+/// its guest test loads the module (at another address than the runner's
+/// load, which alone is recorded), unloads it while its work item sleeps,
+/// and the worker returns into the freed code during the runner's wait
+/// after the last unload. The page fault is the module's, named with what
+/// ran it (gcc inlined `process_one_work` into `process_scheduled_works`).
+#[test]
+fn a_work_item_in_freed_module_code_is_named() {
+    let log = fixture("work-after-unload.log");
+    let findings = logscan::scan(&log);
+    assert_eq!(kinds(&log), [FindingKind::AfterUnload, FindingKind::Panic]);
+    let unloaded = findings[0].unloaded.as_ref().expect("whose code");
+    assert_eq!(
+        (unloaded.module.as_str(), unloaded.callback),
+        ("work_after_unload", Some("a work item"))
+    );
+    let text = report::render(&report_on(&log));
+    assert!(
+        text.contains("a work item of work_after_unload ran after the module was unloaded"),
+        "{text}"
+    );
+    assert!(
+        text.contains("FAIL kernel_log.code_ran_after_unload"),
+        "{text}"
+    );
+    assert!(!text.contains("kernel_log.kernel_BUG"), "{text}");
+}
+
+/// tests/fixtures/timer-after-unload on the default kernel (x86-64,
+/// 7.3.4): the timer fires into the freed code while the guest test sleeps.
+/// The kernel's `Modules linked in: [last unloaded: …]` comes 41 lines
+/// after the report's first line, past the quoted excerpt; the timer's
+/// caller is gcc's clone `call_timer_fn.constprop.0`.
+#[test]
+fn a_timer_in_freed_module_code_is_named() {
+    let log = fixture("timer-after-unload.log");
+    let findings = logscan::scan(&log);
+    assert_eq!(kinds(&log), [FindingKind::AfterUnload, FindingKind::Panic]);
+    let unloaded = findings[0].unloaded.as_ref().expect("whose code");
+    assert_eq!(
+        (unloaded.module.as_str(), unloaded.callback),
+        ("timer_after_unload", Some("a timer"))
+    );
+}
+
+/// The same on the debug kernel: lockdep trips over the work item's lock
+/// class (in the freed module) first, then the kernel oopses in lockdep.
+/// The first report is quoted and named; the oops after it, the same
+/// module's code again, is not a second finding.
+#[test]
+fn on_the_debug_kernel_the_first_report_names_the_work_item() {
+    let log = fixture("work-after-unload-debug.log");
+    let findings = logscan::scan(&log);
+    assert_eq!(findings[0].kind, FindingKind::AfterUnload, "{findings:#?}");
+    assert_eq!(findings[0].excerpt[0], "DEBUG_LOCKS_WARN_ON(1)");
+    let unloaded = findings[0].unloaded.as_ref().expect("whose code");
+    assert_eq!(
+        (unloaded.module.as_str(), unloaded.callback),
+        ("work_after_unload", Some("a work item"))
+    );
+    assert_eq!(
+        kinds(&log)
+            .iter()
+            .filter(|k| **k == FindingKind::AfterUnload)
+            .count(),
+        1,
+        "{findings:#?}"
+    );
+    assert!(
+        !kinds(&log).contains(&FindingKind::Lockdep),
+        "{findings:#?}"
+    );
+}

@@ -40,6 +40,7 @@
 //! its stacks and `sysrq` reports are what lkmlab asked the kernel for, and
 //! the verdict quotes them as the hung case's ([`watchdog_dump`]).
 
+use crate::judge::after_unload;
 use lkmlab_protocol::kernel_log::{
     self, is_alloc_failure, is_probe_failure, INJECTED_LINES, INJECTION_NOTICE,
 };
@@ -93,6 +94,11 @@ pub enum FindingKind {
     /// own, or an allocation failure (`insmod: page allocation failure:
     /// order:…`).
     OutOfMemory,
+    /// Code of an unloaded module ran: a fault at an instruction in the
+    /// freed memory of a module that had been unloaded — a timer, work item,
+    /// RCU callback or thread the module did not cancel in its exit path
+    /// ([`crate::judge::after_unload`]; [`Finding::unloaded`] says whose).
+    AfterUnload,
     /// A driver's probe failed (drivers/base/dd.c: `rust_dma 0000:00:02.0:
     /// probe with driver rust_dma failed with error -22`): the device was
     /// left without a driver, though the module loaded. A probe that rejects
@@ -114,7 +120,7 @@ impl FindingKind {
     /// Every kind but [`FindingKind::Taint`], which carries its letters
     /// (a new kind must be added here: [`FindingKind::id`]'s match lists them
     /// all, and a test pins every ID).
-    pub const ALL_BUT_TAINT: [FindingKind; 15] = [
+    pub const ALL_BUT_TAINT: [FindingKind; 16] = [
         FindingKind::Bug,
         FindingKind::Warning,
         FindingKind::Oops,
@@ -129,6 +135,7 @@ impl FindingKind {
         FindingKind::Lockdep,
         FindingKind::Hung,
         FindingKind::OutOfMemory,
+        FindingKind::AfterUnload,
         FindingKind::ProbeFailed,
     ];
 
@@ -150,6 +157,7 @@ impl FindingKind {
             FindingKind::Lockdep => "locking_problem_(lockdep)".into(),
             FindingKind::Hung => "hang_or_stall".into(),
             FindingKind::OutOfMemory => "out_of_memory".into(),
+            FindingKind::AfterUnload => "code_ran_after_unload".into(),
             FindingKind::ProbeFailed => "driver_probe_failed".into(),
             FindingKind::Taint(flags) => format!("kernel_tainted_({flags})").into(),
         }
@@ -183,6 +191,7 @@ impl fmt::Display for FindingKind {
             FindingKind::Lockdep => f.write_str("locking problem (lockdep)"),
             FindingKind::Hung => f.write_str("hang or stall"),
             FindingKind::OutOfMemory => f.write_str("out of memory"),
+            FindingKind::AfterUnload => f.write_str("code ran after its module was unloaded"),
             FindingKind::ProbeFailed => f.write_str("driver probe failed"),
             FindingKind::Taint(flags) => write!(f, "kernel tainted ({flags})"),
         }
@@ -198,6 +207,8 @@ pub struct Finding {
     pub line: usize,
     /// The trigger line and the report lines after it, without timestamps.
     pub excerpt: Vec<String>,
+    /// For [`FindingKind::AfterUnload`]: whose code, run from what.
+    pub unloaded: Option<after_unload::Unloaded>,
 }
 
 impl Finding {
@@ -209,6 +220,13 @@ impl Finding {
     /// `BUG()` the unwinder marks every frame so, and the panicking function
     /// is among them.
     pub fn culprit(&self) -> Option<String> {
+        if let Some(u) = &self.unloaded {
+            return Some(format!(
+                "{} of {} (unloaded)",
+                u.callback.unwrap_or("code"),
+                u.module
+            ));
+        }
         let reliable = |line: &&String| !line.trim_start().starts_with("? ");
         let found = (self.excerpt.iter().filter(reliable)).find_map(|line| module_function(line));
         match self.kind {
@@ -292,8 +310,13 @@ pub fn scan(log: &str) -> Vec<Finding> {
     // Whether fault injection has forced a failure in the current step
     // (since the runner's last case or fault-injection load began).
     let mut injected = false;
+    // Where the runner loaded each module so far.
+    let mut loads: Vec<(String, kernel_log::LoadedAt)> = Vec::new();
     let mut i = 0;
     while i < lines.len() {
+        if let Some((module, at)) = kernel_log::parse_module_loaded(lines[i]) {
+            loads.push((module.to_string(), at));
+        }
         if lines[i].starts_with(INJECTION_NOTICE) {
             injected = true;
         } else if kernel_log::starts_step(lines[i]) {
@@ -349,10 +372,28 @@ pub fn scan(log: &str) -> Vec<Finding> {
                 excerpt.push(lines[v].trim_end().to_string());
             }
         }
+        let unloaded = can_be_after_unload(&kind.finding)
+            .then(|| after_unload::classify(&whole_report(&lines, first), &loads))
+            .flatten();
+        // The same module's code again (the oops after lockdep's warning):
+        // a consequence of the first report, which says it all.
+        let follow_on = unloaded.as_ref().is_some_and(|u| {
+            findings
+                .iter()
+                .any(|f| f.unloaded.as_ref().is_some_and(|g| g.module == u.module))
+        });
+        if follow_on {
+            i = end;
+            continue;
+        }
         findings.push(Finding {
-            kind: kind.finding.clone(),
+            kind: match unloaded {
+                Some(_) => FindingKind::AfterUnload,
+                None => kind.finding.clone(),
+            },
             line: first + 1,
             excerpt,
+            unloaded,
         });
         for (j, line) in lines.iter().enumerate().take(end).skip(i + 1) {
             if let Some(flags) = taint_flags(line) {
@@ -363,6 +404,39 @@ pub fn scan(log: &str) -> Vec<Finding> {
         i = end;
     }
     findings
+}
+
+/// The most lines of a report [`whole_report`] reads.
+const MAX_REPORT: usize = 300;
+
+/// A report from its first line through the kernel's `---[ end trace … ]---`
+/// (at most [`MAX_REPORT`] lines): its excerpt may end before the lines
+/// after the call trace, such as x86-64's `Modules linked in:`.
+fn whole_report(lines: &[&str], first: usize) -> Vec<String> {
+    let mut report = Vec::new();
+    for line in lines[first..].iter().take(MAX_REPORT) {
+        report.push(line.trim_end().to_string());
+        if line.starts_with("---[ end trace") {
+            break;
+        }
+    }
+    report
+}
+
+/// The reports a fault in an unloaded module's code starts as: a page fault
+/// (`BUG: unable to handle page fault`), an oops or general protection
+/// fault, a KASAN report of the access, or (debug flavor) a warning of
+/// lockdep's about a lock class that lived in the module.
+fn can_be_after_unload(kind: &FindingKind) -> bool {
+    matches!(
+        kind,
+        FindingKind::Bug
+            | FindingKind::Oops
+            | FindingKind::Kasan
+            | FindingKind::Kfence
+            | FindingKind::Warning
+            | FindingKind::Lockdep
+    )
 }
 
 /// If a watchdog dump starts at `lines[start]`, the index after its end
@@ -765,6 +839,7 @@ impl TaintState {
             kind: FindingKind::Taint(new),
             line: index + 1,
             excerpt: vec![line.trim().to_string()],
+            unloaded: None,
         });
     }
 }
@@ -814,6 +889,7 @@ not ok 1 scull_buffer
             kind: FindingKind::Kasan,
             line: 1,
             excerpt: excerpt.iter().map(|l| l.to_string()).collect(),
+            unloaded: None,
         };
         let kasan = finding(&[
             "BUG: KASAN: slab-use-after-free in scull_read+0x8c/0x120 [scull]",
@@ -1218,6 +1294,7 @@ lkmlab: case overflow.rmmod
                 " ? stale_caller+0x1/0x2 [m]".into(),
                 " real_caller+0x1/0x2 [m]".into(),
             ],
+            unloaded: None,
         };
         assert_eq!(f.culprit().as_deref(), Some("real_caller [m]"));
         // Outside a Rust panic, a stale frame is no one's to blame.

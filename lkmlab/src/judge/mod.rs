@@ -1,6 +1,7 @@
 //! Judging a run: the kernel log scan, failures and their IDs, leaks put at
 //! the fault-injection step that made them, the verdict (text and JSON), JUnit.
 
+pub mod after_unload;
 pub mod failure;
 #[cfg(test)]
 mod fixture_logs;

@@ -139,8 +139,12 @@ pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Durati
                 FailureKind::VmTimeout,
                 format!(
                     "the VM did not finish within {}s{during}; raise [vm] timeout_secs or \
-                     --timeout if the tests are just slow, else look for a hang in console.log",
-                    timeout.as_secs()
+                     --timeout if the tests are just slow, else look for a hang in console.log{}",
+                    timeout.as_secs(),
+                    running
+                        .as_deref()
+                        .map(|case| last_lines_of(console, case))
+                        .unwrap_or_default()
                 ),
             ),
         }),
@@ -246,10 +250,15 @@ pub fn evaluate(ktap_text: &str, console: &str, ending: &Ending, timeout: Durati
         }
         let culprit = f.culprit().map(|c| format!(", in {c}")).unwrap_or_default();
         let excerpt: Vec<String> = f.excerpt.iter().map(|l| logscan::demangle(l)).collect();
+        // Code that ran after its module was unloaded: say whose, and what
+        // the fix is, before the kernel's report.
+        let lead = (f.unloaded.as_ref())
+            .map(|u| format!("{}.\n", u.sentence()))
+            .unwrap_or_default();
         extra.push(Failure::new(
             FailureKind::KernelLog(f.kind.clone()),
             format!(
-                "console.log line {}{culprit}:\n{}",
+                "{lead}console.log line {}{culprit}:\n{}",
                 f.line,
                 excerpt.join("\n")
             ),
@@ -330,6 +339,37 @@ fn hung_text(case: &str, secs: u64, timeout: Option<Duration>, console: &str) ->
             }
         }
         None => text.push_str(" Its dump did not reach console.log."),
+    }
+    text
+}
+
+/// How many of the kernel's last lines a timeout quotes.
+const TIMEOUT_QUOTE: usize = 15;
+
+/// The kernel's last lines since the runner started `case` (its marker,
+/// `lkmlab: case NAME`), as text to append to a timeout's message.
+fn last_lines_of(console: &str, case: &str) -> String {
+    let marker = lkmlab_protocol::kernel_log::case_marker(case);
+    let lines: Vec<&str> = console.lines().collect();
+    let Some(start) = lines.iter().rposition(|l| l.ends_with(marker.as_str())) else {
+        return String::new();
+    };
+    let since = &lines[start + 1..];
+    if since.is_empty() {
+        return format!(
+            ". The kernel logged nothing after {case} started (console.log line {})",
+            start + 1
+        );
+    }
+    let first = since.len().saturating_sub(TIMEOUT_QUOTE);
+    let mut text = format!(
+        ". The kernel's last lines since {case} started (console.log lines {}-{}):",
+        start + 2 + first,
+        lines.len()
+    );
+    for line in &since[first..] {
+        text.push('\n');
+        text.push_str(&logscan::demangle(line.trim_end()));
     }
     text
 }
@@ -567,6 +607,40 @@ mod tests {
         let text = render(&v);
         assert!(
             text.contains("vm.timeout") && text.contains("while running m.b"),
+            "{text}"
+        );
+    }
+
+    /// Without the watchdog's dump (a guest too wedged to write one), a
+    /// timeout quotes what the kernel said since the running case began.
+    #[test]
+    fn a_timeout_quotes_the_running_cases_last_kernel_lines() {
+        let ktap = "KTAP version 1\n1..2\n# running m.a\nok 1 m.a\n# running m.b\n";
+        let mut console =
+            String::from("[ 1.0] lkmlab: case m.a\n[ 1.1] a says hi\n[ 2.0] lkmlab: case m.b\n");
+        for i in 0..20 {
+            console.push_str(&format!("[ 3.{i}] b line {i}\n"));
+        }
+        let v = evaluate(ktap, &console, &Ending::TimedOut, Duration::from_secs(9));
+        let text = render(&v);
+        assert!(
+            text.contains("The kernel's last lines since m.b started (console.log lines 9-23):"),
+            "{text}"
+        );
+        assert!(text.contains("[ 3.19] b line 19"), "{text}");
+        assert!(
+            !text.contains("b line 4\n") && !text.contains("a says hi"),
+            "{text}"
+        );
+        let quiet = "[ 1.0] lkmlab: case m.a\n[ 2.0] lkmlab: case m.b\n";
+        let text = render(&evaluate(
+            ktap,
+            quiet,
+            &Ending::TimedOut,
+            Duration::from_secs(9),
+        ));
+        assert!(
+            text.contains("The kernel logged nothing after m.b started (console.log line 2)"),
             "{text}"
         );
     }

@@ -95,6 +95,21 @@ expect oops-in-read 1 'FAIL guest_tests\.read' 'BUG: kernel NULL pointer derefer
 
 # The debug flavor's detectors (kmemleak, lockdep): its kernel is built by
 # `lkmlab kernel --flavor debug` beforehand.
+# Code that runs after its module is gone: the work item is still asleep
+# when the guest test unloads the module and ends; the runner's wait after
+# the last unload lets it wake inside the run, and the verdict names whose
+# code ran and from what (not a bare page fault).
+expect work-after-unload 1 'FAIL kernel_log\.code_ran_after_unload' \
+  'a work item of work_after_unload ran after the module was unloaded' \
+  'FAIL kernel\.quiet_after_unload' 'ok +guest_tests\.unload-at-once' -- \
+  "$lkmlab" test --module "$(fixture work-after-unload)" --out "$work/work-after-unload"
+refuse work-after-unload 'FAIL kernel_log\.kernel_BUG' 'FAIL kernel_log\.kernel_oops' 'FAIL vm\.'
+
+# A guest test that loads a module itself and ends without unloading it.
+expect leaves-loaded 1 'FAIL guest_tests\.forgets-rmmod' 'the test left leaves_loaded loaded' -- \
+  "$lkmlab" test --module "$(fixture leaves-loaded)" --out "$work/leaves-loaded"
+refuse leaves-loaded 'FAIL leaves_loaded\.' 'FAIL kernel_log\.' 'FAIL vm\.' 'quiet_after_unload'
+
 expect leak-on-unload-debug 1 'FAIL kernel\.kmemleak_no_leaks' 'unreferenced object 0x[0-9a-f]+ \(size [0-9]+\)' \
   'kkkkkkkkkkkkkkkk' -- \
   "$lkmlab" test --flavor debug --module "$(fixture leaks)" --out "$work/leaks"
@@ -136,6 +151,14 @@ expect missing-unlock-debug 1 'WARNING: lock held when returning to user space' 
 # The bugs Rust does not rule out, each caught by the debug flavor (KASAN,
 # lockdep, fault injection + kmemleak) or by every flavor (SMP, the stack
 # guard page), with the kernel's own report and the module's function quoted.
+# On the debug kernel lockdep reports first (the work item's lock class
+# lived in the freed module): that first report is quoted and named, not
+# the oops after it or a bare lockdep finding.
+expect work-after-unload-debug 1 'FAIL kernel_log\.code_ran_after_unload' \
+  'a work item of work_after_unload ran after the module was unloaded' 'DEBUG_LOCKS_WARN_ON' -- \
+  "$lkmlab" test --flavor debug --module "$(fixture work-after-unload)" --out "$work/work-after-unload-debug"
+refuse work-after-unload-debug 'FAIL kernel_log\.locking_problem' 'FAIL kernel_log\.kernel_BUG' 'FAIL kernel_log\.kernel_oops'
+
 expect use-after-free-debug 1 'FAIL kernel_log\.memory_error_\(KASAN\)' \
   'BUG: KASAN: slab-use-after-free in .*read_after_free' 'in use_after_free::read_after_free \[use_after_free\]' \
   'Freed by task' -- \

@@ -121,6 +121,11 @@ impl Arch {
     /// "Calibrating delay loop" in 3 of 3 boots, and QEMU then no longer
     /// passes virtio-mmio devices on the command line.
     ///
+    /// The CPU on x86-64: `max` under TCG (QEMU's default `qemu64` has
+    /// neither SMAP nor SMEP, so a module that dereferences a user-space
+    /// pointer directly works in the VM and faults on a real CPU), the
+    /// host's under KVM.
+    ///
     /// arm64: `virt` for both, whose device tree lists its virtio-mmio slots
     /// and a PCI Express host bridge (the kernel's generic ECAM driver,
     /// `CONFIG_PCI_HOST_GENERIC`). Under TCG the `max` CPU with
@@ -129,8 +134,14 @@ impl Arch {
     /// built with pointer authentication uses it.
     pub fn machine_args(self, accel: Accel, machine: Machine) -> Vec<&'static str> {
         match (self, accel, machine) {
-            (Arch::X86_64, _, Machine::Minimal) => vec!["-M", "microvm,acpi=off"],
-            (Arch::X86_64, _, Machine::Pci) => vec!["-M", "q35"],
+            (Arch::X86_64, Accel::Tcg, Machine::Minimal) => {
+                vec!["-M", "microvm,acpi=off", "-cpu", "max"]
+            }
+            (Arch::X86_64, Accel::Tcg, Machine::Pci) => vec!["-M", "q35", "-cpu", "max"],
+            (Arch::X86_64, Accel::Kvm, Machine::Minimal) => {
+                vec!["-M", "microvm,acpi=off", "-cpu", "host"]
+            }
+            (Arch::X86_64, Accel::Kvm, Machine::Pci) => vec!["-M", "q35", "-cpu", "host"],
             (Arch::Arm64, Accel::Tcg, _) => vec!["-M", "virt", "-cpu", "max,pauth-impdef=on"],
             (Arch::Arm64, Accel::Kvm, _) => vec!["-M", "virt", "-cpu", "host"],
         }
@@ -367,7 +378,11 @@ mod tests {
     fn each_machine_has_its_own_console_and_cpu() {
         assert_eq!(
             Arch::X86_64.machine_args(Accel::Tcg, Machine::Minimal),
-            ["-M", "microvm,acpi=off"]
+            ["-M", "microvm,acpi=off", "-cpu", "max"]
+        );
+        assert_eq!(
+            Arch::X86_64.machine_args(Accel::Kvm, Machine::Minimal),
+            ["-M", "microvm,acpi=off", "-cpu", "host"]
         );
         assert_eq!(
             Arch::Arm64.machine_args(Accel::Tcg, Machine::Minimal),
@@ -383,7 +398,7 @@ mod tests {
     fn a_pci_machine_where_devices_need_one() {
         assert_eq!(
             Arch::X86_64.machine_args(Accel::Tcg, Machine::Pci),
-            ["-M", "q35"]
+            ["-M", "q35", "-cpu", "max"]
         );
         assert_eq!(
             Arch::X86_64.virtio_serial(Machine::Pci),

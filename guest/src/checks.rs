@@ -71,7 +71,7 @@ pub fn insmod(env: &Env, module: &str, params: &str) -> Verdict {
 /// ([`kernel_log::module_loaded`]): after it is unloaded, a fault at an
 /// address in that memory is still the module's. Nothing is written if
 /// `/proc/modules` does not say (a kernel that hides addresses).
-fn record_load(module: &str) {
+pub fn record_load(module: &str) {
     let text = std::fs::read_to_string("/proc/modules").unwrap_or_default();
     if let Some(at) = loaded_at(&text, module) {
         sys::log_to_kernel(&kernel_log::module_loaded(module, at));
@@ -269,17 +269,6 @@ fn suite_verdict(text: &str, suite: &str, path: &str) -> Verdict {
 pub fn log_trouble() -> Result<Vec<String>, String> {
     let records = sys::kernel_records().map_err(|e| format!("reading /dev/kmsg: {e}"))?;
     Ok(trouble_in(records, &mut Reading::default()))
-}
-
-/// The trouble lines logged after the record `since` (a case's marker,
-/// [`crate::test_log::start`]).
-pub fn log_trouble_since(since: u64) -> Result<Vec<String>, String> {
-    let records = sys::kernel_records().map_err(|e| format!("reading /dev/kmsg: {e}"))?;
-    let after = records
-        .into_iter()
-        .filter(|(seq, _)| *seq > since)
-        .collect();
-    Ok(trouble_in(after, &mut Reading::default()))
 }
 
 /// Where a reading of the kernel log stands between records: inside the

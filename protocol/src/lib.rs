@@ -312,7 +312,8 @@ pub mod kernel_log {
     pub const MODULE_LOADED: &str = "lkmlab: module loaded: ";
 
     /// Where a load put a module, from `/proc/modules`: the start of its
-    /// memory and its size (its text, data and read-only data together).
+    /// text and the size of all its parts (text, data, read-only data),
+    /// which 7.x allocates apart: an approximate range.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub struct LoadedAt {
         pub base: u64,

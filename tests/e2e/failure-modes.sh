@@ -106,7 +106,7 @@ expect work-after-unload 1 'FAIL kernel_log\.code_ran_after_unload' \
 refuse work-after-unload 'FAIL kernel_log\.kernel_BUG' 'FAIL kernel_log\.kernel_oops' 'FAIL vm\.'
 
 # A user-space address read directly from kernel code: the VM's CPU has
-# SMAP (-cpu max), so the read faults instead of silently working.
+# SMAP (-cpu qemu64,+smep,+smap), so the read faults instead of silently working.
 expect user-pointer 1 'FAIL guest_tests\.read-user-memory' '#PF: supervisor read access in kernel mode' \
   'permissions violation' 'in <user_pointer::Device as kernel::miscdevice::MiscDevice>::write_iter \[user_pointer\]' -- \
   "$lkmlab" test --module "$(fixture user-pointer)" --out "$work/user-pointer"

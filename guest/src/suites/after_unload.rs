@@ -9,7 +9,6 @@
 
 use crate::case::{Case, Env, Outcome, Suite, Verdict};
 use crate::checks;
-use crate::test_log;
 use lkmlab_protocol::{AFTER_UNLOAD_CASE, AFTER_UNLOAD_WAIT_MS, KERNEL_SUITE};
 use std::path::Path;
 use std::time::Duration;
@@ -31,11 +30,9 @@ fn wait_and_look(env: &Env) -> Verdict {
             names.join(", ")
         )));
     }
-    let since = test_log::start(&crate::case::log_marker(&format!(
-        "{KERNEL_SUITE}.{AFTER_UNLOAD_CASE}"
-    )))?;
+    let mut log = checks::LogWatch::start()?;
     std::thread::sleep(Duration::from_millis(AFTER_UNLOAD_WAIT_MS));
-    let trouble = checks::log_trouble_since(since)?;
+    let trouble = log.trouble()?;
     let waited_for: Vec<String> = unloaded
         .iter()
         .map(|d| format!("{} (it calls {})", d.module, d.imports.join(", ")))

@@ -71,6 +71,7 @@ fn sweep(env: &Env, module: &str) -> Verdict {
         let loaded = Path::new(&sysfs_module(module)).exists();
         match (&load.error, loaded) {
             (None, true) => {
+                checks::record_load(module);
                 if let Err(e) = checks::rmmod(module) {
                     problems.push(format!("unloading after the load: {e}"));
                 }

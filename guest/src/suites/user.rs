@@ -34,9 +34,11 @@ pub fn guest_tests(env: &Env) -> Suite {
                 let before = checks::loaded_modules()?;
                 load_first(env, &preloads)?;
                 let verdict = run(&path, log_since);
+                // What the test left loaded goes first: it may use a module
+                // of the .load file, which then unloads.
+                let left = left_loaded(&before, &preloads);
                 let unloaded = unload_after(&preloads);
-                let verdict = after_unload(verdict, unloaded);
-                after_unload(verdict, left_loaded(&before, &preloads))
+                after_unload(after_unload(verdict, left), unloaded)
             })
         })
         .collect();

@@ -49,39 +49,86 @@ const CALLERS: &[(&str, &str)] = &[
     ("kthread", "a kernel thread"),
 ];
 
-/// Whether a report (`excerpt`, its lines without timestamps) is of code
-/// that ran in an unloaded module's memory; `loads` are the runner's load
-/// records logged before it, oldest first.
-pub fn classify(excerpt: &[String], loads: &[(String, LoadedAt)]) -> Option<Unloaded> {
-    let address = excerpt
-        .iter()
-        .find_map(|l| bare_instruction_pointer(l).or_else(|| bare_work_function(l)))?;
+/// x86-64's module area (`MODULES_VADDR` to `MODULES_END`, with or
+/// without KASLR): an address outside it is no module's.
+const X86_64_MODULES: std::ops::Range<u64> = 0xffff_ffff_a000_0000..0xffff_ffff_ff00_0000;
+
+/// Whether a report (`report`, its lines without timestamps, from its first
+/// line to its end) is of code that ran in an unloaded module's memory;
+/// `loads` are the runner's load records logged before it, oldest first.
+///
+/// The address is the report's own instruction pointer (its first `RIP:`
+/// or `pc :` line, in kernel mode, with no symbol), or else that of the
+/// work function of the worker that reports (`Workqueue: events 0x…`). It
+/// must lie where the runner had loaded a module, or else in the module
+/// area (x86-64), or be the address of a kernel execution fault (arm64),
+/// and the module is then the one the kernel names `[last unloaded: NAME]`.
+/// A call through a null or heap pointer, or user space's registers, are
+/// not claimed.
+pub fn classify(report: &[String], loads: &[(String, LoadedAt)]) -> Option<Unloaded> {
+    let address = match report.iter().find_map(|l| instruction_pointer(l)) {
+        Some(InstructionPointer::Bare(address)) => address,
+        _ => report.iter().find_map(|l| bare_work_function(l))?,
+    };
     let recorded = loads.iter().rev().find(|(_, at)| at.contains(address));
     let module = match recorded {
         Some((module, _)) => module.clone(),
         // The kernel's word: a load the runner did not make (a guest
         // test's own insmod) is not recorded, and may have put the module
         // elsewhere than the runner's load of it did.
-        None => excerpt.iter().find_map(|l| last_unloaded(l))?,
+        None if in_module_memory(address, report) => {
+            report.iter().find_map(|l| last_unloaded(l))?
+        }
+        None => return None,
     };
     Some(Unloaded {
         module,
-        callback: callback(excerpt),
+        callback: callback(report),
     })
 }
 
-/// The address of `RIP: 0010:0xffffffffc0201000` (x86-64) or `pc :
-/// 0xffff800079e41000` (arm64): an instruction pointer the kernel could put
-/// no symbol to.
-fn bare_instruction_pointer(line: &str) -> Option<u64> {
+/// Whether `address` can be a module's: in x86-64's module area, or the
+/// address arm64 says it could not execute.
+fn in_module_memory(address: u64, report: &[String]) -> bool {
+    X86_64_MODULES.contains(&address)
+        || report.iter().any(|l| {
+            l.starts_with("Unable to handle kernel execution of memory at virtual address ")
+                && l.trim_end().ends_with(&format!("{address:016x}"))
+        })
+}
+
+/// A report's instruction pointer.
+enum InstructionPointer {
+    /// In kernel mode, with no symbol: `RIP: 0010:0xffffffffc0201000`
+    /// (x86-64), `pc : 0xffff800079e41000` (arm64).
+    Bare(u64),
+    /// With a symbol, or user space's (`RIP: 0033:…`).
+    Other,
+}
+
+/// The instruction pointer of a `RIP:` (x86-64) or `pc :` (arm64) line.
+fn instruction_pointer(line: &str) -> Option<InstructionPointer> {
     let line = line.trim_start();
     let value = if let Some(rest) = line.strip_prefix("RIP: ") {
-        rest.split_once(':')?.1
+        let (segment, value) = rest.split_once(':')?;
+        // 0010 is the kernel's code segment; 0033 user space's.
+        if segment != "0010" {
+            return Some(InstructionPointer::Other);
+        }
+        value
     } else {
         line.strip_prefix("pc : ")?
     };
-    let hex = value.trim().strip_prefix("0x")?;
-    u64::from_str_radix(hex, 16).ok()
+    Some(
+        match value
+            .trim()
+            .strip_prefix("0x")
+            .map(|h| u64::from_str_radix(h, 16))
+        {
+            Some(Ok(address)) => InstructionPointer::Bare(address),
+            _ => InstructionPointer::Other,
+        },
+    )
 }
 
 /// The address of `Workqueue: events 0xffffffffa00003cf`: the function of
@@ -257,6 +304,25 @@ RIP: 0010:oops_in_read::read+0x12/0x40 [oops_in_read]";
         assert_eq!(classify(&lines(text), &[]), None);
         // A bare address but no module to put it to: not claimed.
         let text = "Oops: Oops: 0010 [#1] SMP NOPTI\nRIP: 0010:0xffffffffc0201000";
+        assert_eq!(classify(&lines(text), &[]), None);
+        // A call through a null or a heap pointer in a loaded module, after
+        // an unrelated module was unloaded: not one.
+        for rip in ["0x0", "0xffff888002198868"] {
+            let text = format!(
+                "BUG: kernel NULL pointer dereference, address: 0000000000000000\n\
+                 Modules linked in: m(O) [last unloaded: hello(O)]\n\
+                 RIP: 0010:{rip}\n\
+                 Call Trace:\n m::read+0x12/0x40 [m]"
+            );
+            assert_eq!(classify(&lines(&text), &[]), None, "{rip}");
+        }
+        // The kernel's named RIP, then user space's registers (a report made
+        // during a system call): not one.
+        let text = "\
+BUG: unable to handle page fault for address: 0000000000400000
+Modules linked in: user_pointer(O) [last unloaded: user_pointer(O)]
+RIP: 0010:<user_pointer::Device as kernel::miscdevice::MiscDevice>::write_iter+0x1d/0x54 [user_pointer]
+RIP: 0033:0x4a5d3c";
         assert_eq!(classify(&lines(text), &[]), None);
     }
 }

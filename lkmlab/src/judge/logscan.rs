@@ -411,10 +411,23 @@ const MAX_REPORT: usize = 300;
 
 /// A report from its first line through the kernel's `---[ end trace … ]---`
 /// (at most [`MAX_REPORT`] lines): its excerpt may end before the lines
-/// after the call trace, such as x86-64's `Modules linked in:`.
+/// after the call trace, such as x86-64's `Modules linked in:`. It ends
+/// earlier at the start of another report (`[ cut here ]`, a warning, a
+/// sanitizer's or lockdep's or kmemleak's report, a hang) or at the
+/// runner's next step: an oops that follows a `BUG:` line is the same
+/// report, and goes on.
 fn whole_report(lines: &[&str], first: usize) -> Vec<String> {
     let mut report = Vec::new();
-    for line in lines[first..].iter().take(MAX_REPORT) {
+    for (n, line) in lines[first..].iter().take(MAX_REPORT).enumerate() {
+        let starts_another = n > 1
+            && (line.contains("[ cut here ]")
+                || kernel_log::starts_step(line)
+                || trigger(line).is_some_and(|t| {
+                    !matches!(t.finding, FindingKind::Oops | FindingKind::Panic) && !t.bare_trace
+                }));
+        if starts_another {
+            break;
+        }
         report.push(line.trim_end().to_string());
         if line.starts_with("---[ end trace") {
             break;
@@ -1282,6 +1295,30 @@ lkmlab: case overflow.rmmod
             Some("overflow::ten_more [overflow]")
         );
         assert_eq!(FindingKind::RustPanic.to_string(), "Rust panic");
+    }
+
+    /// A report without `---[ end trace` (lockdep's) ends where the next
+    /// begins: the after-unload fault after it is not read as its.
+    #[test]
+    fn a_report_does_not_take_the_next_ones_lines() {
+        let log = stamped(
+            "\
+WARNING: lock held when returning to user space!
+cat/46 is leaving the kernel with locks still held!
+ #0: ffffffffa0201060 (LOCK){+.+.}-{4:4}, at: m::read+0x13/0xa6 [m]
+BUG: unable to handle page fault for address: ffffffffa0400000
+#PF: supervisor instruction fetch in kernel mode
+Oops: Oops: 0010 [#1] SMP
+RIP: 0010:0xffffffffa0400000
+Call Trace:
+ ? call_timer_fn+0x12/0x64
+Modules linked in: [last unloaded: t(O)]
+---[ end trace 0000000000000000 ]---
+",
+        );
+        let findings = scan(&log);
+        assert_eq!(findings[0].kind, FindingKind::Lockdep, "{findings:#?}");
+        assert!(findings[0].unloaded.is_none(), "{findings:#?}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 #
 #   scripts/bench.sh [RUNS] [ROW...]    # RUNS per side (default 7); rows:
 #                                       # loop edit watch smp flavors sweep vm kunit timings arm64 6.12 devices
+#                                       # after-unload
 #
 # Needs the default and debug kernels built (`lkmlab kernel`, `lkmlab kernel
 # --flavor debug`; the arm64 row `lkmlab kernel --arch arm64`, the 6.12 row
@@ -16,7 +17,7 @@ cd "$(dirname "$0")/.."
 runs=${1:-7}
 shift || true
 rows=("$@")
-[ ${#rows[@]} -gt 0 ] || rows=(loop edit watch smp flavors sweep vm kunit timings arm64 6.12 devices)
+[ ${#rows[@]} -gt 0 ] || rows=(loop edit watch smp flavors sweep vm kunit timings arm64 6.12 devices after-unload)
 lkmlab=$(command -v "${LKMLAB:-lkmlab}")
 accel=${BENCH_ACCEL:-tcg}
 work=$(mktemp -d)
@@ -119,6 +120,19 @@ for row in "${rows[@]}"; do
     k612_test >/dev/null 2>&1 || { echo "lkmlab test --kernel-name 6.12 on hello fails: fix that first"; exit 1; }
     pair "hello, nothing changed: lkmlab test 6.12 / 7.3 (x86_64, TCG)" k612_test k73_test
     vm_pair "hello, QEMU start to exit: 6.12 / 7.3 (x86_64, TCG)" k612_test k73_test
+    ;;
+  after-unload)
+    # The wait after the last unload: a clean module that can schedule
+    # callbacks (work-after-unload's module, which queues nothing unless
+    # asked, without its guest test) against a module that cannot
+    # (leaves-loaded's, without its test): both get the generic suite.
+    mkdir -p "$work/defers" "$work/plain"
+    cp tests/fixtures/work-after-unload/{Kbuild,work_after_unload.rs} "$work/defers/"
+    cp tests/fixtures/leaves-loaded/{Kbuild,leaves_loaded.rs} "$work/plain/"
+    defers_test() { "$lkmlab" test --module "$work/defers" --accel "$accel" --out "$work/td"; }
+    plain_test() { "$lkmlab" test --module "$work/plain" --accel "$accel" --out "$work/tp"; }
+    defers_test >/dev/null 2>&1 && plain_test >/dev/null 2>&1 || { echo "after-unload row: a module fails"; exit 1; }
+    pair "a module that can schedule callbacks (waited for) / one that cannot" defers_test plain_test
     ;;
   devices)
     # The PCI machine's cost: hello with a PCI device declared (q35, the

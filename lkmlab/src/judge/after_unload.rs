@@ -15,8 +15,44 @@ use lkmlab_protocol::kernel_log::LoadedAt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unloaded {
     pub module: String,
-    /// What called it (`a timer`, `a work item`, …), from the call trace.
-    pub callback: Option<&'static str>,
+    /// What called it, from the call trace.
+    pub callback: Option<Callback>,
+}
+
+/// What can call a module's code after the module is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Callback {
+    Timer,
+    Hrtimer,
+    WorkItem,
+    Rcu,
+    Srcu,
+    Tasklet,
+    IrqWork,
+    KernelThread,
+}
+
+impl std::fmt::Display for Callback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Callback::Timer => "a timer",
+            Callback::Hrtimer => "an hrtimer",
+            Callback::WorkItem => "a work item",
+            Callback::Rcu => "an RCU callback",
+            Callback::Srcu => "an SRCU callback",
+            Callback::Tasklet => "a tasklet",
+            Callback::IrqWork => "an irq_work",
+            Callback::KernelThread => "a kernel thread",
+        })
+    }
+}
+
+impl Unloaded {
+    /// What ran the code: the callback, or just `code`.
+    pub fn what(&self) -> String {
+        self.callback
+            .map_or_else(|| "code".to_string(), |c| c.to_string())
+    }
 }
 
 impl Unloaded {
@@ -27,7 +63,7 @@ impl Unloaded {
              code. Its exit path (Drop) must cancel every callback it scheduled and wait for \
              it (timer_delete_sync, cancel_work_sync, hrtimer_cancel, rcu_barrier, \
              kthread_stop)",
-            self.callback.unwrap_or("code"),
+            self.what(),
             self.module
         )
     }
@@ -36,17 +72,17 @@ impl Unloaded {
 /// The functions of a call trace that run a callback, and what they run
 /// (7.3's kernel/time/timer.c, hrtimer.c, workqueue.c, rcu/tree.c,
 /// softirq.c, irq_work.c, kthread.c), innermost first.
-const CALLERS: &[(&str, &str)] = &[
-    ("call_timer_fn", "a timer"),
-    ("__run_hrtimer", "an hrtimer"),
-    ("process_one_work", "a work item"),
+const CALLERS: &[(&str, Callback)] = &[
+    ("call_timer_fn", Callback::Timer),
+    ("__run_hrtimer", Callback::Hrtimer),
+    ("process_one_work", Callback::WorkItem),
     // process_one_work inlined into it (7.3, gcc).
-    ("process_scheduled_works", "a work item"),
-    ("rcu_do_batch", "an RCU callback"),
-    ("srcu_invoke_callbacks", "an SRCU callback"),
-    ("tasklet_action_common", "a tasklet"),
-    ("irq_work_single", "an irq_work"),
-    ("kthread", "a kernel thread"),
+    ("process_scheduled_works", Callback::WorkItem),
+    ("rcu_do_batch", Callback::Rcu),
+    ("srcu_invoke_callbacks", Callback::Srcu),
+    ("tasklet_action_common", Callback::Tasklet),
+    ("irq_work_single", Callback::IrqWork),
+    ("kthread", Callback::KernelThread),
 ];
 
 /// x86-64's module area (`MODULES_VADDR` to `MODULES_END`, with or
@@ -150,7 +186,7 @@ fn last_unloaded(line: &str) -> Option<String> {
 /// What ran the code, from the first frame of the trace that runs a
 /// callback (`? call_timer_fn+0x2f/0x130` counts: the frame of a function
 /// that faulted at once is often marked unreliable).
-fn callback(excerpt: &[String]) -> Option<&'static str> {
+fn callback(excerpt: &[String]) -> Option<Callback> {
     excerpt.iter().find_map(|line| {
         let frame = line.trim_start().trim_start_matches("? ");
         // `call_timer_fn.constprop.0+0x12/0x64`: gcc's clones keep the name.
@@ -201,7 +237,7 @@ Call Trace:
             found,
             Unloaded {
                 module: "timer_after_unload".into(),
-                callback: Some("a timer"),
+                callback: Some(Callback::Timer),
             }
         );
         assert!(found
@@ -254,7 +290,7 @@ Call trace:
             classify(&lines(text), &[]),
             Some(Unloaded {
                 module: "work_after_unload".into(),
-                callback: Some("a work item"),
+                callback: Some(Callback::WorkItem),
             })
         );
     }
@@ -283,7 +319,7 @@ Call Trace:
             classify(&lines(text), &loads),
             Some(Unloaded {
                 module: "work_after_unload".into(),
-                callback: Some("a work item"),
+                callback: Some(Callback::WorkItem),
             })
         );
         // A worker running a loaded module's function is not one.

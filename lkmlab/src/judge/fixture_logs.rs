@@ -2,6 +2,7 @@
 //! report` judges them: each shows a way the judge once went wrong, or is a
 //! clean run that must stay clean.
 
+use crate::judge::after_unload::Callback;
 use crate::judge::logscan::{self, FindingKind};
 use crate::judge::report::{self, Verdict};
 use crate::vm::qemu::Ending;
@@ -123,7 +124,7 @@ fn a_work_item_in_freed_module_code_is_named() {
     let unloaded = findings[0].unloaded.as_ref().expect("whose code");
     assert_eq!(
         (unloaded.module.as_str(), unloaded.callback),
-        ("work_after_unload", Some("a work item"))
+        ("work_after_unload", Some(Callback::WorkItem))
     );
     let text = report::render(&report_on(&log));
     assert!(
@@ -150,7 +151,7 @@ fn a_timer_in_freed_module_code_is_named() {
     let unloaded = findings[0].unloaded.as_ref().expect("whose code");
     assert_eq!(
         (unloaded.module.as_str(), unloaded.callback),
-        ("timer_after_unload", Some("a timer"))
+        ("timer_after_unload", Some(Callback::Timer))
     );
 }
 
@@ -167,7 +168,7 @@ fn on_the_debug_kernel_the_first_report_names_the_work_item() {
     let unloaded = findings[0].unloaded.as_ref().expect("whose code");
     assert_eq!(
         (unloaded.module.as_str(), unloaded.callback),
-        ("work_after_unload", Some("a work item"))
+        ("work_after_unload", Some(Callback::WorkItem))
     );
     assert_eq!(
         kinds(&log)

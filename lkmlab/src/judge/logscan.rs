@@ -221,11 +221,7 @@ impl Finding {
     /// is among them.
     pub fn culprit(&self) -> Option<String> {
         if let Some(u) = &self.unloaded {
-            return Some(format!(
-                "{} of {} (unloaded)",
-                u.callback.unwrap_or("code"),
-                u.module
-            ));
+            return Some(format!("{} of {} (unloaded)", u.what(), u.module));
         }
         let reliable = |line: &&String| !line.trim_start().starts_with("? ");
         let found = (self.excerpt.iter().filter(reliable)).find_map(|line| module_function(line));

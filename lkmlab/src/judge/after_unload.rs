@@ -124,12 +124,14 @@ pub fn classify(report: &[String], loads: &[(String, LoadedAt)]) -> Option<Unloa
 }
 
 /// Whether `address` can be a module's: in x86-64's module area, or the
-/// address arm64 says it could not execute.
+/// address arm64 could not fetch its instruction from (its `Unable to
+/// handle kernel paging request at virtual address X` with X the `pc`).
 fn in_module_memory(address: u64, report: &[String]) -> bool {
     X86_64_MODULES.contains(&address)
         || report.iter().any(|l| {
-            l.starts_with("Unable to handle kernel execution of memory at virtual address ")
-                && l.trim_end().ends_with(&format!("{address:016x}"))
+            l.starts_with("Unable to handle kernel ")
+                && l.trim_end()
+                    .ends_with(&format!("at virtual address {address:016x}"))
         })
 }
 
@@ -277,7 +279,7 @@ Call Trace:
     #[test]
     fn arm64_and_a_work_item() {
         let text = "\
-Unable to handle kernel execution of memory at virtual address ffff80007a0f1000
+Unable to handle kernel paging request at virtual address ffff80007a0f1000
 Internal error: Oops: 0000000086000007 [#1]  SMP
 Modules linked in: [last unloaded: work_after_unload(O)]
 pc : 0xffff80007a0f1000

@@ -183,3 +183,24 @@ fn on_the_debug_kernel_the_first_report_names_the_work_item() {
         "{findings:#?}"
     );
 }
+
+/// The same on arm64 (7.3.4, default), with the runner's load record taken
+/// out, as when a guest test's own insmod put the module elsewhere: the
+/// kernel's `Unable to handle kernel paging request at virtual address X`
+/// with X the bare `pc`, and `[last unloaded: …]`, name it. The report
+/// starts at that line, not at the `Internal error: Oops` after it.
+#[test]
+fn on_arm64_the_fetch_fault_names_the_work_item() {
+    let log = fixture("work-after-unload-arm64.log");
+    let findings = logscan::scan(&log);
+    assert_eq!(findings[0].kind, FindingKind::AfterUnload, "{findings:#?}");
+    assert!(
+        findings[0].excerpt[0].starts_with("Unable to handle kernel paging request"),
+        "{findings:#?}"
+    );
+    let unloaded = findings[0].unloaded.as_ref().expect("whose code");
+    assert_eq!(
+        (unloaded.module.as_str(), unloaded.callback),
+        ("work_after_unload", Some(Callback::WorkItem))
+    );
+}

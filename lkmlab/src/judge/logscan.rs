@@ -284,7 +284,8 @@ const EXPECTED_TAINTS: &[char] = &['O', 'E', 'N'];
 ///
 /// Triggers (after the timestamp is removed, at the start of the line):
 /// `BUG:` (`BUG: KASAN:` is [`FindingKind::Kasan`], `BUG: workqueue lockup`
-/// is [`FindingKind::Hung`]), `kernel BUG at`, `WARNING:` (lockdep's
+/// is [`FindingKind::Hung`]), `kernel BUG at`, arm64's `Unable to handle
+/// kernel …` (a [`FindingKind::Bug`] whose oops follows), `WARNING:` (lockdep's
 /// `WARNING: possible ... locking ...`, `... lock ...` and `suspicious RCU
 /// usage` reports are [`FindingKind::Lockdep`]), `Oops:` / `Oops -` /
 /// `Internal error: Oops` / `general protection fault`, `Kernel panic - not
@@ -583,7 +584,10 @@ fn trigger(line: &str) -> Option<Trigger> {
         }
     } else if line.starts_with("BUG: workqueue lockup") {
         Trigger::new(Hung)
-    } else if line.starts_with("BUG:") || line.starts_with("kernel BUG at ") {
+    } else if line.starts_with("BUG:")
+        || line.starts_with("kernel BUG at ")
+        || line.starts_with("Unable to handle kernel ")
+    {
         Trigger {
             may_oops: true,
             ..Trigger::new(Bug)

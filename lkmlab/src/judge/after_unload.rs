@@ -102,9 +102,15 @@ const X86_64_MODULES: std::ops::Range<u64> = 0xffff_ffff_a000_0000..0xffff_ffff_
 /// A call through a null or heap pointer, or user space's registers, are
 /// not claimed.
 pub fn classify(report: &[String], loads: &[(String, LoadedAt)]) -> Option<Unloaded> {
-    let address = match report.iter().find_map(|l| instruction_pointer(l)) {
-        Some(InstructionPointer::Bare(address)) => address,
-        _ => report.iter().find_map(|l| bare_work_function(l))?,
+    // A worker's work function with no symbol: a work item, whatever
+    // other stacks the report prints (lockdep's shows where the lock was
+    // used before, a timer's among them).
+    let (address, known_callback) = match report.iter().find_map(|l| instruction_pointer(l)) {
+        Some(InstructionPointer::Bare(address)) => (address, None),
+        _ => (
+            report.iter().find_map(|l| bare_work_function(l))?,
+            Some(Callback::WorkItem),
+        ),
     };
     let recorded = loads.iter().rev().find(|(_, at)| at.contains(address));
     let module = match recorded {
@@ -119,7 +125,7 @@ pub fn classify(report: &[String], loads: &[(String, LoadedAt)]) -> Option<Unloa
     };
     Some(Unloaded {
         module,
-        callback: callback(report),
+        callback: known_callback.or_else(|| callback(report)),
     })
 }
 

@@ -204,3 +204,20 @@ fn on_arm64_the_fetch_fault_names_the_work_item() {
         ("work_after_unload", Some(Callback::WorkItem))
     );
 }
+
+/// Another run of the same on the debug kernel: lockdep reports an
+/// inconsistent lock state first, and prints where the lock was used before
+/// (a timer's softirq among those stacks). The worker's bare work function
+/// says a work item, not the first caller the report names.
+#[test]
+fn a_lockdep_report_of_a_worker_is_a_work_item_whatever_stacks_it_prints() {
+    let log = fixture("work-after-unload-debug-2.log");
+    let findings = logscan::scan(&log);
+    assert_eq!(findings[0].kind, FindingKind::AfterUnload, "{findings:#?}");
+    assert_eq!(findings[0].excerpt[0], "WARNING: inconsistent lock state");
+    let unloaded = findings[0].unloaded.as_ref().expect("whose code");
+    assert_eq!(
+        (unloaded.module.as_str(), unloaded.callback),
+        ("work_after_unload", Some(Callback::WorkItem))
+    );
+}

@@ -53,9 +53,7 @@ impl Unloaded {
         self.callback
             .map_or_else(|| "code".to_string(), |c| c.to_string())
     }
-}
 
-impl Unloaded {
     /// `a timer of timer_after_unload ran after the module was unloaded`.
     pub fn sentence(&self) -> String {
         format!(

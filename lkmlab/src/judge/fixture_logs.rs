@@ -23,7 +23,19 @@ fn report_on(log: &str) -> Verdict {
 }
 
 fn kinds(log: &str) -> Vec<FindingKind> {
-    logscan::scan(log).into_iter().map(|f| f.kind).collect()
+    kinds_of(&logscan::scan(log))
+}
+
+fn kinds_of(findings: &[logscan::Finding]) -> Vec<FindingKind> {
+    findings.iter().map(|f| f.kind.clone()).collect()
+}
+
+/// The module and the callback the first finding names as code that ran
+/// after its module was unloaded (it must be such a finding).
+fn first_unloaded(findings: &[logscan::Finding]) -> (&str, Option<Callback>) {
+    assert_eq!(findings[0].kind, FindingKind::AfterUnload, "{findings:#?}");
+    let unloaded = findings[0].unloaded.as_ref().expect("whose code");
+    (unloaded.module.as_str(), unloaded.callback)
 }
 
 /// A whole `lkmlab check` run's console (x86-64, default flavor) of the
@@ -120,10 +132,12 @@ fn a_console_log_of_several_kunit_documents_passes() {
 fn a_work_item_in_freed_module_code_is_named() {
     let log = fixture("work-after-unload.log");
     let findings = logscan::scan(&log);
-    assert_eq!(kinds(&log), [FindingKind::AfterUnload, FindingKind::Panic]);
-    let unloaded = findings[0].unloaded.as_ref().expect("whose code");
     assert_eq!(
-        (unloaded.module.as_str(), unloaded.callback),
+        kinds_of(&findings),
+        [FindingKind::AfterUnload, FindingKind::Panic]
+    );
+    assert_eq!(
+        first_unloaded(&findings),
         ("work_after_unload", Some(Callback::WorkItem))
     );
     let text = report::render(&report_on(&log));
@@ -147,10 +161,12 @@ fn a_work_item_in_freed_module_code_is_named() {
 fn a_timer_in_freed_module_code_is_named() {
     let log = fixture("timer-after-unload.log");
     let findings = logscan::scan(&log);
-    assert_eq!(kinds(&log), [FindingKind::AfterUnload, FindingKind::Panic]);
-    let unloaded = findings[0].unloaded.as_ref().expect("whose code");
     assert_eq!(
-        (unloaded.module.as_str(), unloaded.callback),
+        kinds_of(&findings),
+        [FindingKind::AfterUnload, FindingKind::Panic]
+    );
+    assert_eq!(
+        first_unloaded(&findings),
         ("timer_after_unload", Some(Callback::Timer))
     );
 }
@@ -163,15 +179,13 @@ fn a_timer_in_freed_module_code_is_named() {
 fn on_the_debug_kernel_the_first_report_names_the_work_item() {
     let log = fixture("work-after-unload-debug.log");
     let findings = logscan::scan(&log);
-    assert_eq!(findings[0].kind, FindingKind::AfterUnload, "{findings:#?}");
-    assert_eq!(findings[0].excerpt[0], "DEBUG_LOCKS_WARN_ON(1)");
-    let unloaded = findings[0].unloaded.as_ref().expect("whose code");
     assert_eq!(
-        (unloaded.module.as_str(), unloaded.callback),
+        first_unloaded(&findings),
         ("work_after_unload", Some(Callback::WorkItem))
     );
+    assert_eq!(findings[0].excerpt[0], "DEBUG_LOCKS_WARN_ON(1)");
     assert_eq!(
-        kinds(&log)
+        kinds_of(&findings)
             .iter()
             .filter(|k| **k == FindingKind::AfterUnload)
             .count(),
@@ -179,7 +193,7 @@ fn on_the_debug_kernel_the_first_report_names_the_work_item() {
         "{findings:#?}"
     );
     assert!(
-        !kinds(&log).contains(&FindingKind::Lockdep),
+        !kinds_of(&findings).contains(&FindingKind::Lockdep),
         "{findings:#?}"
     );
 }
@@ -193,15 +207,13 @@ fn on_the_debug_kernel_the_first_report_names_the_work_item() {
 fn on_arm64_the_fetch_fault_names_the_work_item() {
     let log = fixture("work-after-unload-arm64.log");
     let findings = logscan::scan(&log);
-    assert_eq!(findings[0].kind, FindingKind::AfterUnload, "{findings:#?}");
+    assert_eq!(
+        first_unloaded(&findings),
+        ("work_after_unload", Some(Callback::WorkItem))
+    );
     assert!(
         findings[0].excerpt[0].starts_with("Unable to handle kernel paging request"),
         "{findings:#?}"
-    );
-    let unloaded = findings[0].unloaded.as_ref().expect("whose code");
-    assert_eq!(
-        (unloaded.module.as_str(), unloaded.callback),
-        ("work_after_unload", Some(Callback::WorkItem))
     );
 }
 
@@ -213,11 +225,9 @@ fn on_arm64_the_fetch_fault_names_the_work_item() {
 fn a_lockdep_report_of_a_worker_is_a_work_item_whatever_stacks_it_prints() {
     let log = fixture("work-after-unload-debug-2.log");
     let findings = logscan::scan(&log);
-    assert_eq!(findings[0].kind, FindingKind::AfterUnload, "{findings:#?}");
-    assert_eq!(findings[0].excerpt[0], "WARNING: inconsistent lock state");
-    let unloaded = findings[0].unloaded.as_ref().expect("whose code");
     assert_eq!(
-        (unloaded.module.as_str(), unloaded.callback),
+        first_unloaded(&findings),
         ("work_after_unload", Some(Callback::WorkItem))
     );
+    assert_eq!(findings[0].excerpt[0], "WARNING: inconsistent lock state");
 }

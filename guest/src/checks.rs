@@ -72,19 +72,29 @@ pub fn insmod(env: &Env, module: &str, params: &str) -> Verdict {
 /// address in that memory is still the module's. Nothing is written if
 /// `/proc/modules` does not say (a kernel that hides addresses).
 pub fn record_load(module: &str) {
-    let text = std::fs::read_to_string("/proc/modules").unwrap_or_default();
+    let text = read_proc_modules().unwrap_or_default();
     if let Some(at) = loaded_at(&text, module) {
         sys::log_to_kernel(&kernel_log::module_loaded(module, at));
     }
 }
 
-/// `module`'s place in `/proc/modules` text: `NAME SIZE REFS DEPS STATE
-/// ADDRESS [TAINTS]`.
+const PROC_MODULES: &str = "/proc/modules";
+
+fn read_proc_modules() -> Result<String, String> {
+    std::fs::read_to_string(PROC_MODULES).map_err(|e| format!("reading {PROC_MODULES}: {e}"))
+}
+
+/// The fields of each line of `/proc/modules` text: `NAME SIZE REFS DEPS
+/// STATE ADDRESS [TAINTS]`.
+fn proc_modules_entries(text: &str) -> impl Iterator<Item = Vec<&str>> {
+    text.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|fields| !fields.is_empty())
+}
+
+/// `module`'s place in `/proc/modules` text.
 fn loaded_at(proc_modules: &str, module: &str) -> Option<kernel_log::LoadedAt> {
-    let line = proc_modules
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some(module))?;
-    let fields: Vec<&str> = line.split_whitespace().collect();
+    let fields = proc_modules_entries(proc_modules).find(|f| f[0] == module)?;
     let size = fields.get(1)?.parse().ok()?;
     let base = u64::from_str_radix(fields.get(5)?.strip_prefix("0x")?, 16).ok()?;
     (base != 0).then_some(kernel_log::LoadedAt { base, size })
@@ -111,17 +121,13 @@ pub fn rmmod(module: &str) -> Verdict {
 
 /// The names of the modules loaded now (`/proc/modules`).
 pub fn loaded_modules() -> Result<BTreeSet<String>, String> {
-    let text = std::fs::read_to_string("/proc/modules")
-        .map_err(|e| format!("reading /proc/modules: {e}"))?;
-    Ok(module_names(&text))
+    Ok(module_names(&read_proc_modules()?))
 }
 
-/// The first word of each `/proc/modules` line.
+/// The name of each module in `/proc/modules` text.
 fn module_names(proc_modules: &str) -> BTreeSet<String> {
-    proc_modules
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .map(str::to_string)
+    proc_modules_entries(proc_modules)
+        .map(|fields| fields[0].to_string())
         .collect()
 }
 

@@ -7,9 +7,9 @@
 //! With it, it faults here, and the host names the module and the kind of
 //! callback from the kernel's report.
 
-use crate::case::{Case, Env, Outcome, Suite, Verdict};
+use crate::case::{Case, Env, Outcome, Verdict};
 use crate::checks;
-use lkmlab_protocol::{AFTER_UNLOAD_CASE, AFTER_UNLOAD_WAIT_MS, KERNEL_SUITE};
+use lkmlab_protocol::{AFTER_UNLOAD_CASE, AFTER_UNLOAD_WAIT_MS};
 use std::path::Path;
 use std::time::Duration;
 
@@ -51,14 +51,4 @@ fn wait_and_look(env: &Env) -> Verdict {
         waited_for.join("; "),
         trouble.join("\n")
     ))
-}
-
-/// The kernel suite: this case (if any), then the kmemleak scan (if any).
-pub fn kernel_suite(env: &Env) -> Option<Suite> {
-    let mut cases: Vec<Case> = case(env).into_iter().collect();
-    cases.extend(super::kmemleak().into_iter().flat_map(|s| s.cases));
-    (!cases.is_empty()).then(|| Suite {
-        name: KERNEL_SUITE.to_string(),
-        cases,
-    })
 }

@@ -1,6 +1,6 @@
 //! After everything else: ask kmemleak (debug flavor) for leaked objects.
 
-use crate::case::{Case, Outcome, Suite};
+use crate::case::{Case, Outcome};
 use std::path::Path;
 use std::time::Duration;
 
@@ -10,12 +10,11 @@ const KMEMLEAK: &str = "/sys/kernel/debug/kmemleak";
 /// unloading is old enough to show.
 const MIN_AGE: Duration = Duration::from_millis(5500);
 
-/// The suite, when the kernel has kmemleak (the debug flavor).
-pub fn suite() -> Option<Suite> {
-    Path::new(KMEMLEAK).exists().then(|| Suite {
-        name: lkmlab_protocol::KERNEL_SUITE.into(),
-        cases: vec![Case::new(lkmlab_protocol::KMEMLEAK_CASE, |_| scan())],
-    })
+/// The kernel suite's scan, when the kernel has kmemleak (the debug flavor).
+pub fn case() -> Option<Case> {
+    Path::new(KMEMLEAK)
+        .exists()
+        .then(|| Case::new(lkmlab_protocol::KMEMLEAK_CASE, |_| scan()))
 }
 
 /// Two scans before reading the report. Measured on the 7.3 debug kernel: a

@@ -1,7 +1,7 @@
 //! The built-in suites: the generic one every module gets, and the example
 //! modules' own, which a module gets only when the plan says so.
 
-use crate::case::Suite;
+use crate::case::{Case, Env, Suite};
 
 mod after_unload;
 mod fault_injection;
@@ -11,10 +11,8 @@ mod kmemleak;
 mod scull;
 mod user;
 
-pub use after_unload::kernel_suite;
 pub use fault_injection::case as fault_injection;
 pub use fault_injection::load_child as fault_injection_load;
-pub use kmemleak::suite as kmemleak;
 pub use user::guest_tests;
 
 use lkmlab_protocol::plan::ExampleSuite;
@@ -28,4 +26,17 @@ pub fn for_module(module: &str, example: Option<ExampleSuite>, has_kunit: bool) 
         Some(ExampleSuite::Scull) => scull::suite(),
         None => generic::suite(module, has_kunit),
     }
+}
+
+/// The checks of the whole kernel after every module's tests: the wait
+/// after the last unload of modules that can schedule callbacks (if the plan
+/// names any), then the kmemleak scan (if the kernel has kmemleak).
+pub fn kernel_suite(env: &Env) -> Option<Suite> {
+    let cases: Vec<Case> = (after_unload::case(env).into_iter())
+        .chain(kmemleak::case())
+        .collect();
+    (!cases.is_empty()).then(|| Suite {
+        name: lkmlab_protocol::KERNEL_SUITE.to_string(),
+        cases,
+    })
 }

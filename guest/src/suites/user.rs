@@ -123,19 +123,25 @@ fn left_loaded(before: &BTreeSet<String>, preloads: &[&Preload]) -> Result<(), S
             .collect::<Vec<_>>()
             .join(", ")
     )];
-    // Modules that depend on others unload first: retry while one goes.
-    let mut pending: Vec<&String> = left;
-    while !pending.is_empty() {
+    // Modules that depend on others unload first: retry while one goes;
+    // what is left has failed its last try, with that error.
+    let mut pending: Vec<(&String, String)> =
+        left.into_iter().map(|m| (m, String::new())).collect();
+    loop {
         let before_round = pending.len();
-        pending.retain(|m| checks::rmmod(m).is_err());
-        if pending.len() == before_round {
+        pending.retain_mut(|(m, why)| match checks::rmmod(m) {
+            Ok(_) => false,
+            Err(e) => {
+                *why = e;
+                true
+            }
+        });
+        if pending.is_empty() || pending.len() == before_round {
             break;
         }
     }
-    for m in pending {
-        if let Err(why) = checks::rmmod(m) {
-            problems.push(format!("unloading {m} after the test: {why}"));
-        }
+    for (m, why) in pending {
+        problems.push(format!("unloading {m} after the test: {why}"));
     }
     Err(problems.join("\n"))
 }
